@@ -1,0 +1,319 @@
+"""Frozen dataclasses handed from stage to stage.
+
+scenario -> Scenario -> plan -> TopologyPlan -> runtime.deploy -> Deployment
+-> run -> RunResult -> stats -> RunFigures / Comparison -> report.
+
+Nothing here imports docker, redis or typer. Mappings inside these classes are never
+mutated after construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+Topology = Literal["single", "multi"]
+TOPOLOGIES: tuple[Topology, ...] = ("single", "multi")
+POOL_KINDS = ("process-pool", "mp-pool", "supervisor")
+QUEUE_KINDS = ("reliable", "simple")
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+FAULT_KINDS = ("kill-worker", "kill-container", "kill-redis", "oom", "pause", "partition")
+BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+@dataclass(frozen=True)
+class Workload:
+    task: str  # a built-in name or "package.module:function"
+    tasks: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    path: str | None = None  # absolute folder copied into the image, for module:function
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float
+    memory: int  # bytes
+    cpuset: str | None = None
+
+
+@dataclass(frozen=True)
+class SingleSpec:
+    pool: str = "process-pool"
+    processes: int | Literal["auto"] | None = None  # None = workers
+
+
+@dataclass(frozen=True)
+class RedisSpec:
+    cpus: float = 0.5
+    memory: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MultiSpec:
+    queue: str = "reliable"
+    prefetch: int = 1
+    restart: str = "on-failure"
+    redis: RedisSpec = field(default_factory=RedisSpec)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    kind: str
+    at_fraction: float | None = None  # of tasks completed, 0..1
+    at_seconds: float | None = None  # since the batch became available
+    duration: float | None = None  # seconds; pause and partition only
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    repeat: int = 3
+    warmup: int = 0
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    workload: Workload
+    workers: int
+    resources: Resources
+    single: SingleSpec | None
+    multi: MultiSpec | None
+    faults: tuple[Fault, ...] = ()
+    run: RunSpec = field(default_factory=RunSpec)
+    description: str = ""
+    version: int = 1
+    source: str = ""  # path of the file it came from
+    sha256: str = ""  # of the file's bytes
+
+    @property
+    def topologies(self) -> tuple[Topology, ...]:
+        return tuple(t for t in TOPOLOGIES if getattr(self, t) is not None)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # host path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container to start. ``role`` is single | worker | redis | feeder."""
+
+    name: str
+    role: str
+    command: tuple[str, ...]
+    cpus: float
+    memory: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    cpuset: str | None = None
+    restart: str = "no"
+    processes: int = 1  # worker processes it hosts (0 for redis/feeder)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pids_limit: int = 256
+
+
+@dataclass(frozen=True)
+class TopologyPlan:
+    run_id: str
+    topology: Topology
+    image: str
+    containers: tuple[ContainerSpec, ...]
+    network: str | None  # name of the run's internal network; None = no network
+    labels: Mapping[str, str]
+    budget_cpus: float
+    budget_memory: int
+    workers: int
+    task_count: int
+
+    @property
+    def worker_containers(self) -> tuple[ContainerSpec, ...]:
+        return tuple(c for c in self.containers if c.role in ("single", "worker"))
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+@dataclass(frozen=True)
+class DeployedContainer:
+    name: str
+    role: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    plan: TopologyPlan
+    run_dir: str  # host folder mounted at /run/topo in every container
+    containers: tuple[DeployedContainer, ...]
+    network_id: str | None
+    t_deploy: float  # host wall clock when deploy was called
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One attempt at one task, written where the work happened."""
+
+    id: int
+    worker: str  # "<container>/<pid>" or "<container>" for the harness's own entries
+    ok: bool
+    start: float | None  # None when the task never started (e.g. a broken pool)
+    end: float
+    cpu: float = 0.0  # CPU seconds of the worker process during the task
+    core: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Cumulative counters of one container at host time ``t``."""
+
+    t: float
+    container: str
+    cpu: float  # CPU seconds since the container first started (restarts accumulate)
+    memory: int  # bytes: usage minus inactive file cache
+    throttled_periods: int = 0
+    throttled: float = 0.0  # seconds
+    pids: int = 0
+    running: bool = True
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker process saw of its container when it became ready."""
+
+    worker: str
+    container: str
+    t_ready: float
+    cpu_count: int
+    affinity: int
+    quota: float | None  # CPUs allowed by the CFS quota, None if unlimited
+
+
+@dataclass(frozen=True)
+class Ledger:
+    submitted: int
+    completed: int
+    failed: int
+    lost: int
+    duplicated: int
+    retried: int
+
+    def __post_init__(self) -> None:
+        if self.submitted != self.completed + self.failed + self.lost:
+            raise ValueError(f"ledger does not balance: {self}")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    topology: Topology
+    index: int  # 0-based repeat number
+    warmup: bool
+    status: str  # ok | timeout | error | interrupted
+    error: str | None
+    task_count: int
+    t_deploy: float
+    t_ready: float | None  # all worker processes ready
+    t_available: float | None  # batch available to the workers
+    t_end: float
+    records: tuple[TaskRecord, ...]
+    samples: tuple[Sample, ...]
+    workers: tuple[WorkerInfo, ...]
+    containers: tuple[ContainerSpec, ...]
+    retried: int = 0
+    budget_cpus: float = 0.0
+    budget_memory: int = 0
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True)
+class ContainerFigures:
+    name: str
+    role: str
+    cpu: float  # CPU seconds inside the makespan window
+    cpu_total: float  # CPU seconds over the whole run, start-up included
+    peak_memory: int  # bytes, highest sample
+    mean_memory: int  # bytes, mean of the samples inside the makespan window
+    throttled_periods: int
+    throttled: float  # seconds
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """Every figure of one run, as metrics.md defines it. None = could not be measured."""
+
+    topology: Topology
+    index: int
+    status: str
+    ledger: Ledger
+    makespan: float | None
+    throughput: float | None  # completed / makespan
+    steady_rate: float | None  # median bucket rate between 10% and 90% of completions
+    startup_ready: float | None  # deploy call -> all workers ready
+    startup_first: float | None  # deploy call -> first task completed
+    cpu_workers: float  # CPU seconds of the worker containers in the makespan window
+    cpu_coordination: float  # redis + feeder CPU seconds in the window
+    task_cpu: float  # CPU seconds the tasks themselves used (completed attempts)
+    mean_cores: float | None  # (cpu_workers + cpu_coordination) / makespan
+    utilisation: float | None  # mean_cores / budget cpus
+    cpu_per_task: float | None  # (cpu_workers + cpu_coordination) / completed
+    peak_memory: int  # bytes, highest sum over the topology's containers
+    containers: tuple[ContainerFigures, ...]
+    oversubscribed: tuple[str, ...] = ()  # containers with more busy processes than quota
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """multi / single for one figure, with a bootstrap 95% interval where repeats allow."""
+
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.ci_low is not None and self.ci_high is not None and not (
+            self.ci_low <= 1.0 <= self.ci_high
+        )
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    key: str  # e.g. "throughput"
+    label: str  # e.g. "throughput (tasks/s)"
+    unit: str
+    single: Spread | None
+    multi: Spread | None
+    ratio: Ratio | None
+    higher_is_better: bool | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    scenario: Scenario
+    runs: tuple[RunFigures, ...]  # measured runs, warm-ups excluded
+    rows: tuple[FigureRow, ...]
+    warnings: tuple[str, ...] = ()
