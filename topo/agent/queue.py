@@ -1,0 +1,79 @@
+"""The Redis side of the ``multi`` topology: key names, connecting, the feeder.
+
+Queue layout (task ids as decimal strings):
+- ``topo:queue``: pending tasks; the producer LPUSHes, workers take from the right end.
+- ``topo:processing:<worker>``: what a worker has taken and not yet acknowledged (reliable).
+- ``topo:heartbeat:<worker>``: expires when the worker stops beating.
+- ``topo:workers``: the workers that registered; ``topo:attempts``: deliveries per task;
+  ``topo:dead``: tasks that were delivered too many times (dead letters).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from topo.agent.common import Events, config, fatal, wait_for_go
+
+QUEUE = "topo:queue"
+WORKERS = "topo:workers"
+ATTEMPTS = "topo:attempts"
+DEAD = "topo:dead"
+REAPER_LOCK = "topo:reaper"
+
+
+def processing(worker: str) -> str:
+    return f"topo:processing:{worker}"
+
+
+def heartbeat(worker: str) -> str:
+    return f"topo:heartbeat:{worker}"
+
+
+def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
+    """Connect to the run's Redis, retrying while it starts (or restarts)."""
+    client = redis.Redis(
+        host=cfg["redis_host"],
+        port=6379,
+        password=os.environ.get("TOPO_REDIS_PASSWORD") or None,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+    )
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            client.ping()
+            return client
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def feed() -> None:
+    """The producer: once released, push the whole batch, in order, then exit."""
+    cfg = config()
+    events = None
+    try:
+        events = Events(f"{cfg['container']}-{os.getpid()}")
+        client = connect(cfg)
+        events.emit(ev="expect", c=cfg["container"], n=0, t=time.time())
+        wait_for_go()
+        events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
+        chunk = 10_000
+        pipe = client.pipeline(transaction=False)
+        for start in range(0, cfg["tasks"], chunk):
+            pipe.lpush(QUEUE, *range(start, min(start + chunk, cfg["tasks"])))
+        pipe.execute()
+        events.emit(ev="fed", c=cfg["container"], t=time.time(), n=cfg["tasks"])
+    except Exception as exc:  # recorded for the harness, then a non-zero exit
+        fatal(events, cfg.get("container", "?"), exc)
+
+
+if __name__ == "__main__":
+    feed()

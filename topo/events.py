@@ -1,0 +1,107 @@
+"""Read the event files the agents write (see ``topo.agent.common``), as they grow.
+
+The harness tails ``<run dir>/events/*.jsonl`` during a run; a line is taken only once it is
+complete, so a process killed mid-write costs at most its last, partial line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from topo.model import TaskRecord, WorkerInfo
+
+
+@dataclass
+class EventLog:
+    """Everything read so far from one deployment's event files."""
+
+    folder: Path
+    task_count: int
+    records: list[TaskRecord] = field(default_factory=list)
+    workers: dict[str, WorkerInfo] = field(default_factory=dict)  # first ready per worker
+    expect: dict[str, int] = field(default_factory=dict)  # container -> worker processes
+    available: list[float] = field(default_factory=list)
+    requeues: int = 0
+    errors: list[str] = field(default_factory=list)
+    resolved: set[int] = field(default_factory=set)  # ids with any record
+    completed: set[int] = field(default_factory=set)
+    _offsets: dict[Path, int] = field(default_factory=dict)
+
+    def poll(self) -> int:
+        """Read what was appended since the last call; return the number of new lines."""
+        new = 0
+        for path in sorted(self.folder.glob("*.jsonl")):
+            offset = self._offsets.get(path, 0)
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1  # only whole lines
+            if end == 0:
+                continue
+            self._offsets[path] = offset + end
+            for line in chunk[:end].splitlines():
+                if line.strip():
+                    self._take(line)
+                    new += 1
+        return new
+
+    def _take(self, line: bytes) -> None:
+        try:
+            ev: dict[str, Any] = json.loads(line)
+            kind = ev["ev"]
+            if kind == "task":
+                self._task(ev)
+            elif kind == "ready":
+                self._ready(ev)
+            elif kind == "expect":
+                self.expect[ev["c"]] = int(ev["n"])
+            elif kind == "avail":
+                self.available.append(float(ev["t"]))
+            elif kind == "requeue":
+                self.requeues += 1
+            elif kind == "error":
+                self.errors.append(f"{ev['c']}: {ev['err']}")
+        except (ValueError, KeyError, TypeError) as e:
+            self.errors.append(f"unreadable event line ({e}): {line[:120]!r}")
+
+    def _task(self, ev: dict[str, Any]) -> None:
+        task_id = int(ev["id"])
+        rec = TaskRecord(
+            id=task_id, worker=str(ev["w"]), ok=bool(ev["ok"]),
+            start=None if ev.get("t0") is None else float(ev["t0"]), end=float(ev["t1"]),
+            cpu=float(ev.get("cpu") or 0.0), core=ev.get("core"), error=ev.get("err"),
+        )
+        self.records.append(rec)
+        if 0 <= task_id < self.task_count:
+            self.resolved.add(task_id)
+            if rec.ok:
+                self.completed.add(task_id)
+
+    def _ready(self, ev: dict[str, Any]) -> None:
+        worker = str(ev["w"])
+        if worker not in self.workers:
+            self.workers[worker] = WorkerInfo(
+                worker=worker, container=str(ev["c"]), t_ready=float(ev["t"]),
+                cpu_count=int(ev["cpu_count"]), affinity=int(ev["affinity"]),
+                quota=None if ev.get("quota") is None else float(ev["quota"]),
+            )
+
+    def all_ready(self, containers: list[str]) -> bool:
+        """Every agent container announced how many workers it runs, and all are ready."""
+        if any(c not in self.expect for c in containers):
+            return False
+        ready: dict[str, int] = {}
+        for info in self.workers.values():
+            ready[info.container] = ready.get(info.container, 0) + 1
+        return all(ready.get(c, 0) >= self.expect[c] for c in containers)
+
+    @property
+    def t_ready(self) -> float | None:
+        return max((w.t_ready for w in self.workers.values()), default=None)
+
+    @property
+    def t_available(self) -> float | None:
+        return min(self.available, default=None)

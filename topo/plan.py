@@ -1,0 +1,141 @@
+"""Scenario -> TopologyPlan: which containers, with which limits, env and labels. Pure.
+
+Both topologies get the same total budget (``resources``) for their workers:
+- single: one container with ``cpus=C, memory=M`` running N worker processes;
+- multi: N worker containers with ``C/N`` CPUs and ``M/N`` memory each, plus a Redis
+  container (its own budget, reported as coordination overhead) and a feeder container that
+  puts the batch on the queue and exits (the producer every queue-based system has).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from topo.model import ContainerSpec, Scenario, Topology, TopologyPlan
+
+LABEL_PREFIX = "topo"
+MANAGED = f"{LABEL_PREFIX}.managed"
+RUN = f"{LABEL_PREFIX}.run"
+DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
+MAX_ATTEMPTS = 3  # deliveries of one task before it is dead-lettered (reliable queue)
+FEEDER_CPUS = 0.25
+FEEDER_MEMORY = 64 * 1024 * 1024
+RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every container
+
+
+def labels(run_id: str, deployment: str, **extra: str) -> dict[str, str]:
+    """Labels every container and network of a deployment carries; cleanup is by label."""
+    out = {MANAGED: "true", RUN: run_id, DEPLOYMENT: deployment}
+    out.update({f"{LABEL_PREFIX}.{k}": v for k, v in extra.items()})
+    return out
+
+
+def _config(scenario: Scenario, container: str, **extra: Any) -> dict[str, str]:
+    w = scenario.workload
+    cfg = {
+        "container": container,
+        "task": w.task,
+        "params": dict(w.params),
+        "seed": w.seed,
+        "tasks": w.tasks,
+        **extra,
+    }
+    return {"TOPO_CONFIG": json.dumps(cfg, sort_keys=True), "TOPO_RUN_DIR": RUN_DIR}
+
+
+def plan(
+    scenario: Scenario, topology: Topology, run_id: str, deployment: str, image: str,
+    redis_password: str,
+) -> TopologyPlan:
+    """The containers of one deployment of ``topology``. ``deployment`` names it uniquely."""
+    base = labels(run_id, deployment, topology=topology, scenario=scenario.name)
+    if topology == "single":
+        containers = _single(scenario, deployment, base)
+        network = None
+    else:
+        containers = _multi(scenario, deployment, base, redis_password)
+        network = deployment
+    return TopologyPlan(
+        run_id=run_id,
+        topology=topology,
+        image=image,
+        containers=containers,
+        network=network,
+        labels=base,
+        budget_cpus=scenario.resources.cpus,
+        budget_memory=scenario.resources.memory,
+        workers=scenario.workers,
+        task_count=scenario.workload.tasks,
+    )
+
+
+def _single(scenario: Scenario, deployment: str, base: dict[str, str]) -> tuple[ContainerSpec, ...]:
+    spec = scenario.single
+    assert spec is not None
+    processes = scenario.workers if spec.processes is None else spec.processes
+    name = f"{deployment}-single"
+    return (
+        ContainerSpec(
+            name=name,
+            role="single",
+            command=("python3", "-m", "topo.agent.single"),
+            cpus=scenario.resources.cpus,
+            memory=scenario.resources.memory,
+            cpuset=scenario.resources.cpuset,
+            env=_config(scenario, name, pool=spec.pool, processes=processes),
+            # "auto" is only known inside the container: count the host's cores as Python would
+            processes=0 if processes == "auto" else int(processes),
+            labels={**base, "topo.role": "single"},
+        ),
+    )
+
+
+def _multi(
+    scenario: Scenario, deployment: str, base: dict[str, str], password: str
+) -> tuple[ContainerSpec, ...]:
+    spec = scenario.multi
+    assert spec is not None
+    n = scenario.workers
+    secret = {"TOPO_REDIS_PASSWORD": password}
+    redis = ContainerSpec(
+        name=f"{deployment}-redis",
+        role="redis",
+        command=("redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no",
+                 "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass", password),
+        cpus=spec.redis.cpus,
+        memory=spec.redis.memory,
+        cpuset=scenario.resources.cpuset,
+        restart=spec.restart,
+        processes=0,
+        labels={**base, "topo.role": "redis"},
+    )
+    common = dict(redis_host=f"{deployment}-redis", queue=spec.queue, prefetch=spec.prefetch,
+                  max_attempts=MAX_ATTEMPTS)
+    workers = tuple(
+        ContainerSpec(
+            name=f"{deployment}-w{i}",
+            role="worker",
+            command=("python3", "-m", "topo.agent.worker"),
+            cpus=scenario.resources.cpus / n,
+            memory=scenario.resources.memory // n,
+            cpuset=scenario.resources.cpuset,
+            env={**_config(scenario, f"{deployment}-w{i}", **common), **secret},
+            restart=spec.restart,
+            processes=1,
+            labels={**base, "topo.role": "worker"},
+        )
+        for i in range(n)
+    )
+    feeder = ContainerSpec(
+        name=f"{deployment}-feeder",
+        role="feeder",
+        command=("python3", "-m", "topo.agent.queue"),
+        cpus=FEEDER_CPUS,
+        memory=FEEDER_MEMORY,
+        cpuset=scenario.resources.cpuset,
+        env={**_config(scenario, f"{deployment}-feeder", **common), **secret},
+        processes=0,
+        labels={**base, "topo.role": "feeder"},
+    )
+    return (redis, *workers, feeder)

@@ -1,0 +1,119 @@
+"""The result file: every run's raw measurements plus provenance, as versioned JSON.
+
+A result file is enough to re-render every report later, without Docker. It is rewritten
+(atomically) after each run, so an interrupted comparison keeps what it measured, marked
+``complete: false``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import topo
+from topo.errors import ResultError
+from topo.model import (
+    ContainerSpec, Fault, MultiSpec, RedisSpec, Resources, RunResult, RunSpec, Sample,
+    Scenario, SingleSpec, TaskRecord, WorkerInfo, Workload,
+)
+
+SCHEMA = "topo.result"
+VERSION = 1
+
+
+def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
+            complete: bool) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "topo_version": topo.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "complete": complete,
+        "host": host,
+        "scenario": dataclasses.asdict(scenario),
+        "runs": [_redacted(dataclasses.asdict(r)) for r in results],
+    }
+
+
+def _redacted(run: dict[str, Any]) -> dict[str, Any]:
+    """Drop the run's Redis password: the file is meant to be shared."""
+    for c in run["containers"]:
+        if "TOPO_REDIS_PASSWORD" in c["env"]:
+            c["env"]["TOPO_REDIS_PASSWORD"] = "***"
+        cmd = c["command"]
+        c["command"] = [
+            "***" if i > 0 and cmd[i - 1] == "--requirepass" else arg for i, arg in enumerate(cmd)
+        ]
+    return run
+
+
+def save(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file, a crash never leaves one."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def host_facts(engine: dict[str, Any]) -> dict[str, Any]:
+    """Provenance: where the figures were measured."""
+    return {
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "engine": engine,
+    }
+
+
+def load(path: Path) -> tuple[Scenario, list[RunResult], dict[str, Any]]:
+    """Read a result file back into the dataclasses; ResultError if it cannot be."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ResultError(f"{path}: cannot read result file: {e}") from e
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ResultError(f"{path}: not a topo result file")
+    if doc.get("version") != VERSION:
+        raise ResultError(f"{path}: result schema version {doc.get('version')} is not supported")
+    try:
+        scenario = _scenario(doc["scenario"])
+        runs = [_run(r) for r in doc["runs"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ResultError(f"{path}: malformed result file: {e}") from e
+    return scenario, runs, doc
+
+
+def _scenario(d: dict[str, Any]) -> Scenario:
+    single = d.get("single")
+    multi = d.get("multi")
+    return Scenario(
+        name=d["name"],
+        workload=Workload(**d["workload"]),
+        workers=d["workers"],
+        resources=Resources(**d["resources"]),
+        single=SingleSpec(**single) if single else None,
+        multi=MultiSpec(**{**multi, "redis": RedisSpec(**multi["redis"])}) if multi else None,
+        faults=tuple(Fault(**f) for f in d.get("faults", ())),
+        run=RunSpec(**d["run"]),
+        description=d.get("description", ""),
+        version=d.get("version", 1),
+        source=d.get("source", ""),
+        sha256=d.get("sha256", ""),
+    )
+
+
+def _run(d: dict[str, Any]) -> RunResult:
+    return RunResult(**{
+        **d,
+        "records": tuple(TaskRecord(**r) for r in d["records"]),
+        "samples": tuple(Sample(**s) for s in d["samples"]),
+        "workers": tuple(WorkerInfo(**w) for w in d["workers"]),
+        "containers": tuple(
+            ContainerSpec(**{**c, "command": tuple(c["command"])}) for c in d["containers"]
+        ),
+    })

@@ -1,0 +1,276 @@
+"""The Docker engine adapter: the only module that imports ``docker``.
+
+Images, networks, containers, stats and cleanup, all by label. Every SDK error is turned
+into a TopoError here, so the rest of topo never sees a docker exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+import topo
+from topo.errors import EngineError, ImageError, RunError
+from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
+from topo.plan import DEPLOYMENT, MANAGED, RUN_DIR
+from topo.runtime import cgroup
+from topo.runtime.base import ContainerState, RawStats
+
+BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
+WORKER_REPO = "topo-worker"
+CONTAINER_USER = "10001:10001"  # no root inside any container topo starts
+SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and builds the images)"
+
+
+def _engine_error(action: str, err: Exception) -> EngineError:
+    reason = getattr(err, "explanation", None) or str(err)
+    return EngineError(f"Docker engine: {action}: {str(reason).splitlines()[0][:300]}")
+
+
+class DockerRuntime:
+    """Runs deployments on a Docker engine reached through DOCKER_HOST or the local socket."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self._cgroups: dict[str, cgroup.CgroupPaths] = {}
+
+    @classmethod
+    def connect(cls, timeout: float = 60) -> DockerRuntime:
+        try:
+            client = docker.from_env(timeout=int(timeout))
+            client.ping()
+        except Exception as e:  # DockerException, requests' errors, a missing socket
+            raise EngineError(
+                f"no Docker engine answers ({str(e).splitlines()[0][:160]}); {SETUP_HINT}"
+            ) from e
+        return cls(client)
+
+    # ----------------------------------------------------------------- engine facts
+
+    def info(self) -> dict[str, Any]:
+        try:
+            info = self.client.info()
+            version = self.client.version()
+        except docker.errors.DockerException as e:
+            raise _engine_error("info", e) from e
+        return {
+            "engine": version.get("Version"),
+            "api": version.get("ApiVersion"),
+            "cgroup_version": info.get("CgroupVersion"),
+            "cgroup_driver": info.get("CgroupDriver"),
+            "storage_driver": info.get("Driver"),
+            "kernel": info.get("KernelVersion"),
+            "os": info.get("OperatingSystem"),
+            "cpus": info.get("NCPU"),
+            "memory": info.get("MemTotal"),
+        }
+
+    def image_id(self, tag: str) -> str | None:
+        try:
+            return str(self.client.images.get(tag).id)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as e:
+            raise _engine_error(f"inspect image {tag}", e) from e
+
+    # ----------------------------------------------------------------- images
+
+    def ensure_image(self, scenario: Scenario) -> str:
+        """Build (once per distinct input) the worker image: base + agent + workload."""
+        base_id = self.image_id(BASE_IMAGE)
+        if base_id is None:
+            raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
+        files = dict(_agent_files())
+        if scenario.workload.path:
+            files.update(_folder_files(Path(scenario.workload.path), "workloads"))
+        digest = hashlib.sha256(base_id.encode())
+        for rel, src in sorted(files.items()):
+            digest.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+        tag = f"{WORKER_REPO}:{digest.hexdigest()[:16]}"
+        if self.image_id(tag) is None:
+            self._build(tag, files)
+        return tag
+
+    def _build(self, tag: str, files: dict[str, Path]) -> None:
+        with tempfile.TemporaryDirectory(prefix="topo-build-") as ctx:
+            for rel, src in files.items():
+                dest = Path(ctx, rel)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+            Path(ctx, "Dockerfile").write_text(
+                f"FROM {BASE_IMAGE}\n"
+                "COPY . /opt/topo/\n"
+                "ENV PYTHONPATH=/opt/topo:/opt/topo/workloads PYTHONDONTWRITEBYTECODE=1 "
+                "PYTHONUNBUFFERED=1\n"
+                "WORKDIR /opt/topo\n"
+            )
+            Path(ctx, ".dockerignore").write_text("Dockerfile\n")
+            try:
+                # The build needs nothing from any network: everything is in the context.
+                self.client.images.build(
+                    path=ctx, tag=tag, rm=True, forcerm=True, pull=False, network_mode="none",
+                    labels={MANAGED: "true", "topo.kind": "worker", "topo.version": topo.__version__},
+                )
+            except docker.errors.BuildError as e:
+                raise ImageError(f"building {tag} failed: {str(e)[:300]}") from e
+            except docker.errors.DockerException as e:
+                raise _engine_error(f"build {tag}", e) from e
+
+    # ----------------------------------------------------------------- deploy
+
+    def deploy(self, plan: TopologyPlan, run_dir: str) -> Deployment:
+        t_deploy = time.time()
+        deployment = plan.labels[DEPLOYMENT]
+        network_id = None
+        try:
+            if plan.network:
+                net = self.client.networks.create(
+                    plan.network, driver="bridge", internal=True, labels=dict(plan.labels),
+                    check_duplicate=True,
+                )
+                network_id = net.id
+            started = [self._start(spec, plan, run_dir) for spec in plan.containers]
+        except docker.errors.DockerException as e:
+            self.teardown(None, deployment)
+            raise _engine_error(f"deploy {deployment}", e) from e
+        return Deployment(plan=plan, run_dir=run_dir, containers=tuple(started),
+                          network_id=network_id, t_deploy=t_deploy)
+
+    def _start(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str) -> DeployedContainer:
+        restart = {"Name": spec.restart} if spec.restart != "no" else None
+        if restart and spec.restart == "on-failure":
+            restart["MaximumRetryCount"] = 0  # type: ignore[assignment]
+        container = self.client.containers.run(
+            plan.image,
+            command=list(spec.command),
+            name=spec.name,
+            hostname=spec.name,
+            detach=True,
+            environment=dict(spec.env),
+            labels=dict(spec.labels),
+            nano_cpus=int(round(spec.cpus * 1e9)),
+            mem_limit=spec.memory,
+            memswap_limit=spec.memory,  # no swap: a memory limit must mean what it says
+            cpuset_cpus=spec.cpuset,
+            network=plan.network,
+            network_mode=None if plan.network else "none",
+            volumes={run_dir: {"bind": RUN_DIR, "mode": "rw"}},
+            user=CONTAINER_USER,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
+            pids_limit=spec.pids_limit,
+            restart_policy=restart,
+        )
+        return DeployedContainer(name=spec.name, role=spec.role, id=str(container.id))
+
+    # ----------------------------------------------------------------- observe
+
+    def _containers(self, deployment: str) -> list[Container]:
+        try:
+            return list(self.client.containers.list(all=True, filters={"label": f"{DEPLOYMENT}={deployment}"}))
+        except docker.errors.DockerException as e:
+            raise _engine_error("list containers", e) from e
+
+    def states(self, deployment: Deployment) -> dict[str, ContainerState]:
+        out = {}
+        for c in self._containers(deployment.plan.labels[DEPLOYMENT]):
+            s = c.attrs.get("State", {})
+            out[c.name] = ContainerState(
+                name=c.name,
+                running=bool(s.get("Running")),
+                exit_code=None if s.get("Running") else s.get("ExitCode"),
+                oom_killed=bool(s.get("OOMKilled")),
+                restarts=int(c.attrs.get("RestartCount", 0)),
+                restarting=bool(s.get("Restarting")),
+            )
+        return out
+
+    def host_pid(self, name: str) -> int | None:
+        """Host PID of a container's main process (0/None when it is not running)."""
+        try:
+            pid = self.client.api.inspect_container(name)["State"]["Pid"]
+        except docker.errors.DockerException:
+            return None
+        return int(pid) or None
+
+    def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
+        return {c.name: self._stats_of(c) for c in deployment.containers}
+
+    def _stats_of(self, c: DeployedContainer) -> RawStats | None:
+        paths = self._cgroups.get(c.id)
+        if paths is not None:
+            raw = cgroup.read(paths)
+            if raw is not None:
+                return raw
+        # First look, or the cgroup went away (exit or restart): find it again.
+        pid = self.host_pid(c.name)
+        paths = cgroup.paths_of(pid) if pid else None
+        if paths is None:
+            return None
+        self._cgroups[c.id] = paths
+        return cgroup.read(paths)
+
+    def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
+        try:
+            out = self.client.containers.get(name).logs(tail=tail)
+        except docker.errors.DockerException:
+            return ""
+        return out.decode("utf-8", "replace").strip()
+
+    # ----------------------------------------------------------------- cleanup
+
+    def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
+        self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
+
+    def remove_labelled(self, label: str, images: bool = False) -> dict[str, int]:
+        """Remove every container, network (and optionally image) carrying ``label``."""
+        removed = {"containers": 0, "networks": 0, "images": 0}
+        try:
+            found = self.client.containers.list(all=True, filters={"label": label})
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                removed["containers"] = sum(pool.map(_force_remove, found))
+            for net in self.client.networks.list(filters={"label": label}):
+                net.remove()
+                removed["networks"] += 1
+            if images:
+                for image in self.client.images.list(filters={"label": label}):
+                    self.client.images.remove(image.id, force=True)
+                    removed["images"] += 1
+        except docker.errors.DockerException as e:
+            raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
+        return removed
+
+
+def _force_remove(container: Container) -> int:
+    try:
+        container.remove(force=True)
+        return 1
+    except docker.errors.NotFound:
+        return 0
+
+
+def _agent_files() -> Iterator[tuple[str, Path]]:
+    """The part of topo that runs inside containers, keyed by its path in the image."""
+    root = Path(topo.__file__).parent
+    yield "topo/__init__.py", root / "__init__.py"
+    yield "topo/workloads.py", root / "workloads.py"
+    for f in sorted((root / "agent").glob("*.py")):
+        yield f"topo/agent/{f.name}", f
+
+
+def _folder_files(folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            yield f"{prefix}/{f.relative_to(folder).as_posix()}", f
