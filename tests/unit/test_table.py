@@ -1,0 +1,120 @@
+"""The terminal table: medians with min–max, ratios with their interval, verdicts, warnings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from topo.model import (
+    Comparison,
+    ContainerSpec,
+    FigureRow,
+    MultiSpec,
+    Ratio,
+    Resources,
+    RunResult,
+    Scenario,
+    SingleSpec,
+    Spread,
+    TaskRecord,
+    Workload,
+)
+from topo.report.table import numbers, render
+from topo.stats import compare
+
+MIB = 1024 * 1024
+SCENARIO = Scenario(
+    name="demo",
+    workload=Workload(task="cpu", tasks=100),
+    workers=4,
+    resources=Resources(cpus=4.0, memory=1024 * MIB),
+    single=SingleSpec(),
+    multi=MultiSpec(),
+)
+
+THROUGHPUT = FigureRow(
+    "throughput",
+    "throughput (tasks/s)",
+    "tasks/s",
+    Spread(2.0, 1.5, 2.5, 3),
+    Spread(2.24, 2.1, 2.3, 3),
+    Ratio(1.12, 1.05, 1.19),
+    True,
+)
+NOTHING = Spread(0, 0, 0, 3)
+LOST = FigureRow("lost", "tasks lost", "tasks", NOTHING, NOTHING, None, False)
+MEMORY = FigureRow(
+    "peak_memory",
+    "peak memory (MiB)",
+    "MiB",
+    Spread(412.25, 400.0, 420.0, 3),
+    Spread(650.5, 640.0, 660.0, 3),
+    Ratio(1.578, 1.5, 1.6),
+    False,
+)
+
+
+def test_full_table_golden():
+    comparison = Comparison(SCENARIO, (), (THROUGHPUT, LOST, MEMORY), ("spread is high",))
+    assert render(comparison) == (
+        "scenario demo: task cpu × 100, 4 workers, budget 4 CPUs / 1024 MiB\n"
+        "\n"
+        "figure                          single             multi      multi/single\n"
+        "--------------------  ----------------  ----------------  ----------------\n"
+        "throughput (tasks/s)  2.00 (1.50–2.50)  2.24 (2.10–2.30)  1.12 (1.05–1.19)\n"
+        "tasks lost                     0 (0–0)           0 (0–0)                 —\n"
+        "peak memory (MiB)        412 (400–420)     650 (640–660)  1.58 (1.50–1.60)\n"
+        "\n"
+        "throughput: multi is 1.12× faster (95% CI 1.05–1.19)\n"
+        "peak memory: single is 1.58× better (95% CI 1.50–1.60)\n"
+        "\n"
+        "warning: spread is high\n"
+    )
+
+
+def test_one_repeat_shows_the_median_alone_and_the_ratio_without_interval():
+    once = [Spread(5.0, 5.0, 5.0, 1), Spread(4.0, 4.0, 4.0, 1)]
+    row = FigureRow("makespan", "makespan (s)", "s", *once, Ratio(0.8, None, None), False)
+    lines = render(Comparison(SCENARIO, (), (row,))).splitlines()
+    assert lines[-1].split() == ["makespan", "(s)", "5", "4", "0.80"]
+    assert not any(line.startswith(("warning", "makespan:")) for line in lines)
+
+
+def test_missing_topology_shows_dashes():
+    only_single = dataclasses.replace(THROUGHPUT, multi=None, ratio=None)
+    text = render(Comparison(SCENARIO, (), (only_single,)))
+    cells = text.splitlines()[-1].split()
+    assert cells == ["throughput", "(tasks/s)", "2.00", "(1.50–2.50)", "—", "—"]
+    assert "faster" not in text
+
+
+def test_renders_a_comparison_where_only_single_ran():
+    records = tuple(TaskRecord(i, "s/1", True, 100.0, 100.0 + i + 1) for i in range(4))
+    run = RunResult(
+        topology="single",
+        index=0,
+        warmup=False,
+        status="ok",
+        error=None,
+        task_count=4,
+        t_deploy=98.0,
+        t_ready=99.0,
+        t_available=100.0,
+        t_end=105.0,
+        records=records,
+        samples=(),
+        workers=(),
+        containers=(ContainerSpec("s", "single", ("run",), 4.0, 1024 * MIB, processes=4),),
+        budget_cpus=4.0,
+    )
+    text = render(compare(dataclasses.replace(SCENARIO, multi=None), [run]))
+    throughput = next(line for line in text.splitlines() if line.startswith("throughput"))
+    assert throughput.split() == ["throughput", "(tasks/s)", "1", "—", "—"]
+    assert "warning: no confidence interval with one repeat; set run.repeat ≥ 3" in text
+
+
+def test_numbers_share_decimals_within_a_cell():
+    assert numbers(2.0, 1.5, 2.5) == ["2.00", "1.50", "2.50"]
+    assert numbers(10, 9, 12) == ["10", "9", "12"]
+    assert numbers(0.0123) == ["0.012"]
+    assert numbers(12.34, 9.5) == ["12.3", "9.5"]
+    assert numbers(float("nan")) == ["nan"]

@@ -1,0 +1,457 @@
+"""Figures of a run and the comparison of two topologies (metrics.md).
+
+Pure and stdlib-only: it reads RunResults and returns RunFigures / Comparison, so a saved
+result file can be re-reported without Docker.
+
+Units: RunFigures keeps SI units (seconds, CPU seconds, bytes, utilisation as a fraction).
+FigureRow values are already in the row's ``unit`` (ms, MiB, %, ...); a report formats them
+and never converts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from topo.ledger import build_ledger, completion_times
+from topo.model import (
+    TOPOLOGIES,
+    Comparison,
+    ContainerFigures,
+    ContainerSpec,
+    FigureRow,
+    Ratio,
+    RunFigures,
+    RunResult,
+    Sample,
+    Scenario,
+    Spread,
+)
+
+WORKER_ROLES = ("single", "worker")
+COORDINATION_ROLES = ("redis", "feeder")
+MAX_BUCKET = 1.0  # seconds: metrics.md asks for buckets of at most 1 s
+MIN_BUCKET = 0.05  # seconds: finer than the ~10 Hz sampling would only show noise
+BUCKETS_PER_MAKESPAN = 20  # short runs still get enough buckets for a median
+MIN_STEADY_BUCKETS = 3  # fewer buckets make a "median rate" meaningless
+STEADY_FROM, STEADY_TO = 0.1, 0.9  # fractions of completions bounding the steady state
+SPREAD_LIMIT = 1.2  # max/min throughput across repeats above which we warn
+MIB = 1024 * 1024
+_EPS = 1e-9  # absorbs float error when a time falls exactly on a bucket edge
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run_figures(result: RunResult) -> RunFigures:
+    """Every figure of one run; a figure that cannot be measured is None, never an error.
+
+    The CPU window is [t_available, last first-completion]. Without a window (nothing
+    completed, or the batch never became available) container CPU in the window is 0.0 and
+    the figures derived from it are None.
+    """
+    ledger = build_ledger(result.task_count, result.records, result.retried)
+    times = completion_times(result.records, result.task_count)
+    makespan = _makespan(result.t_available, times)
+    window = None
+    if makespan is not None and result.t_available is not None:
+        window = (result.t_available, times[-1])
+    by_name = _samples_by_container(result.samples)
+    containers = tuple(
+        container_figures(spec, by_name.get(spec.name, ()), window) for spec in result.containers
+    )
+    cpu_workers = sum((c.cpu for c in containers if c.role in WORKER_ROLES), 0.0)
+    cpu_coordination = sum((c.cpu for c in containers if c.role in COORDINATION_ROLES), 0.0)
+    spent = cpu_workers + cpu_coordination
+    mean_cores = spent / makespan if makespan is not None else None
+    return RunFigures(
+        topology=result.topology,
+        index=result.index,
+        status=result.status,
+        ledger=ledger,
+        makespan=makespan,
+        throughput=ledger.completed / makespan if makespan is not None else None,
+        steady_rate=steady_rate(times, makespan),
+        startup_ready=_since(result.t_deploy, result.t_ready),
+        startup_first=_since(result.t_deploy, times[0] if times else None),
+        cpu_workers=cpu_workers,
+        cpu_coordination=cpu_coordination,
+        task_cpu=_task_cpu(result),
+        mean_cores=mean_cores,
+        utilisation=_divide(mean_cores, result.budget_cpus),
+        cpu_per_task=_divide(spent if window else None, ledger.completed),
+        peak_memory=peak_memory(result.samples),
+        containers=containers,
+        oversubscribed=oversubscribed(result.containers),
+    )
+
+
+def _makespan(t_available: float | None, times: Sequence[float]) -> float | None:
+    # A non-positive makespan means clocks disagree (a completion before the batch was
+    # available); dividing by it would give nonsense, so it counts as unmeasured.
+    if t_available is None or not times or times[-1] <= t_available:
+        return None
+    return times[-1] - t_available
+
+
+def _task_cpu(result: RunResult) -> float:
+    # Every ok attempt did the work, duplicates included; failed attempts are not task work.
+    return sum((r.cpu for r in result.records if r.ok and 0 <= r.id < result.task_count), 0.0)
+
+
+def _since(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def _divide(numerator: float | None, denominator: float) -> float | None:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def bucket_rates(times: Sequence[float], start: float, end: float, width: float) -> list[float]:
+    """Completions per second in consecutive buckets of ``width`` s from ``start``.
+
+    Only whole buckets that end by ``end`` are kept: a partial bucket would understate its
+    rate. Buckets are half-open, [start + i*width, start + (i+1)*width).
+    """
+    counts = [0] * max(0, int((end - start) / width + _EPS))
+    for t in times:
+        i = math.floor((t - start) / width + _EPS)
+        if 0 <= i < len(counts):
+            counts[i] += 1
+    return [n / width for n in counts]
+
+
+def bucket_width(makespan: float) -> float:
+    """Timeline bucket width: makespan/20, at most 1 s and at least 0.05 s."""
+    return max(MIN_BUCKET, min(MAX_BUCKET, makespan / BUCKETS_PER_MAKESPAN))
+
+
+def steady_rate(times: Sequence[float], makespan: float | None) -> float | None:
+    """Median bucket rate between the 10% and 90% completion times (sorted ``times``).
+
+    The 10% time is the k-th completion with k = ceil(0.1·n), likewise for 90%. None when
+    fewer than 3 whole buckets fit between them.
+    """
+    if makespan is None or not times:
+        return None
+    low = times[_rank(len(times), STEADY_FROM)]
+    high = times[_rank(len(times), STEADY_TO)]
+    rates = bucket_rates(times, low, high, bucket_width(makespan))
+    return statistics.median(rates) if len(rates) >= MIN_STEADY_BUCKETS else None
+
+
+def _rank(n: int, fraction: float) -> int:
+    # 0-based index of the ceil(fraction*n)-th item; _EPS keeps 0.1*30 from rounding to 4.
+    return max(0, math.ceil(fraction * n - _EPS) - 1)
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def _samples_by_container(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    grouped: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        grouped[sample.container].append(sample)
+    for series in grouped.values():
+        series.sort(key=lambda s: s.t)
+    return grouped
+
+
+def cumulative_at(series: Sequence[Sample], t: float) -> float:
+    """Cumulative CPU of one container at time ``t`` (``series`` sorted by time).
+
+    Linear between the samples around ``t``; before the first or after the last sample it
+    is that sample's value, since nothing better is known. 0.0 without samples.
+    """
+    if not series:
+        return 0.0
+    i = bisect.bisect_right([s.t for s in series], t)
+    if i == 0:
+        return series[0].cpu
+    if i == len(series):
+        return series[-1].cpu
+    before, after = series[i - 1], series[i]  # before.t <= t < after.t, so no zero division
+    return before.cpu + (after.cpu - before.cpu) * (t - before.t) / (after.t - before.t)
+
+
+def container_figures(
+    spec: ContainerSpec, series: Sequence[Sample], window: tuple[float, float] | None
+) -> ContainerFigures:
+    """CPU, memory and throttling of one container (``series`` sorted by time)."""
+    cpu = 0.0
+    inside: Sequence[Sample] = ()
+    if window is not None:
+        cpu = cumulative_at(series, window[1]) - cumulative_at(series, window[0])
+        inside = [s for s in series if window[0] <= s.t <= window[1]]
+    # Samples at ~10 Hz can all miss a short window; the whole run is then the best guess.
+    memory = [s.memory for s in (inside or series)]
+    last = series[-1] if series else None
+    return ContainerFigures(
+        name=spec.name,
+        role=spec.role,
+        cpu=cpu,
+        # Counters start at 0 when the container starts, so the last value is the total.
+        cpu_total=last.cpu if last else 0.0,
+        peak_memory=max((s.memory for s in series), default=0),
+        mean_memory=round(statistics.fmean(memory)) if memory else 0,
+        throttled_periods=last.throttled_periods if last else 0,
+        throttled=last.throttled if last else 0.0,
+    )
+
+
+def peak_memory(samples: Iterable[Sample]) -> int:
+    """Highest sum of memory over the containers sampled in one pass (same ``t``).
+
+    Not the sum of per-container peaks: those need not happen at the same moment.
+    """
+    per_pass: dict[float, int] = defaultdict(int)
+    for sample in samples:
+        per_pass[sample.t] += sample.memory
+    return max(per_pass.values(), default=0)
+
+
+def oversubscribed(containers: Iterable[ContainerSpec]) -> tuple[str, ...]:
+    """Names of containers hosting more worker processes than whole CPUs in their quota.
+
+    A quota of 0 means no quota (Docker's default), so it is never oversubscribed.
+    """
+    return tuple(
+        c.name for c in containers if c.cpus > 0 and c.processes > math.ceil(c.cpus - _EPS)
+    )
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def spread(values: Iterable[float | None]) -> Spread | None:
+    """Median, min and max of the values that were measured (None values are skipped)."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return None
+    return Spread(statistics.median(measured), min(measured), max(measured), len(measured))
+
+
+def bootstrap_ratio(
+    single: Sequence[float], multi: Sequence[float], *, iterations: int = 2000, seed: int = 0
+) -> Ratio:
+    """median(multi) / median(single) with a 95% percentile bootstrap interval.
+
+    The interval needs at least 2 values on each side, else ci_low/ci_high are None.
+    Seeded, so a report of the same results is the same report. Raises ValueError when a
+    side is empty or median(single) is 0; ``ratio_of`` is the wrapper that returns None.
+    """
+    if not single or not multi or statistics.median(single) == 0:
+        raise ValueError("ratio needs values on both sides and a non-zero single median")
+    value = statistics.median(multi) / statistics.median(single)
+    if len(single) < 2 or len(multi) < 2:
+        return Ratio(value, None, None)
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(iterations):
+        denominator = statistics.median(rng.choices(single, k=len(single)))
+        # A resample whose median is 0 has no ratio; it is skipped rather than made infinite.
+        if denominator != 0:
+            ratios.append(statistics.median(rng.choices(multi, k=len(multi))) / denominator)
+    if not ratios:
+        return Ratio(value, None, None)
+    ratios.sort()
+    return Ratio(value, _quantile(ratios, 0.025), _quantile(ratios, 0.975))
+
+
+def ratio_of(single: Sequence[float], multi: Sequence[float], **kwargs: int) -> Ratio | None:
+    """``bootstrap_ratio`` or None when no ratio exists (a side empty, single median 0)."""
+    try:
+        return bootstrap_ratio(single, multi, **kwargs)
+    except ValueError:
+        return None
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    # Linear interpolation between closest ranks (numpy's default), on sorted values.
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class _RowDef:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool | None
+    get: Callable[[RunFigures], float | None]
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _in_window(figures: RunFigures, value: float) -> float | None:
+    # Window CPU is 0.0 when there was no window; a row must show "not measured" instead.
+    return None if figures.makespan is None else value
+
+
+ROWS: tuple[_RowDef, ...] = (
+    _RowDef("completed", "tasks completed", "tasks", True, lambda f: f.ledger.completed),
+    _RowDef("failed", "tasks failed", "tasks", False, lambda f: f.ledger.failed),
+    _RowDef("lost", "tasks lost", "tasks", False, lambda f: f.ledger.lost),
+    _RowDef("duplicated", "tasks duplicated", "tasks", False, lambda f: f.ledger.duplicated),
+    _RowDef("retried", "re-deliveries", "tasks", False, lambda f: f.ledger.retried),
+    _RowDef("makespan", "makespan (s)", "s", False, lambda f: f.makespan),
+    _RowDef("throughput", "throughput (tasks/s)", "tasks/s", True, lambda f: f.throughput),
+    _RowDef("steady_rate", "steady rate (tasks/s)", "tasks/s", True, lambda f: f.steady_rate),
+    _RowDef(
+        "cpu_workers", "CPU workers (s)", "s", None, lambda f: _in_window(f, f.cpu_workers)
+    ),
+    _RowDef(
+        "cpu_coordination",
+        "CPU redis/feeder (s)",
+        "s",
+        False,
+        lambda f: _in_window(f, f.cpu_coordination),
+    ),
+    _RowDef("task_cpu", "CPU in tasks (s)", "s", None, lambda f: f.task_cpu),
+    # metrics.md: coordination overhead = Redis CPU + (worker CPU - task CPU).
+    _RowDef(
+        "overhead",
+        "coordination overhead (s)",
+        "s",
+        False,
+        lambda f: _in_window(f, f.cpu_coordination + f.cpu_workers - f.task_cpu),
+    ),
+    _RowDef("mean_cores", "mean cores used", "cores", None, lambda f: f.mean_cores),
+    _RowDef("utilisation", "utilisation (%)", "%", None, lambda f: _scaled(f.utilisation, 100)),
+    _RowDef(
+        "cpu_per_task", "CPU per task (ms)", "ms", False, lambda f: _scaled(f.cpu_per_task, 1000)
+    ),
+    _RowDef("peak_memory", "peak memory (MiB)", "MiB", False, lambda f: f.peak_memory / MIB),
+    _RowDef("startup_ready", "start-up to ready (s)", "s", False, lambda f: f.startup_ready),
+    _RowDef(
+        "startup_first", "start-up to first task (s)", "s", False, lambda f: f.startup_first
+    ),
+)
+
+
+def compare(scenario: Scenario, results: Sequence[RunResult]) -> Comparison:
+    """Figures of every measured (non-warm-up) run, one row per figure, and warnings."""
+    measured = [r for r in results if not r.warmup]
+    runs = tuple(run_figures(r) for r in measured)
+    rows = tuple(figure_row(definition, runs) for definition in ROWS)
+    return Comparison(scenario, runs, rows, warnings(scenario, measured, runs))
+
+
+def figure_row(definition: _RowDef, runs: Sequence[RunFigures]) -> FigureRow:
+    """One figure across the repeats of both topologies, with the multi/single ratio."""
+    measured = {
+        t: [v for v in (definition.get(f) for f in runs if f.topology == t) if v is not None]
+        for t in TOPOLOGIES
+    }
+    return FigureRow(
+        key=definition.key,
+        label=definition.label,
+        unit=definition.unit,
+        single=spread(measured["single"]),
+        multi=spread(measured["multi"]),
+        ratio=ratio_of(measured["single"], measured["multi"]),
+        higher_is_better=definition.higher_is_better,
+    )
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def warnings(
+    scenario: Scenario, results: Sequence[RunResult], runs: Sequence[RunFigures]
+) -> tuple[str, ...]:
+    """Doubts about the figures, each with advice; ``runs[i]`` are the figures of
+    ``results[i]``. Repeated warnings (the same container in every repeat) appear once."""
+    found: list[str] = []
+    for result, figures in zip(results, runs):
+        found.extend(_run_warnings(scenario, result, figures))
+    found.extend(_repeat_warnings(runs))
+    return tuple(dict.fromkeys(found))
+
+
+def _run_warnings(scenario: Scenario, result: RunResult, figures: RunFigures) -> list[str]:
+    name = f"{result.topology} run {result.index + 1}"
+    found = []
+    if result.status != "ok":
+        found.append(
+            f"{name} ended {result.status!r} ({result.error or 'no error text'}); its figures"
+            " cover only what happened before that — read the run's log and rerun"
+        )
+    ledger = figures.ledger
+    if not scenario.faults and (ledger.failed or ledger.lost):
+        found.append(
+            f"{name} failed {ledger.failed} and lost {ledger.lost} tasks with no fault"
+            " injected; read the errors in the result's task records before trusting it"
+        )
+    specs = {c.name: c for c in result.containers}
+    for container in figures.oversubscribed:
+        found.append(_oversubscribed_warning(result, specs[container]))
+    return found
+
+
+def _oversubscribed_warning(result: RunResult, spec: ContainerSpec) -> str:
+    seen = sorted({w.cpu_count for w in result.workers if w.container == spec.name})
+    reported = f" ({', '.join(map(str, seen))} here)" if seen else ""
+    return (
+        f"{result.topology}: container {spec.name} runs {spec.processes} worker processes on a"
+        f" quota of {spec.cpus:g} CPUs; os.cpu_count() inside a container reports the host's"
+        f" cores{reported}, not the quota — size the pool from the quota"
+    )
+
+
+def _repeat_warnings(runs: Sequence[RunFigures]) -> list[str]:
+    found = []
+    for topology in TOPOLOGIES:
+        mine = [f for f in runs if f.topology == topology]
+        if len(mine) == 1:
+            found.append("no confidence interval with one repeat; set run.repeat ≥ 3")
+        rates = [f.throughput for f in mine if f.throughput]
+        if len(rates) >= 2 and max(rates) / min(rates) > SPREAD_LIMIT:
+            found.append(
+                f"{topology}: throughput max/min across repeats is"
+                f" {max(rates) / min(rates):.2f}; spread is high; rerun with more repeats"
+                " on a quieter machine"
+            )
+    return found
+
+
+# --------------------------------------------------------------------------- verdict
+
+_SPEED_KEYS = ("makespan", "throughput", "steady_rate", "startup_ready", "startup_first")
+
+
+def verdict(row: FigureRow) -> str | None:
+    """One line naming the better topology, only when the 95% interval excludes 1.
+
+    Factors are always ≥ 1 and name the winner: a makespan ratio of 0.8 reads "multi is
+    1.25× faster". A row without a direction states the ratio instead.
+    """
+    ratio = row.ratio
+    if ratio is None or not ratio.significant or ratio.ci_low is None or ratio.ci_high is None:
+        return None
+    name = row.label.split(" (")[0]
+    if row.higher_is_better is None:
+        return (
+            f"{name}: multi/single = {ratio.value:.2f}"
+            f" (95% CI {ratio.ci_low:.2f}–{ratio.ci_high:.2f})"
+        )
+    multi_wins = (ratio.value > 1) == row.higher_is_better
+    # The winner's factor is the ratio or its inverse, whichever is ≥ 1; so is its interval.
+    factor, low, high = ratio.value, ratio.ci_low, ratio.ci_high
+    if factor < 1:
+        factor, low, high = 1 / factor, 1 / high, 1 / low
+    winner = "multi" if multi_wins else "single"
+    claim = "faster" if row.key in _SPEED_KEYS else "better"
+    return f"{name}: {winner} is {factor:.2f}× {claim} (95% CI {low:.2f}–{high:.2f})"
