@@ -129,7 +129,9 @@ def clean(images: bool = typer.Option(False, "--images", help="Also remove topo'
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # without standalone mode, click returns an Exit's code instead of exiting
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except TopoError as e:
         if _debug:
             raise
@@ -149,3 +151,7 @@ def main() -> None:
         if isinstance(e, click.exceptions.Abort):
             sys.exit(130)
         raise
+
+
+if __name__ == "__main__":
+    main()

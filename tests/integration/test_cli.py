@@ -1,0 +1,91 @@
+"""The `topo` command as a user runs it: errors, interruption, cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from topo.runtime.docker import DockerRuntime
+
+from .conftest import ROOT, leftovers
+
+TOPO = [sys.executable, "-m", "topo.cli"]
+
+SLOW = """\
+version: 1
+name: slow
+workload: {task: io, tasks: 400, params: {ms: 100}}
+workers: 2
+resources: {cpus: 1, memory: 256m}
+run: {repeat: 1, timeout: 120s}
+"""
+
+
+def topo(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TOPO, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def test_broken_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\nworkload:\n  task: cpu\n  tasks: -3\nworkers: 2\n")
+    for cmd in ("validate", "compare"):
+        p = topo(cmd, str(bad))
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip() == "topo: error: bad.yaml:5: workload.tasks: must be a positive integer, got -3"
+        assert "Traceback" not in p.stderr
+
+
+def test_missing_engine_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    p = topo("compare", str(ROOT / "scenarios" / "etl.yaml"), "--out", str(tmp_path),
+             env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("topo: error: no Docker engine answers"), p.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_compare_keeps_results_and_leaves_nothing(
+    runtime: DockerRuntime, tmp_path: Path, signo: int
+) -> None:
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*TOPO, "compare", str(tmp_path / "slow.yaml"), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any('"ev":"task"' in p.read_text() for p in out.glob("raw/*/events/*.jsonl")):
+            assert time.monotonic() < deadline and proc.poll() is None, "no task ever ran"
+            time.sleep(0.2)
+        proc.send_signal(signo)  # mid-run: tasks are being executed
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    run_id = next(out.glob("raw/*")).name.split("-")[1]
+    assert leftovers(runtime, run_id) == []
+    doc = json.loads((out / "result.json").read_text())
+    assert doc["complete"] is False
+    assert doc["runs"][0]["status"] == "interrupted"
+    assert 0 < sum(r["ok"] for r in doc["runs"][0]["records"]) < 400
+
+
+@pytest.mark.docker
+def test_compare_prints_the_comparison(tmp_path: Path) -> None:
+    sc = tmp_path / "small.yaml"
+    sc.write_text(SLOW.replace("tasks: 400, params: {ms: 100}", "tasks: 20, params: {ms: 5}"))
+    p = topo("compare", str(sc), "--out", str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr
+    assert "throughput (tasks/s)" in p.stdout and "multi/single" in p.stdout
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["schema"] == "topo.result" and doc["complete"] is True
+    assert [r["topology"] for r in doc["runs"]] == ["single", "multi"]
