@@ -1,0 +1,715 @@
+"""Scenario files: YAML -> a validated, frozen ``Scenario`` (format: design/scenario-format.md).
+
+The checks are written by hand over *composed* YAML nodes rather than handed to a schema
+library: every node keeps its start mark, so each error can name the exact line of the
+offending key or value, which is what a user editing the file needs. Every problem becomes
+one ``ScenarioError`` whose message is one line: ``<file>:<line>: <dotted.field>: <message>``
+(file-level problems, such as invalid YAML, have no field).
+
+Safety: only ``yaml.SafeLoader`` machinery is used, and only to compose nodes; values are
+constructed one scalar at a time by ``SafeConstructor``, so no tag can run code. Aliases are
+refused outright (that is the whole "billion laughs" attack), and nesting depth, node count
+and file size are capped so no input can exhaust memory or the stack.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import keyword
+import math
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from topo.errors import ScenarioError
+from topo.model import (
+    BUILTIN_TASKS,
+    FAULT_KINDS,
+    POOL_KINDS,
+    QUEUE_KINDS,
+    RESTART_POLICIES,
+    Fault,
+    MultiSpec,
+    RedisSpec,
+    Resources,
+    RunSpec,
+    Scenario,
+    SingleSpec,
+    Workload,
+)
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+MAX_FILE_BYTES = 1 * MiB
+# A scenario has a few dozen nodes; params may hold some lists. These caps only exist so
+# that hostile input fails fast instead of eating memory or hitting Python's recursion limit.
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+MIN_WORKER_MEMORY = 6 * MiB  # Docker refuses a memory limit below 6 MiB
+MIN_REDIS_MEMORY = 8 * MiB
+MIN_WORKER_CPUS = 0.01  # Docker's smallest --cpus
+MAX_CPUS = 1024.0
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_SEED = 2**63 - 1
+
+_TAG = "tag:yaml.org,2002:"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+_CPUSET_RE = re.compile(r"(\d{1,4})(?:-(\d{1,4}))?")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_SIZE_RE = re.compile(rf"{_NUMBER}\s*(?:([kmgt])i?b?|b)?", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION_RE = re.compile(rf"{_NUMBER}\s*(ms|s|m|h)?", re.IGNORECASE)
+_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PERCENT_RE = re.compile(rf"{_NUMBER}\s*%")
+
+
+class _Problem(Exception):
+    """A located problem; ``parse`` turns it into a ScenarioError naming the file."""
+
+    def __init__(self, line: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.line, self.field, self.message = line, field, message
+
+
+# --------------------------------------------------------------------------- public
+
+
+def load(path: str | Path) -> Scenario:
+    """Read, validate and return the scenario in the file at ``path``.
+
+    ``Scenario.source`` is ``path`` as given and ``Scenario.sha256`` the hex digest of the
+    file's bytes. ``workload.path`` is resolved against the file's folder. Raises
+    ``ScenarioError`` (one line: ``file:line: field: message``) for anything wrong.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # one byte more tells "too large" apart
+    except OSError as e:
+        raise ScenarioError(f"{path.name}: cannot read the scenario file: {e.strerror or e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path.name}:1: the file is larger than 1 MiB; a scenario is a short text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ScenarioError(
+            f"{path.name}:{line}: the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None
+    return _parse(text, str(path), hashlib.sha256(data).hexdigest(), path.parent.resolve())
+
+
+def parse(text: str, source: str = "<string>", base_dir: str | Path | None = None) -> Scenario:
+    """Validate scenario YAML given as text; ``source`` names it in errors and in the result.
+
+    ``workload.path`` is resolved against ``base_dir`` (default: the current directory).
+    ``Scenario.sha256`` is the digest of the text encoded as UTF-8. Raises ``ScenarioError``.
+    """
+    data = text.encode("utf-8", "surrogatepass")  # lone surrogates are rejected by the reader
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{Path(source).name}:1: the text is larger than 1 MiB; a scenario is short")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    return _parse(text, source, hashlib.sha256(data).hexdigest(), base)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes in a Docker-style size: an int of bytes, or "1024", "256k", "512m", "1.5g", "1t".
+
+    Suffixes are case-insensitive and binary (k = 1024, as Docker reads them); "kb", "ki" and
+    "kib" mean the same as "k". Raises ValueError with a message meant for a user.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return value
+    match = _SIZE_RE.fullmatch(value.strip()) if isinstance(value, str) and len(value) < 64 else None
+    if match is None:
+        raise ValueError(f"must be a size such as 512m, 1g or a number of bytes, got {_describe(value)}")
+    number, unit = match.groups()
+    return int(Decimal(number) * _SIZE_UNITS[unit and unit.lower()])  # int() floors, as Docker does
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration: a number of seconds, or "500ms", "5s", "1.5s", "2m", "1h".
+
+    A string without a unit is seconds. Raises ValueError with a message meant for a user.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.fullmatch(value.strip()) if isinstance(value, str) and len(value) < 64 else None
+        if match is None:
+            raise ValueError(f"must be a duration such as 500ms, 5s, 2m or a number of seconds, got {_describe(value)}")
+        number, unit = match.groups()
+        seconds = float(number) * _DURATION_UNITS[unit and unit.lower()]
+    if not math.isfinite(seconds):
+        raise ValueError(f"must be a finite duration, got {_describe(value)}")
+    if seconds < 0:
+        raise ValueError(f"must not be negative, got {_describe(value)}")
+    return seconds
+
+
+# --------------------------------------------------------------------------- YAML -> nodes
+
+
+def _parse(text: str, source: str, sha256: str, base_dir: Path) -> Scenario:
+    try:
+        root = _compose(text)
+        scenario = _scenario(root, base_dir)
+    except _Problem as p:
+        where = f"{Path(source).name}:{p.line}"
+        message = f"{p.field}: {p.message}" if p.field else p.message
+        raise ScenarioError(_one_line(f"{where}: {message}")) from None
+    return replace(scenario, source=source, sha256=sha256)
+
+
+class _SafeComposer(yaml.SafeLoader):
+    """A SafeLoader used only to compose nodes; it refuses aliases, deep nesting and bulk."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            # Refusing every alias is simpler and safer than budgeting their expansion, and a
+            # scenario has nothing worth sharing between two places.
+            raise _Problem(line, "", f"YAML aliases (*{event.anchor}) are not allowed; write the value out")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Problem(line, "", f"too many YAML values (more than {MAX_NODES})")
+        if self._depth >= MAX_DEPTH:
+            raise _Problem(line, "", f"values are nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _compose(text: str) -> Node | None:
+    """The single document of ``text`` as a node tree (None when it is empty)."""
+    loader = None
+    try:
+        loader = _SafeComposer(text)  # the reader checks for unprintable characters here
+        return loader.get_single_node()  # type: ignore[no-any-return]
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise _Problem(line, "", f"invalid YAML: unacceptable character #x{e.character:04x}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        if isinstance(e, yaml.composer.ComposerError) and "another document" in (e.problem or ""):
+            raise _Problem(line, "", "more than one YAML document; a scenario is one document") from None
+        raise _Problem(line, "", f"invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise _Problem(1, "", f"invalid YAML: {e}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _one_line(message: str) -> str:
+    # YAML error texts and user values may carry control characters; the CLI prints one line.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Stands in for a list or mapping where a scalar was expected, so messages can name it."""
+
+    noun: str
+
+
+def _scalar(node: Node, field: str) -> Any:
+    """The Python value of a scalar node; a ``_Shape`` for a list or mapping."""
+    if not isinstance(node, ScalarNode):
+        expected = _TAG + ("seq" if isinstance(node, SequenceNode) else "map")
+        if node.tag != expected:
+            raise _Problem(_line(node), field, f"unsupported YAML tag {_short_tag(node.tag)!r}")
+        return _Shape("a list" if isinstance(node, SequenceNode) else "a mapping")
+    if node.tag not in SafeConstructor.yaml_constructors:
+        raise _Problem(_line(node), field, f"unsupported YAML tag {_short_tag(node.tag)!r}")
+    try:
+        return SafeConstructor().construct_object(node, deep=True)
+    except ConstructorError as e:
+        raise _Problem(_line(node), field, f"invalid value: {e.problem}") from None
+    except (ValueError, OverflowError) as e:  # e.g. a date like 2024-13-45, a 5000-digit int
+        raise _Problem(_line(node), field, f"invalid value {_show(node.value)}: {e}") from None
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _describe(value: Any) -> str:
+    """How a message names a value the user wrote: ``'4' (a string)``, ``true (a boolean)``."""
+    if isinstance(value, _Shape):
+        return value.noun
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return _show(value)
+    if isinstance(value, str):
+        return f"{_show(value)} (a string)"
+    return f"{_show(str(value))} (a {type(value).__name__})"
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _TAG + "null"
+
+
+# --------------------------------------------------------------------------- mappings
+
+
+def _key(node: Node, field: str) -> str:
+    if isinstance(node, ScalarNode) and node.tag == _TAG + "str":
+        return str(node.value)
+    if isinstance(node, ScalarNode) and node.tag == _TAG + "merge":
+        raise _Problem(_line(node), field, "merge keys (<<) are not supported; write the keys out")
+    got = _scalar(node, field)
+    # `on:`, `yes:` and `1:` are not strings in YAML 1.1; quoting them is the fix.
+    hint = "" if isinstance(got, _Shape) else " (quote it)"
+    raise _Problem(_line(node), field, f"keys must be strings, got {_describe(got)}{hint}")
+
+
+def _unknown(key: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1) or difflib.get_close_matches(key.lower(), allowed, n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    return f"unknown key; expected one of: {', '.join(allowed)}"
+
+
+def _pairs(node: Node, field: str, allowed: tuple[str, ...] | None) -> dict[str, tuple[Node, Node]]:
+    """Key -> (key node, value node) of a mapping; rejects non-string, duplicate, unknown keys."""
+    if not isinstance(node, MappingNode) or node.tag != _TAG + "map":
+        raise _Problem(_line(node), field, f"must be a mapping, got {_describe(_scalar(node, field))}")
+    entries: dict[str, tuple[Node, Node]] = {}
+    for key_node, value_node in node.value:
+        key = _key(key_node, field)
+        path = f"{field}.{key}" if field else key
+        if key in entries:
+            first = _line(entries[key][0])
+            raise _Problem(_line(key_node), path, f"duplicate key (first at line {first})")
+        if allowed is not None and key not in allowed:
+            raise _Problem(_line(key_node), path, _unknown(key, allowed))
+        entries[key] = (key_node, value_node)
+    return entries
+
+
+class _Section:
+    """One mapping of the file being read, with its dotted path and a line for its errors.
+
+    ``line`` is where the mapping is introduced (its key's line), so "required field missing"
+    points at the parent a field belongs in. An absent or null section reads as all-defaults.
+    """
+
+    def __init__(self, node: Node | None, field: str, allowed: tuple[str, ...], line: int) -> None:
+        self.field, self.line = field, line
+        self.entries = {} if node is None or _is_null(node) else _pairs(node, field, allowed)
+
+    def path(self, key: str) -> str:
+        return f"{self.field}.{key}" if self.field else key
+
+    def node(self, key: str) -> Node | None:
+        entry = self.entries.get(key)
+        return None if entry is None else entry[1]
+
+    def line_of(self, key: str) -> int:
+        """Line of the key's value when given, else of the section: where to blame the field."""
+        node = self.node(key)
+        return self.line if node is None else _line(node)
+
+    def take(self, key: str, read: Callable[[Node, str], T], default: T) -> T:
+        node = self.node(key)
+        return default if node is None else read(node, self.path(key))
+
+    def need(self, key: str, read: Callable[[Node, str], T]) -> T:
+        node = self.node(key)
+        if node is None:
+            raise _Problem(self.line, self.path(key), "required field missing")
+        return read(node, self.path(key))
+
+    def section(self, key: str, allowed: tuple[str, ...]) -> _Section:
+        entry = self.entries.get(key)
+        line = self.line if entry is None else _line(entry[0])
+        return _Section(self.node(key), self.path(key), allowed, line)
+
+
+# --------------------------------------------------------------------------- readers
+# Each reader is (node, dotted field) -> value and raises _Problem at the node's line.
+
+
+def _int(lo: int, hi: int | None = None) -> Callable[[Node, str], int]:
+    noun = {0: "a non-negative integer", 1: "a positive integer"}.get(lo, "an integer")
+
+    def read(node: Node, field: str) -> int:
+        value = _scalar(node, field)
+        # bool is an int in Python, but `workers: true` is a mistake, not 1.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Problem(_line(node), field, f"must be {noun}, got {_describe(value)}")
+        if value < lo:
+            low = f"must be {noun}" if lo in (0, 1) else f"must be at least {lo}"
+            raise _Problem(_line(node), field, f"{low}, got {value}")
+        if hi is not None and value > hi:
+            raise _Problem(_line(node), field, f"must be at most {hi}, got {value}")
+        return value
+
+    return read
+
+
+def _number(hi: float) -> Callable[[Node, str], float]:
+    """A number > 0 and <= hi (CPU counts)."""
+
+    def read(node: Node, field: str) -> float:
+        value = _scalar(node, field)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise _Problem(_line(node), field, f"must be a number, got {_describe(value)}")
+        if value <= 0:
+            raise _Problem(_line(node), field, f"must be greater than 0, got {value}")
+        if value > hi:
+            raise _Problem(_line(node), field, f"must be at most {hi:g}, got {value}")
+        return float(value)
+
+    return read
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Node, str], str]:
+    def read(node: Node, field: str) -> str:
+        value = _scalar(node, field)
+        # YAML 1.1 reads a bare `no` as false; `restart: no` means Docker's "no" policy.
+        if isinstance(value, bool) and isinstance(node, ScalarNode) and node.value.lower() in options:
+            return str(node.value.lower())
+        if isinstance(value, str) and value in options:
+            return value
+        close = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _Problem(_line(node), field, f"must be one of {', '.join(options)}; got {_describe(value)}{hint}")
+
+    return read
+
+
+def _string(node: Node, field: str) -> str:
+    value = _scalar(node, field)
+    if not isinstance(value, str):
+        hint = "" if value is None or isinstance(value, _Shape) else " (quote it)"
+        raise _Problem(_line(node), field, f"must be a string, got {_describe(value)}{hint}")
+    return value
+
+
+def _format_size(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size} bytes"
+
+
+def _size(minimum: int) -> Callable[[Node, str], int]:
+    def read(node: Node, field: str) -> int:
+        value = _scalar(node, field)
+        try:
+            size = parse_size(value)
+        except ValueError as e:
+            raise _Problem(_line(node), field, str(e)) from None
+        if size < minimum:
+            raise _Problem(_line(node), field, f"must be at least {_format_size(minimum)}, got {_format_size(size)}")
+        return size
+
+    return read
+
+
+def _duration(maximum: float) -> Callable[[Node, str], float]:
+    """A duration > 0 and <= maximum seconds."""
+
+    def read(node: Node, field: str) -> float:
+        value = _scalar(node, field)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as e:
+            raise _Problem(_line(node), field, str(e)) from None
+        if seconds <= 0:
+            raise _Problem(_line(node), field, f"must be longer than 0s, got {_describe(value)}")
+        if seconds > maximum:
+            raise _Problem(_line(node), field, f"must be at most {maximum:g}s, got {_describe(value)}")
+        return seconds
+
+    return read
+
+
+def _name(node: Node, field: str) -> str:
+    value = _string(node, field)
+    if not _NAME_RE.fullmatch(value):
+        # The name ends up in container and network names, which Docker restricts.
+        rule = "must be 1-40 letters, digits, '-' or '_', starting with a letter or digit"
+        raise _Problem(_line(node), field, f"{rule}; got {_show(value)}")
+    return value
+
+
+def _task(node: Node, field: str) -> str:
+    value = _string(node, field)
+    module, colon, function = value.partition(":")
+    parts = [*module.split("."), function]
+    if value in BUILTIN_TASKS or (colon and all(p.isidentifier() and not keyword.iskeyword(p) for p in parts)):
+        return value
+    close = difflib.get_close_matches(value, BUILTIN_TASKS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    rule = f"must be a built-in task ({', '.join(BUILTIN_TASKS)}) or 'package.module:function'"
+    raise _Problem(_line(node), field, f"{rule}, got {_show(value)}{hint}")
+
+
+def _folder(base_dir: Path) -> Callable[[Node, str], str | None]:
+    def read(node: Node, field: str) -> str | None:
+        value = _scalar(node, field)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise _Problem(_line(node), field, f"must be the path of a folder, got {_describe(value)}")
+        try:
+            folder = (base_dir / Path(value).expanduser()).resolve()
+            found = folder.is_dir()
+        except (OSError, ValueError, RuntimeError):  # NUL bytes, names too long, no home dir
+            found = False
+        if not found:
+            raise _Problem(_line(node), field, f"no such folder: {_show(value)} (relative to {base_dir})")
+        return str(folder)
+
+    return read
+
+
+def _json_like(node: Node, field: str) -> Any:
+    """Params go to every task as keyword arguments and into result files: keep them JSON."""
+    if isinstance(node, MappingNode) and node.tag == _TAG + "map":
+        pairs = _pairs(node, field, None)
+        return {key: _json_like(value, f"{field}.{key}") for key, (_, value) in pairs.items()}
+    if isinstance(node, SequenceNode) and node.tag == _TAG + "seq":
+        return [_json_like(item, f"{field}[{i}]") for i, item in enumerate(node.value)]
+    value = _scalar(node, field)
+    if value is None or isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise _Problem(
+        _line(node), field, f"must be a string, finite number, boolean, null, list or mapping; got {_describe(value)}"
+    )
+
+
+def _params(node: Node, field: str) -> dict[str, Any]:
+    if _is_null(node):
+        return {}
+    value = _json_like(node, field)
+    if not isinstance(value, dict):
+        raise _Problem(_line(node), field, f"must be a mapping of keyword arguments, got {_describe(value)}")
+    return value
+
+
+def _processes(node: Node, field: str) -> int | str | None:
+    value = _scalar(node, field)
+    if value is None or value == "auto":
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256:
+        return value
+    raise _Problem(_line(node), field, f'must be null, "auto" or an integer from 1 to 256, got {_describe(value)}')
+
+
+def _cpuset(node: Node, field: str) -> str | None:
+    value = _scalar(node, field)
+    if value is None:
+        return None
+    # `cpuset: 3` reads as an int; a single CPU number is a fine cpuset, so take its text.
+    text = str(node.value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str):
+        ranges = [_CPUSET_RE.fullmatch(part) for part in text.split(",")]
+        if all(m is not None and (m[2] is None or int(m[1]) <= int(m[2])) for m in ranges):
+            return text
+    raise _Problem(_line(node), field, f'must be null or CPUs such as "0-1" or "0,2", got {_describe(value)}')
+
+
+def _at(node: Node, field: str) -> tuple[float | None, float | None]:
+    """(at_fraction, at_seconds) of a fault's ``at``: "30%" of tasks done, or "5s" since start."""
+    value = _scalar(node, field)
+    if isinstance(value, str) and value.strip().endswith("%"):
+        match = _PERCENT_RE.fullmatch(value.strip())
+        percent = float(match[1]) if match else -1.0
+        if not 0 < percent < 100:
+            message = f"a percentage must be between 0% and 100%, both excluded; got {_show(value)}"
+            raise _Problem(_line(node), field, message)
+        return percent / 100, None
+    try:
+        return None, parse_duration(value)
+    except ValueError:
+        rule = 'must be a share of tasks completed such as "30%" or a time since start such as "5s"'
+        message = f"{rule}, got {_describe(value)}"
+        raise _Problem(_line(node), field, message) from None
+
+
+# --------------------------------------------------------------------------- sections
+
+_TOP_KEYS = ("version", "name", "description", "workload", "workers", "resources", "topologies", "faults", "run")
+_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed")
+_RESOURCES_KEYS = ("cpus", "memory", "cpuset")
+_TOPOLOGY_KEYS = ("single", "multi")
+_SINGLE_KEYS = ("pool", "processes")
+_MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
+_REDIS_KEYS = ("cpus", "memory")
+_FAULT_KEYS = ("name", "kind", "at", "duration")
+_RUN_KEYS = ("repeat", "warmup", "timeout")
+_TIMED_FAULTS = ("pause", "partition")
+_MULTI_ONLY_FAULTS = ("kill-redis", "partition")  # nothing to act on in a single container
+
+
+def _scenario(root: Node | None, base_dir: Path) -> Scenario:
+    if root is None or _is_null(root):
+        raise _Problem(1, "", "the file is empty; a scenario needs at least name, workload.task and workers")
+    if not isinstance(root, MappingNode) or root.tag != _TAG + "map":
+        got = _describe(_scalar(root, ""))
+        raise _Problem(_line(root), "", f"the top level must be a mapping of fields, got {got}")
+    top = _Section(root, "", _TOP_KEYS, _line(root))
+    version = top.take("version", _int(1), 1)
+    if version != 1:
+        raise _Problem(top.line_of("version"), "version", f"unsupported version {version}; this topo reads version 1")
+    name = top.need("name", _name)
+    description = top.take("description", _string, "")
+    workload = _workload(top.section("workload", _WORKLOAD_KEYS), base_dir)
+    workers = top.need("workers", _int(1, 64))
+    single, multi = _topologies(top)
+    run = _run(top.section("run", _RUN_KEYS))
+    return Scenario(
+        name=name,
+        description=description,
+        workload=workload,
+        workers=workers,
+        resources=_resources(top.section("resources", _RESOURCES_KEYS), workers, multi is not None),
+        single=single,
+        multi=multi,
+        faults=_faults(top, multi is not None, run.timeout),
+        run=run,
+        version=version,
+    )
+
+
+def _workload(s: _Section, base_dir: Path) -> Workload:
+    return Workload(
+        task=s.need("task", _task),
+        tasks=s.take("tasks", _int(1, 1_000_000), 100),
+        params=s.take("params", _params, {}),
+        seed=s.take("seed", _int(0, MAX_SEED), 0),
+        path=s.take("path", _folder(base_dir), None),
+    )
+
+
+def _resources(s: _Section, workers: int, multi: bool) -> Resources:
+    cpus = s.take("cpus", _number(MAX_CPUS), 1.0)
+    memory = s.take("memory", _size(MIN_WORKER_MEMORY), 1024 * MiB)
+    cpuset = s.take("cpuset", _cpuset, None)
+    if memory // workers < MIN_WORKER_MEMORY:
+        share = _format_size(memory // workers)
+        message = f"{_format_size(memory)} for {workers} workers is {share} each; each needs at least 6 MiB"
+        raise _Problem(s.line_of("memory"), s.path("memory"), message)
+    # The tolerance keeps e.g. 0.64 CPUs / 64 workers from failing on float rounding.
+    if multi and cpus / workers < MIN_WORKER_CPUS - 1e-9:
+        share = f"{cpus:g} CPUs for {workers} worker containers is {cpus / workers:.3g} each"
+        message = f"{share}; Docker needs at least {MIN_WORKER_CPUS}"
+        raise _Problem(s.line_of("cpus"), s.path("cpus"), message)
+    return Resources(cpus=cpus, memory=memory, cpuset=cpuset)
+
+
+def _topologies(top: _Section) -> tuple[SingleSpec | None, MultiSpec | None]:
+    """Both topologies by default; when ``topologies`` is given, only the ones it lists."""
+    if top.node("topologies") is None:
+        return SingleSpec(), MultiSpec()
+    s = top.section("topologies", _TOPOLOGY_KEYS)
+    single = _single(s.section("single", _SINGLE_KEYS)) if "single" in s.entries else None
+    multi = _multi(s.section("multi", _MULTI_KEYS)) if "multi" in s.entries else None
+    if single is None and multi is None:
+        raise _Problem(s.line, "topologies", "must list at least one of single, multi (or leave the key out for both)")
+    return single, multi
+
+
+def _single(s: _Section) -> SingleSpec:
+    return SingleSpec(
+        pool=s.take("pool", _choice(POOL_KINDS), "process-pool"),
+        processes=s.take("processes", _processes, None),
+    )
+
+
+def _multi(s: _Section) -> MultiSpec:
+    redis = s.section("redis", _REDIS_KEYS)
+    return MultiSpec(
+        queue=s.take("queue", _choice(QUEUE_KINDS), "reliable"),
+        prefetch=s.take("prefetch", _int(1, 10_000), 1),
+        restart=s.take("restart", _choice(RESTART_POLICIES), "on-failure"),
+        redis=RedisSpec(
+            cpus=redis.take("cpus", _number(MAX_CPUS), 0.5),
+            memory=redis.take("memory", _size(MIN_REDIS_MEMORY), 256 * MiB),
+        ),
+    )
+
+
+def _run(s: _Section) -> RunSpec:
+    return RunSpec(
+        repeat=s.take("repeat", _int(1, 100), 3),
+        warmup=s.take("warmup", _int(0, 10), 0),
+        timeout=s.take("timeout", _duration(MAX_TIMEOUT), 300.0),
+    )
+
+
+def _faults(top: _Section, multi: bool, timeout: float) -> tuple[Fault, ...]:
+    node = top.node("faults")
+    if node is None or _is_null(node):
+        return ()
+    if not isinstance(node, SequenceNode) or node.tag != _TAG + "seq":
+        raise _Problem(_line(node), "faults", f"must be a list of faults, got {_describe(_scalar(node, 'faults'))}")
+    faults: list[Fault] = []
+    first_line: dict[str, int] = {}
+    for i, item in enumerate(node.value):
+        s = _Section(item, f"faults[{i}]", _FAULT_KEYS, _line(item))
+        fault = _fault(s, multi, timeout)
+        if fault.name in first_line:
+            message = f"duplicate fault name {_show(fault.name)} (first at line {first_line[fault.name]})"
+            raise _Problem(s.line_of("name"), s.path("name"), message)
+        first_line[fault.name] = s.line_of("name")
+        faults.append(fault)
+    return tuple(faults)
+
+
+def _fault(s: _Section, multi: bool, timeout: float) -> Fault:
+    name = s.need("name", _string)
+    if not name.strip():
+        raise _Problem(s.line_of("name"), s.path("name"), "must not be empty")
+    kind = s.need("kind", _choice(FAULT_KINDS))
+    at_fraction, at_seconds = s.need("at", _at)
+    duration = s.take("duration", _duration(MAX_TIMEOUT), None)
+    if kind in _TIMED_FAULTS and duration is None:
+        raise _Problem(s.line, s.path("duration"), f"required for a {kind} fault (how long it lasts)")
+    if kind not in _TIMED_FAULTS:
+        duration = None  # the format's own example gives one to kill-worker: it has no effect
+    if kind == "oom" and at_fraction is None:
+        message = "an oom fault takes a percentage of tasks (its poison task is picked by its place in the batch)"
+        raise _Problem(s.line_of("at"), s.path("at"), message)
+    if kind in _MULTI_ONLY_FAULTS and not multi:
+        message = f"{kind} applies to the multi topology only, and this scenario does not run it"
+        raise _Problem(s.line_of("kind"), s.path("kind"), message)
+    if at_seconds is not None and at_seconds >= timeout:
+        message = f"{at_seconds:g}s is not before run.timeout ({timeout:g}s), so the fault would never fire"
+        raise _Problem(s.line_of("at"), s.path("at"), message)
+    return Fault(name=name, kind=kind, at_fraction=at_fraction, at_seconds=at_seconds, duration=duration)
