@@ -7,11 +7,12 @@ complete, so a process killed mid-write costs at most its last, partial line.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topo.model import TaskRecord, WorkerInfo
+from topo.model import Signal, TaskRecord, WorkerInfo
 
 
 @dataclass
@@ -28,6 +29,8 @@ class EventLog:
     errors: list[str] = field(default_factory=list)
     resolved: set[int] = field(default_factory=set)  # ids with any record
     completed: set[int] = field(default_factory=set)
+    signals: list[Signal] = field(default_factory=list)
+    last_record: float | None = None  # host time the last task line was read
     _offsets: dict[Path, int] = field(default_factory=dict)
 
     def poll(self) -> int:
@@ -62,8 +65,14 @@ class EventLog:
                 self.available.append(float(ev["t"]))
             elif kind == "requeue":
                 self.requeues += 1
+                owner = str(ev["w"]).split("/")[0]
+                self.signals.append(Signal(float(ev["t"]), "requeue", owner, str(ev["id"])))
             elif kind == "error":
                 self.errors.append(f"{ev['c']}: {ev['err']}")
+                self.signals.append(Signal(float(ev["t"]), "error", str(ev["c"]), str(ev["err"])))
+            elif kind in ("exit", "stall"):
+                detail = str(ev.get("w") or ev.get("pending", ""))
+                self.signals.append(Signal(float(ev["t"]), kind, str(ev["c"]), detail[:300]))
         except (ValueError, KeyError, TypeError) as e:
             self.errors.append(f"unreadable event line ({e}): {line[:120]!r}")
 
@@ -75,6 +84,7 @@ class EventLog:
             cpu=float(ev.get("cpu") or 0.0), core=ev.get("core"), error=ev.get("err"),
         )
         self.records.append(rec)
+        self.last_record = time.time()
         if 0 <= task_id < self.task_count:
             self.resolved.add(task_id)
             if rec.ok:
@@ -82,6 +92,7 @@ class EventLog:
 
     def _ready(self, ev: dict[str, Any]) -> None:
         worker = str(ev["w"])
+        self.signals.append(Signal(float(ev["t"]), "ready", str(ev["c"]), worker))
         if worker not in self.workers:
             self.workers[worker] = WorkerInfo(
                 worker=worker, container=str(ev["c"]), t_ready=float(ev["t"]),

@@ -218,6 +218,34 @@ class Ledger:
 
 
 @dataclass(frozen=True)
+class FaultEvent:
+    """What became of one fault in one run. A fault that could not be injected is recorded
+    as such (status not-applicable | failed | not-reached), never silently skipped."""
+
+    name: str
+    kind: str
+    status: str  # injected | not-applicable | failed | not-reached
+    t: float | None  # when it was injected (host wall clock)
+    t_end: float | None = None  # end of a pause or partition
+    target: str | None = None  # "<container>" or "<container>/<pid in the container>"
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something observed during a run, with its time: the raw material of time-to-detect.
+
+    kind: requeue (a task given back to the queue) | exit (a container stopped) |
+    restart (a container came back) | ready (a worker process announced itself) |
+    error (an agent reported a fatal error) | oom (a container was OOM-killed)."""
+
+    t: float
+    kind: str
+    container: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class RunResult:
     topology: Topology
     index: int  # 0-based repeat number
@@ -236,6 +264,9 @@ class RunResult:
     retried: int = 0
     budget_cpus: float = 0.0
     budget_memory: int = 0
+    fault: Fault | None = None  # the fault this run injected; None for the no-fault run
+    fault_events: tuple[FaultEvent, ...] = ()
+    signals: tuple[Signal, ...] = ()
 
 
 # --------------------------------------------------------------------------- figures
@@ -278,6 +309,31 @@ class RunFigures:
 
 
 @dataclass(frozen=True)
+class BlastRadius:
+    """The damage one fault did in one run (metrics.md, blast radius)."""
+
+    fault: str
+    kind: str
+    topology: Topology
+    index: int
+    status: str  # of the injection: injected | not-applicable | failed | not-reached
+    workers: int  # N
+    workers_affected: int  # died, froze or failed a task in [tf, tf + window]
+    failed: int
+    lost: int
+    duplicated: int
+    retried: int
+    throughput_dip: float | None  # 1 - lowest bucket rate after tf / steady rate before
+    time_to_detect: float | None  # seconds from tf to the first sign
+    time_to_recover: float | None  # seconds from tf until the rolling rate is back; None = never
+    survived: bool  # every task completed, nobody stepped in
+
+    @property
+    def share_affected(self) -> float:
+        return self.workers_affected / self.workers if self.workers else 0.0
+
+
+@dataclass(frozen=True)
 class Spread:
     median: float
     low: float
@@ -317,3 +373,4 @@ class Comparison:
     runs: tuple[RunFigures, ...]  # measured runs, warm-ups excluded
     rows: tuple[FigureRow, ...]
     warnings: tuple[str, ...] = ()
+    blast: tuple[BlastRadius, ...] = ()

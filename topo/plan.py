@@ -12,16 +12,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from topo.model import ContainerSpec, Scenario, Topology, TopologyPlan
+from topo.model import ContainerSpec, Fault, Scenario, Topology, TopologyPlan
 
 LABEL_PREFIX = "topo"
 MANAGED = f"{LABEL_PREFIX}.managed"
 RUN = f"{LABEL_PREFIX}.run"
 DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
+OWNER = f"{LABEL_PREFIX}.owner"  # host:pid:start time of the topo process that made it
 MAX_ATTEMPTS = 3  # deliveries of one task before it is dead-lettered (reliable queue)
 FEEDER_CPUS = 0.25
 FEEDER_MEMORY = 64 * 1024 * 1024
 RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every container
+
+
+def poison_task(fault: Fault | None, task_count: int) -> int | None:
+    """The task that exceeds the memory limit for an ``oom`` fault (dispatch is in id order,
+    so the task at the fault's fraction of the batch runs at about that point)."""
+    if fault is None or fault.kind != "oom" or fault.at_fraction is None:
+        return None
+    return min(task_count - 1, int(fault.at_fraction * task_count))
 
 
 def labels(run_id: str, deployment: str, **extra: str) -> dict[str, str]:
@@ -33,7 +42,7 @@ def labels(run_id: str, deployment: str, **extra: str) -> dict[str, str]:
 
 def _config(scenario: Scenario, container: str, **extra: Any) -> dict[str, str]:
     w = scenario.workload
-    cfg = {
+    cfg: dict[str, Any] = {
         "container": container,
         "task": w.task,
         "params": dict(w.params),
@@ -46,15 +55,18 @@ def _config(scenario: Scenario, container: str, **extra: Any) -> dict[str, str]:
 
 def plan(
     scenario: Scenario, topology: Topology, run_id: str, deployment: str, image: str,
-    redis_password: str,
+    redis_password: str, fault: Fault | None = None, owner: str = "",
 ) -> TopologyPlan:
-    """The containers of one deployment of ``topology``. ``deployment`` names it uniquely."""
-    base = labels(run_id, deployment, topology=topology, scenario=scenario.name)
+    """The containers of one deployment of ``topology``. ``deployment`` names it uniquely.
+    An ``oom`` fault plants its poison task in every worker's configuration."""
+    base = labels(run_id, deployment, topology=topology, scenario=scenario.name, owner=owner)
+    poison = poison_task(fault, scenario.workload.tasks)
+    agent = {"poison": [] if poison is None else [poison], "max_attempts": MAX_ATTEMPTS}
     if topology == "single":
-        containers = _single(scenario, deployment, base)
+        containers = _single(scenario, deployment, base, agent)
         network = None
     else:
-        containers = _multi(scenario, deployment, base, redis_password)
+        containers = _multi(scenario, deployment, base, redis_password, agent)
         network = deployment
     return TopologyPlan(
         run_id=run_id,
@@ -70,7 +82,9 @@ def plan(
     )
 
 
-def _single(scenario: Scenario, deployment: str, base: dict[str, str]) -> tuple[ContainerSpec, ...]:
+def _single(
+    scenario: Scenario, deployment: str, base: dict[str, str], agent: dict[str, Any]
+) -> tuple[ContainerSpec, ...]:
     spec = scenario.single
     assert spec is not None
     processes = scenario.workers if spec.processes is None else spec.processes
@@ -83,7 +97,7 @@ def _single(scenario: Scenario, deployment: str, base: dict[str, str]) -> tuple[
             cpus=scenario.resources.cpus,
             memory=scenario.resources.memory,
             cpuset=scenario.resources.cpuset,
-            env=_config(scenario, name, pool=spec.pool, processes=processes),
+            env=_config(scenario, name, pool=spec.pool, processes=processes, **agent),
             # "auto" is only known inside the container: count the host's cores as Python would
             processes=0 if processes == "auto" else int(processes),
             labels={**base, "topo.role": "single"},
@@ -92,7 +106,8 @@ def _single(scenario: Scenario, deployment: str, base: dict[str, str]) -> tuple[
 
 
 def _multi(
-    scenario: Scenario, deployment: str, base: dict[str, str], password: str
+    scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+    agent: dict[str, Any],
 ) -> tuple[ContainerSpec, ...]:
     spec = scenario.multi
     assert spec is not None
@@ -111,7 +126,7 @@ def _multi(
         labels={**base, "topo.role": "redis"},
     )
     common = dict(redis_host=f"{deployment}-redis", queue=spec.queue, prefetch=spec.prefetch,
-                  max_attempts=MAX_ATTEMPTS)
+                  **agent)
     workers = tuple(
         ContainerSpec(
             name=f"{deployment}-w{i}",

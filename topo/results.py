@@ -18,8 +18,8 @@ from typing import Any
 import topo
 from topo.errors import ResultError
 from topo.model import (
-    ContainerSpec, Fault, MultiSpec, RedisSpec, Resources, RunResult, RunSpec, Sample,
-    Scenario, SingleSpec, TaskRecord, WorkerInfo, Workload,
+    ContainerSpec, Fault, FaultEvent, MultiSpec, RedisSpec, Resources, RunResult, RunSpec, Sample,
+    Scenario, Signal, SingleSpec, TaskRecord, WorkerInfo, Workload,
 )
 
 SCHEMA = "topo.result"
@@ -116,4 +116,7 @@ def _run(d: dict[str, Any]) -> RunResult:
         "containers": tuple(
             ContainerSpec(**{**c, "command": tuple(c["command"])}) for c in d["containers"]
         ),
+        "fault": Fault(**d["fault"]) if d.get("fault") else None,
+        "fault_events": tuple(FaultEvent(**e) for e in d.get("fault_events", ())),
+        "signals": tuple(Signal(**x) for x in d.get("signals", ())),
     })

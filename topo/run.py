@@ -17,13 +17,16 @@ from typing import Callable, Protocol
 from topo import plan as planning
 from topo.errors import RunError
 from topo.events import EventLog
-from topo.model import Deployment, RunResult, Scenario, Topology, TopologyPlan
+from topo.faults import Injector, due
+from topo.model import Deployment, Fault, FaultEvent, RunResult, Scenario, Signal, Topology, TopologyPlan
+from topo.runtime.base import ContainerState
 from topo.runtime.base import Runtime
 from topo.sampling import Sampler
 
 READY_TIMEOUT = 60.0  # seconds for every worker to start and announce itself
 POLL = 0.05
-STATES_EVERY = 0.5
+STATES_EVERY = 0.25  # how often container states are polled (exit and restart signals)
+STALL_AFTER = 15.0  # seconds without any task line: the run has stalled
 EXITED_GRACE = 2.0  # no worker running this long (and none restarting): the run is over
 CONTAINER_UID = 10001
 
@@ -37,6 +40,7 @@ class Progress:
     total: int
     elapsed: float
     phase: str  # deploy | ready | run | teardown
+    fault: str | None = None
 
 
 class Saver(Protocol):
@@ -50,25 +54,33 @@ def new_run_id() -> str:
 def compare(
     scenario: Scenario, runtime: Runtime, out_dir: Path, save: Saver,
     progress: Callable[[Progress], None] = lambda p: None, run_id: str | None = None,
+    owner: str = "",
 ) -> list[RunResult]:
-    """Run every topology ``warmup + repeat`` times, alternating, saving after each run."""
+    """Run every topology ``warmup + repeat`` times without a fault and once per repeat with
+    each fault, topologies alternating, saving after each run."""
     image = runtime.ensure_image(scenario)
     run_id = run_id or new_run_id()
     results: list[RunResult] = []
     runs = scenario.run.warmup + scenario.run.repeat
+    variants: list[Fault | None] = [None, *scenario.faults]
     for i in range(runs):
-        for topology in scenario.topologies:
-            deployment = f"topo-{run_id}-{topology[0]}{i}"
-            p = planning.plan(scenario, topology, run_id, deployment, image, secrets.token_hex(16))
-            result = run_one(runtime, p, out_dir / "raw" / deployment, index=i,
-                             warmup=i < scenario.run.warmup, timeout=scenario.run.timeout,
-                             progress=lambda c, ph, _t=topology, _i=i, _s=time.time(): progress(
-                                 Progress(_t, _i, runs, c, scenario.workload.tasks,
-                                          time.time() - _s, ph)))
-            results.append(result)
-            save(results, complete=False)
-            if result.status == "interrupted":
-                raise KeyboardInterrupt
+        for f, fault in enumerate(variants):
+            if fault is not None and i < scenario.run.warmup:
+                continue  # warm-ups only warm: no fault in them
+            for topology in scenario.topologies:
+                deployment = f"topo-{run_id}-{topology[0]}{i}" + (f"f{f}" if fault else "")
+                p = planning.plan(scenario, topology, run_id, deployment, image,
+                                  secrets.token_hex(16), fault, owner)
+                result = run_one(
+                    runtime, p, out_dir / "raw" / deployment, index=i,
+                    warmup=i < scenario.run.warmup, timeout=scenario.run.timeout, fault=fault,
+                    progress=lambda c, ph, _t=topology, _i=i, _s=time.time(), _f=fault: progress(
+                        Progress(_t, _i, runs, c, scenario.workload.tasks, time.time() - _s, ph,
+                                 _f.name if _f else None)))
+                results.append(result)
+                save(results, complete=False)
+                if result.status == "interrupted":
+                    raise KeyboardInterrupt
     save(results, complete=True)
     return results
 
@@ -87,15 +99,19 @@ def _prepare_run_dir(run_dir: Path) -> None:
 def run_one(
     runtime: Runtime, plan: TopologyPlan, run_dir: Path, *, index: int, warmup: bool,
     timeout: float, progress: Callable[[int, str], None] = lambda c, p: None,
+    fault: Fault | None = None,
 ) -> RunResult:
-    """Deploy one topology, run its batch, tear it down, and return what was measured."""
+    """Deploy one topology, run its batch (injecting ``fault``), tear it down, and return
+    what was measured."""
     run_dir = run_dir.resolve()
     _prepare_run_dir(run_dir)
     log = EventLog(run_dir / "events", plan.task_count)
     deployment_name = plan.labels[planning.DEPLOYMENT]
     t_deploy = time.time()
     status, error = "error", None
+    t_finished: float | None = None  # what teardown causes afterwards is not the run's
     sampler: Sampler | None = None
+    watch: Watch | None = None
     try:
         progress(0, "deploy")
         deployment = runtime.deploy(plan, str(run_dir))
@@ -104,12 +120,16 @@ def run_one(
         _wait_ready(runtime, deployment, log, progress)
         (run_dir / "go.tmp").write_text(str(time.time()))
         os.replace(run_dir / "go.tmp", run_dir / "go")  # atomic: agents never see half a file
-        status = _watch(runtime, deployment, log, timeout, progress)
+        watch = Watch(runtime, deployment, log, timeout, fault)
+        status = watch.follow(progress)
+        t_finished = time.time()
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
     except RunError as e:
         status, error = "error", str(e)
     finally:
+        if watch is not None:
+            watch.end_fault()
         if sampler is not None:
             sampler.stop()
         progress(len(log.completed), "teardown")
@@ -123,8 +143,22 @@ def run_one(
         t_available=log.t_available, t_end=time.time(), records=tuple(log.records),
         samples=tuple(sampler.samples) if sampler else (), workers=tuple(log.workers.values()),
         containers=plan.containers, retried=log.requeues, budget_cpus=plan.budget_cpus,
-        budget_memory=plan.budget_memory,
+        budget_memory=plan.budget_memory, fault=fault,
+        fault_events=_fault_events(fault, watch),
+        signals=tuple(sorted(
+            (x for x in log.signals + (watch.signals if watch else [])
+             if t_finished is None or x.t <= t_finished),
+            key=lambda x: x.t)),
     )
+
+
+def _fault_events(fault: Fault | None, watch: Watch | None) -> tuple[FaultEvent, ...]:
+    if fault is None:
+        return ()
+    if watch is not None and watch.injector is not None and watch.injector.event is not None:
+        return (watch.injector.event,)
+    return (FaultEvent(name=fault.name, kind=fault.kind, status="not-reached", t=None,
+                       error="the run ended before the fault's trigger point"),)
 
 
 def _teardown(runtime: Runtime, deployment_name: str) -> None:
@@ -167,27 +201,81 @@ def _wait_ready(runtime: Runtime, deployment: Deployment, log: EventLog,
         time.sleep(POLL)
 
 
-def _watch(runtime: Runtime, deployment: Deployment, log: EventLog, timeout: float,
-           progress: Callable[[int, str], None]) -> str:
-    """Follow the run until every task has an outcome, the timeout, or no worker is left."""
-    start = time.monotonic()
-    next_check = 0.0
-    gone_since: float | None = None
-    workers = {c.name for c in deployment.containers if c.role in ("single", "worker")}
-    while True:
-        log.poll()
-        progress(len(log.completed), "run")
-        if len(log.resolved) >= deployment.plan.task_count:
-            return "ok"
-        now = time.monotonic()
-        if now - start > timeout:
-            return "timeout"
-        if now >= next_check:
-            next_check = now + STATES_EVERY
-            states = runtime.states(deployment)
-            alive = any(s.running or s.restarting for n, s in states.items() if n in workers)
-            gone_since = None if alive else (gone_since or now)
-            if gone_since is not None and now - gone_since >= EXITED_GRACE:
-                log.poll()
-                return "ok" if len(log.resolved) >= deployment.plan.task_count else "workers-exited"
-        time.sleep(POLL)
+class Watch:
+    """Follows a running deployment: progress, the fault's trigger, container state changes,
+    and the end of the run (every task has an outcome, timeout, stall, or no worker left)."""
+
+    def __init__(self, runtime: Runtime, deployment: Deployment, log: EventLog, timeout: float,
+                 fault: Fault | None) -> None:
+        self.runtime = runtime
+        self.deployment = deployment
+        self.log = log
+        self.timeout = timeout
+        self.fault = fault
+        self.injector: Injector | None = None
+        self.signals: list[Signal] = []
+        self._states: dict[str, ContainerState] = {}
+        self._workers = {c.name for c in deployment.containers if c.role in ("single", "worker")}
+
+    def follow(self, progress: Callable[[int, str], None]) -> str:
+        start = time.monotonic()
+        next_check = 0.0
+        gone_since: float | None = None
+        task_count = self.deployment.plan.task_count
+        while True:
+            self.log.poll()
+            progress(len(self.log.completed), "run")
+            if len(self.log.resolved) >= task_count:
+                return "ok"
+            now = time.monotonic()
+            if now - start > self.timeout:
+                return "timeout"
+            self._maybe_inject()
+            if self._stalled(start):
+                return "stalled"
+            if now >= next_check:
+                next_check = now + STATES_EVERY
+                alive = self._check_states()
+                gone_since = None if alive else (gone_since or now)
+                if gone_since is not None and now - gone_since >= EXITED_GRACE:
+                    self.log.poll()
+                    return "ok" if len(self.log.resolved) >= task_count else "workers-exited"
+            time.sleep(POLL)
+
+    def _maybe_inject(self) -> None:
+        if self.fault is None or self.injector is not None:
+            return
+        t_av = self.log.t_available
+        since = None if t_av is None else time.time() - t_av
+        if due(self.fault, len(self.log.completed), self.deployment.plan.task_count, since):
+            self.injector = Injector(self.runtime, self.deployment, self.fault)  # type: ignore[arg-type]
+            self.injector.inject()
+
+    def _stalled(self, start: float) -> bool:
+        """No task line for STALL_AFTER seconds (pauses excluded): nothing will come."""
+        last = self.log.last_record
+        ev = self.injector.event if self.injector else None
+        if ev is not None and ev.t_end is None and self.fault and self.fault.duration:
+            return False  # a pause or partition is still on
+        quiet_since = max(filter(None, [last, ev.t_end if ev else None, ev.t if ev else None,
+                                        time.time() - (time.monotonic() - start)]))
+        return time.time() - quiet_since > STALL_AFTER
+
+    def _check_states(self) -> bool:
+        """Record exits, OOM kills and restarts; return whether any worker still runs."""
+        now = time.time()
+        states = self.runtime.states(self.deployment)
+        for name, st in states.items():
+            before = self._states.get(name)
+            if before is not None and before.running and not st.running:
+                self.signals.append(Signal(now, "exit", name, str(st.exit_code)))
+                if st.oom_killed:
+                    self.signals.append(Signal(now, "oom", name, ""))
+            if before is not None and st.restarts > before.restarts:
+                self.signals.append(Signal(now, "restart", name, str(st.restarts)))
+        self._states = states
+        return any(s.running or s.restarting for n, s in states.items() if n in self._workers)
+
+    def end_fault(self) -> None:
+        if self.injector is not None:
+            self.injector.finish()

@@ -21,12 +21,18 @@ SAMPLE_HZ = 10.0
 class _Counter:
     offset: float = 0.0
     last_raw: float = 0.0
+    gap: bool = False  # the container was seen stopped since the last reading
 
     def update(self, raw: float) -> float:
-        if raw < self.last_raw:  # the cgroup was recreated: a restart
+        # A new cgroup counts from 0: after a stop, or when the counter went backwards.
+        if self.gap or raw < self.last_raw:
             self.offset += self.last_raw
+        self.gap = False
         self.last_raw = raw
         return self.offset + raw
+
+    def stopped(self) -> None:
+        self.gap = True
 
     @property
     def value(self) -> float:
@@ -44,6 +50,8 @@ class Accumulator:
 
     def sample(self, t: float, raw: RawStats | None) -> Sample:
         if raw is None:
+            for counter in (self.cpu, self.periods, self.throttled):
+                counter.stopped()
             return Sample(t=t, container=self.name, cpu=self.cpu.value, memory=0,
                           throttled_periods=int(self.periods.value),
                           throttled=self.throttled.value, pids=0, running=False)

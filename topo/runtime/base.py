@@ -47,5 +47,20 @@ class Runtime(Protocol):
     def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
         """The last lines a container printed, for error messages."""
 
+    def host_pid(self, name: str) -> int | None:
+        """Host PID of a container's main process; None when it is not running."""
+
+    def pause(self, name: str) -> None:
+        """Freeze every process of a container."""
+
+    def unpause(self, name: str) -> None:
+        """Thaw a frozen container."""
+
+    def disconnect(self, deployment: Deployment, name: str) -> None:
+        """Cut a container off its deployment's network."""
+
+    def reconnect(self, deployment: Deployment, name: str) -> None:
+        """Put a container back on its deployment's network."""
+
     def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
         """Remove every container and network labelled with ``deployment_name``."""

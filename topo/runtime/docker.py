@@ -22,7 +22,7 @@ from docker.models.containers import Container
 import topo
 from topo.errors import EngineError, ImageError, RunError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
-from topo.plan import DEPLOYMENT, MANAGED, RUN_DIR
+from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
 
@@ -119,7 +119,7 @@ class DockerRuntime:
                 # The build needs nothing from any network: everything is in the context.
                 self.client.images.build(
                     path=ctx, tag=tag, rm=True, forcerm=True, pull=False, network_mode="none",
-                    labels={MANAGED: "true", "topo.kind": "worker", "topo.version": topo.__version__},
+                    labels={MANAGED: "true", "topo.image": "worker", "topo.version": topo.__version__},
                 )
             except docker.errors.BuildError as e:
                 raise ImageError(f"building {tag} failed: {str(e)[:300]}") from e
@@ -205,6 +205,31 @@ class DockerRuntime:
             return None
         return int(pid) or None
 
+    def pause(self, name: str) -> None:
+        """Freeze every process of a container (cgroup freezer)."""
+        self._call(f"pause {name}", lambda: self.client.api.pause(name))
+
+    def unpause(self, name: str) -> None:
+        self._call(f"unpause {name}", lambda: self.client.api.unpause(name))
+
+    def disconnect(self, deployment: Deployment, name: str) -> None:
+        """Cut a container off its deployment's network."""
+        net = deployment.network_id
+        if net is None:
+            raise RunError(f"{name} is on no network")
+        self._call(f"disconnect {name}", lambda: self.client.api.disconnect_container_from_network(name, net, force=True))
+
+    def reconnect(self, deployment: Deployment, name: str) -> None:
+        net = deployment.network_id
+        if net is not None:
+            self._call(f"reconnect {name}", lambda: self.client.api.connect_container_to_network(name, net))
+
+    def _call(self, action: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except docker.errors.DockerException as e:
+            raise _engine_error(action, e) from e
+
     def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
         return {c.name: self._stats_of(c) for c in deployment.containers}
 
@@ -233,6 +258,20 @@ class DockerRuntime:
 
     def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
         self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
+
+    def labelled_runs(self) -> dict[str, str]:
+        """Run id -> owner label of every container and network topo made."""
+        runs: dict[str, str] = {}
+        try:
+            found = self.client.containers.list(all=True, filters={"label": MANAGED + "=true"})
+            found += self.client.networks.list(filters={"label": MANAGED + "=true"})
+        except docker.errors.DockerException as e:
+            raise _engine_error("list topo's resources", e) from e
+        for item in found:
+            labels = item.attrs.get("Config", {}).get("Labels") or item.attrs.get("Labels") or {}
+            if RUN in labels and labels.get(OWNER):
+                runs[labels[RUN]] = labels[OWNER]
+        return runs
 
     def remove_labelled(self, label: str, images: bool = False) -> dict[str, int]:
         """Remove every container, network (and optionally image) carrying ``label``."""
