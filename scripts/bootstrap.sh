@@ -69,7 +69,7 @@ COPY --from=redis /usr/local/bin/redis-server /usr/local/bin/redis-server
 COPY wheels /tmp/wheels
 RUN pip install --no-index --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels \
  && ln -s /usr/local/bin/python3 /usr/bin/python3 2>/dev/null || true
-LABEL topo.managed=true topo.kind=base
+LABEL topo.managed=true topo.image=base
 DOCKERFILE
   docker build -q --network none -t "$BASE" "$ctx" >/dev/null; local rc=$?
   rm -rf "$ctx"

@@ -24,6 +24,6 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/
 tar -C "$root" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
-  --change 'LABEL topo.managed=true topo.kind=base' \
+  --change 'LABEL topo.managed=true topo.image=base' \
   - "$tag" >/dev/null
 echo "topo: base image $tag ready" >&2

@@ -39,10 +39,11 @@ class _ProgressLine:
         self._last = ("", 0.0)
 
     def __call__(self, p: Any) -> None:
-        text = (f"{p.topology:<6} run {p.index + 1}/{p.runs}  {p.phase:<8} "
+        fault = f"  [{p.fault}]" if p.fault else ""
+        text = (f"{p.topology:<6} run {p.index + 1}/{p.runs}{fault}  {p.phase:<8} "
                 f"{p.completed}/{p.total} tasks  {p.elapsed:5.1f}s")
         if self.tty:
-            if time.monotonic() - self._last[1] > 0.2 or p.phase != self._last[0]:
+            if time.monotonic() - self._last[1] > 0.2 or p.phase != self._last[0]:  # ≤ 5 Hz
                 sys.stderr.write("\r" + text + "\033[K")
                 sys.stderr.flush()
                 self._last = (p.phase, time.monotonic())
@@ -63,13 +64,16 @@ def compare(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for result.json and raw events."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import run, scenario, stats
+    from topo import cleanup, run, scenario, stats
     from topo.report import table
     from topo.runtime.docker import DockerRuntime
 
     sc = scenario.load(scenario_file)
     runtime = DockerRuntime.connect()
+    for stale in cleanup.sweep(runtime):
+        _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
     run_id = run.new_run_id()
+    cleanup.start_watchdog(run_id)  # removes this run's containers even if we are SIGKILLed
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
     host = result_files.host_facts(runtime.info())
@@ -80,7 +84,8 @@ def compare(
 
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id)
+        measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id,
+                               owner=cleanup.owner_label())
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)

@@ -89,3 +89,70 @@ def test_compare_prints_the_comparison(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["schema"] == "topo.result" and doc["complete"] is True
     assert [r["topology"] for r in doc["runs"]] == ["single", "multi"]
+
+
+def _start_slow(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*TOPO, "compare", str(tmp_path / "slow.yaml"), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any('"ev":"task"' in p.read_text() for p in out.glob("raw/*/events/*.jsonl")):
+        assert time.monotonic() < deadline and proc.poll() is None, "no task ever ran"
+        time.sleep(0.2)
+    return proc, out
+
+
+@pytest.mark.docker
+def test_sigkilled_topo_leaves_nothing_within_15s(runtime: DockerRuntime, tmp_path: Path) -> None:
+    proc, out = _start_slow(tmp_path)
+    run_id = next(out.glob("raw/*")).name.split("-")[1]
+    assert leftovers(runtime, run_id) != []
+    proc.kill()  # SIGKILL: no finally, no teardown in topo itself
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while leftovers(runtime, run_id) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert leftovers(runtime, run_id) == []
+    # the raw events measured so far are still on disk
+    assert any('"ev":"task"' in p.read_text() for p in out.glob("raw/*/events/*.jsonl"))
+
+
+@pytest.mark.docker
+def test_every_container_is_hardened(runtime: DockerRuntime, tmp_path: Path) -> None:
+    from topo import plan
+    from topo.model import MultiSpec, SingleSpec
+
+    from .conftest import scenario
+
+    sc = scenario(task="noop", tasks=5, workers=2, single=SingleSpec(), multi=MultiSpec())
+    image = runtime.ensure_image(sc)
+    for topology in ("single", "multi"):
+        p = plan.plan(sc, topology, "hard1", f"topo-hard1-{topology[0]}", image, "pw123")
+        run_dir = tmp_path / topology
+        (run_dir / "events").mkdir(parents=True)
+        dep = runtime.deploy(p, str(run_dir))
+        try:
+            for c in dep.containers:
+                a = runtime.client.api.inspect_container(c.id)
+                hc = a["HostConfig"]
+                assert a["Config"]["User"] == "10001:10001", c.name
+                assert hc["CapDrop"] == ["ALL"] and not hc.get("CapAdd")
+                assert "no-new-privileges" in hc["SecurityOpt"]
+                assert hc["ReadonlyRootfs"] is True and "/tmp" in hc["Tmpfs"]
+                assert hc["PidsLimit"] and hc["PidsLimit"] > 0
+                assert hc["NanoCpus"] > 0 and hc["Memory"] > 0
+                assert hc["Memory"] == hc["MemorySwap"]  # no swap beyond the limit
+                assert not hc.get("PortBindings") and not hc.get("Privileged")
+                assert all("docker.sock" not in m["Source"] for m in a["Mounts"])
+                nets = a["NetworkSettings"]["Networks"]
+                if topology == "single":
+                    assert list(nets) == ["none"]
+                else:
+                    assert list(nets) == [p.network]
+            if topology == "multi":
+                net = runtime.client.api.inspect_network(p.network)
+                assert net["Internal"] is True
+        finally:
+            runtime.teardown(dep, p.labels[plan.DEPLOYMENT])
+        assert leftovers(runtime, "hard1") == []

@@ -1,0 +1,79 @@
+"""Nothing topo starts outlives it.
+
+- Every container and network carries ``topo.owner=<host>:<pid>:<start time>`` of the
+  ``topo`` process that made it.
+- A watchdog process, started in its own session so Ctrl-C and a SIGKILL of topo do not reach
+  it, waits for that process to end and then removes everything labelled with its run.
+- When topo starts, it sweeps what earlier runs left behind whose owner is gone (a machine
+  reboot, a SIGKILL of topo and its watchdog).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+
+from topo.errors import TopoError
+from topo.plan import RUN
+
+
+
+def owner_label(pid: int | None = None) -> str:
+    """This process as an owner: host, PID and start time (a reused PID is not the owner)."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.2f}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by an owner label still runs (on another host: assume so)."""
+    try:
+        host, pid_s, created = owner.rsplit(":", 2)
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        proc = psutil.Process(pid)
+        return (proc.status() != psutil.STATUS_ZOMBIE
+                and f"{proc.create_time():.2f}" == created)
+    except psutil.Error:
+        return False
+
+
+def sweep(runtime: object) -> list[str]:
+    """Remove the runs whose owner is gone; return their ids."""
+    runs: dict[str, str] = runtime.labelled_runs()  # type: ignore[attr-defined]
+    stale = [run for run, owner in runs.items() if not owner_alive(owner)]
+    for run in stale:
+        runtime.remove_labelled(f"{RUN}={run}")  # type: ignore[attr-defined]
+    return stale
+
+
+def start_watchdog(run_id: str) -> subprocess.Popen[bytes]:
+    """A process that removes ``run_id``'s containers and networks once we are gone."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "topo.cleanup", owner_label(), run_id],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+
+
+def _watch(owner: str, run_id: str, poll: float = 0.2) -> None:
+    while owner_alive(owner):
+        time.sleep(poll)
+    from topo.runtime.docker import DockerRuntime
+
+    try:
+        DockerRuntime.connect().remove_labelled(f"{RUN}={run_id}")
+    except TopoError:
+        pass  # nothing we can do from here; the next topo start sweeps it
+
+
+if __name__ == "__main__":
+    _watch(sys.argv[1], sys.argv[2])
