@@ -1,0 +1,73 @@
+"""Calibrate the CPU cost c of scenarios/cpu.yaml's task, then check topo's figures against it.
+
+1. c: the task run alone, K times, by one process in one container (1 CPU), timed with the
+   process's own CPU clock, in this sitting (machines drift; a stored c would not do).
+2. topo compare on the same scenario: each topology's throughput against the ideal C/c, and
+   the CPU seconds per task it reports (workers' cgroups) against c.
+
+Usage: .venv/bin/python benchmarks/cpu_accuracy.py [scenario.yaml] [K]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from _common import ROOT, DockerRuntime, measure
+
+from topo import scenario, stats
+
+CALIBRATE = """
+import json, time
+from topo import workloads
+cfg = json.loads({cfg!r})
+run = workloads.bind(cfg["task"], cfg["params"], cfg["seed"])
+for i in range(3):
+    run(i)
+cpu0, t0 = time.process_time(), time.time()
+for i in range(cfg["k"]):
+    run(i)
+print(json.dumps({{"cpu": time.process_time() - cpu0, "wall": time.time() - t0}}))
+"""
+
+
+def calibrate(image: str, sc: scenario.Scenario, k: int) -> float:
+    cfg = json.dumps({"task": sc.workload.task, "params": dict(sc.workload.params),
+                      "seed": sc.workload.seed, "k": k})
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--cpus", "1", "--user", "10001",
+         "--label", "topo.managed=true", image, "python3", "-c", CALIBRATE.format(cfg=cfg)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    got = json.loads(out)
+    return float(got["cpu"]) / k
+
+
+def main() -> None:
+    path = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "scenarios" / "cpu.yaml")
+    k = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    sc = scenario.load(path)
+    runtime = DockerRuntime.connect()
+    image = runtime.ensure_image(sc)
+    c = calibrate(image, sc, k)
+    budget = sc.resources.cpus
+    print(f"task {sc.workload.task} {dict(sc.workload.params)}: c = {c * 1000:.2f} ms CPU "
+          f"(alone, {k} runs); budget C = {budget:g} CPUs; ideal C/c = {budget / c:.1f} tasks/s")
+    results = measure(sc, runtime)
+    c_after = calibrate(image, sc, k)
+    print(f"c again after the runs: {c_after * 1000:.2f} ms (drift {100 * (c_after / c - 1):+.1f}%)")
+    for r in results:
+        f = stats.run_figures(r)
+        n = f.ledger.completed
+        per_task = f.cpu_workers / n if n else float("nan")
+        print(
+            f"{r.topology:6} status {r.status}: {n} tasks, throughput {f.throughput:.1f}/s = "
+            f"{100 * f.throughput * c / budget:.1f}% of ideal; CPU per task (cgroup, workers) "
+            f"{per_task * 1000:.2f} ms = {100 * (per_task / c - 1):+.1f}% vs c; "
+            f"tasks' own CPU {f.task_cpu / n * 1000:.2f} ms; coordination {f.cpu_coordination:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
