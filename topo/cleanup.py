@@ -19,7 +19,7 @@ import time
 import psutil
 
 from topo.errors import TopoError
-from topo.plan import RUN
+from topo.plan import OWNER, RUN
 
 
 
@@ -55,25 +55,25 @@ def sweep(runtime: object) -> list[str]:
     return stale
 
 
-def start_watchdog(run_id: str) -> subprocess.Popen[bytes]:
-    """A process that removes ``run_id``'s containers and networks once we are gone."""
+def start_watchdog() -> subprocess.Popen[bytes]:
+    """A process that removes every container and network we made, once we are gone."""
     return subprocess.Popen(
-        [sys.executable, "-m", "topo.cleanup", owner_label(), run_id],
+        [sys.executable, "-m", "topo.cleanup", owner_label()],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
 
 
-def _watch(owner: str, run_id: str, poll: float = 0.2) -> None:
+def _watch(owner: str, poll: float = 0.2) -> None:
     while owner_alive(owner):
         time.sleep(poll)
     from topo.runtime.docker import DockerRuntime
 
     try:
-        DockerRuntime.connect().remove_labelled(f"{RUN}={run_id}")
+        DockerRuntime.connect().remove_labelled(f"{OWNER}={owner}")
     except TopoError:
         pass  # nothing we can do from here; the next topo start sweeps it
 
 
 if __name__ == "__main__":
-    _watch(sys.argv[1], sys.argv[2])
+    _watch(sys.argv[1])

@@ -73,7 +73,7 @@ def compare(
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
     run_id = run.new_run_id()
-    cleanup.start_watchdog(run_id)  # removes this run's containers even if we are SIGKILLed
+    cleanup.start_watchdog()  # removes this run's containers even if we are SIGKILLed
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
     host = result_files.host_facts(runtime.info())
@@ -91,6 +91,53 @@ def compare(
         raise typer.Exit(130)
     print(table.render(stats.compare(sc, measured)))
     _err(f"results: {path}")
+
+
+@app.command()
+def sweep(
+    scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
+    workers: str = typer.Option("1,2,4,8", "--workers", help="Worker counts N, comma-separated."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for one result.json per N."),
+) -> None:
+    """Both topologies at each N under the same budget: a scaling table and the crossover."""
+    from topo import cleanup, run, scenario
+    from topo import sweep as sweeping
+    from topo.errors import ScenarioError
+    from topo.report import sweep as sweep_report
+    from topo.runtime.docker import DockerRuntime
+
+    sc = scenario.load(scenario_file)
+    try:
+        counts = [int(x) for x in workers.split(",")]
+        if not counts or min(counts) < 1 or max(counts) > 64:
+            raise ValueError
+    except ValueError:
+        raise ScenarioError(f"--workers: a comma-separated list of counts from 1 to 64, got {workers!r}")
+    runtime = DockerRuntime.connect()
+    cleanup.sweep(runtime)
+    run_id = run.new_run_id()
+    cleanup.start_watchdog()
+    out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
+    host = result_files.host_facts(runtime.info())
+
+    def measure(at_n: Any) -> list[Any]:
+        folder = out / f"workers-{at_n.workers}"
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def save(done: list[Any], complete: bool) -> None:
+            result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
+
+        return run.compare(at_n, runtime, folder, save, progress=_ProgressLine(),
+                           run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
+
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        measured = sweeping.sweep(sc, counts, measure)
+    except KeyboardInterrupt:
+        _err(f"interrupted; containers removed; what was measured is under {out}")
+        raise typer.Exit(130)
+    print(sweep_report.render(sc.name, sc.resources.cpus, sweeping.points(measured)))
+    _err(f"results: {out}")
 
 
 @app.command()
