@@ -67,6 +67,8 @@ def _keyed(path: str) -> dict[str, int]:
 
 def read(paths: CgroupPaths) -> RawStats | None:
     """Current counters, or None when the cgroup has gone (the container stopped)."""
+    if not paths.v2 and not (paths.cpuacct and paths.memory):
+        return None
     try:
         return _read_v2(paths.v2) if paths.v2 else _read_v1(paths)
     except (OSError, ValueError, KeyError):
@@ -88,7 +90,7 @@ def _read_v2(folder: str) -> RawStats:
 
 
 def _read_v1(paths: CgroupPaths) -> RawStats:
-    assert paths.cpuacct and paths.memory
+    assert paths.cpuacct and paths.memory  # checked by read()
     usage_ns = int(_read(os.path.join(paths.cpuacct, "cpuacct.usage")))
     cpu = _keyed(os.path.join(paths.cpu, "cpu.stat")) if paths.cpu else {}
     mem = _keyed(os.path.join(paths.memory, "memory.stat"))

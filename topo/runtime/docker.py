@@ -231,7 +231,15 @@ class DockerRuntime:
             raise _engine_error(action, e) from e
 
     def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
-        return {c.name: self._stats_of(c) for c in deployment.containers}
+        """Counters per container; None = not running. A container whose state could not be
+        read this time is left out, so a passing API error is not mistaken for a stop."""
+        out: dict[str, RawStats | None] = {}
+        for c in deployment.containers:
+            try:
+                out[c.name] = self._stats_of(c)
+            except docker.errors.DockerException:
+                continue
+        return out
 
     def _stats_of(self, c: DeployedContainer) -> RawStats | None:
         paths = self._cgroups.get(c.id)
@@ -240,7 +248,10 @@ class DockerRuntime:
             if raw is not None:
                 return raw
         # First look, or the cgroup went away (exit or restart): find it again.
-        pid = self.host_pid(c.name)
+        try:
+            pid = int(self.client.api.inspect_container(c.id)["State"]["Pid"])
+        except docker.errors.NotFound:
+            return None
         paths = cgroup.paths_of(pid) if pid else None
         if paths is None:
             return None
