@@ -81,3 +81,13 @@ def test_throughput_agrees_with_an_external_count(runtime: DockerRuntime, tmp_pa
                          for line in p.read_text().splitlines())
         assert lines == 40 == f.ledger.completed
         assert f.throughput == pytest.approx(40 / f.makespan)
+
+
+def test_cores_reported_match_the_cpuset(runtime: DockerRuntime, tmp_path: Path) -> None:
+    import dataclasses
+
+    sc = scenario(task="cpu", tasks=30, workers=2, cpus=1.0, params={"cpu_ms": 5})
+    sc = dataclasses.replace(sc, resources=dataclasses.replace(sc.resources, cpuset="1"))
+    for r in _compare(runtime, tmp_path, sc):
+        assert {rec.core for rec in r.records} == {1}, r.topology
+        assert {w.affinity for w in r.workers} == {1}  # sched_getaffinity follows the cpuset
