@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from topo.ledger import build_ledger, completion_times
 from topo.model import (
+    WorkerInfo,
     TOPOLOGIES,
     Comparison,
     ContainerFigures,
@@ -87,7 +88,7 @@ def run_figures(result: RunResult) -> RunFigures:
         cpu_per_task=_divide(spent if window else None, ledger.completed),
         peak_memory=peak_memory(result.samples),
         containers=containers,
-        oversubscribed=oversubscribed(result.containers),
+        oversubscribed=oversubscribed(result.containers, result.workers, result.t_available),
     )
 
 
@@ -131,17 +132,20 @@ def bucket_width(makespan: float) -> float:
     return max(MIN_BUCKET, min(MAX_BUCKET, makespan / BUCKETS_PER_MAKESPAN))
 
 
-def steady_rate(times: Sequence[float], makespan: float | None) -> float | None:
+def steady_rate(
+    times: Sequence[float], makespan: float | None, width: float | None = None
+) -> float | None:
     """Median bucket rate between the 10% and 90% completion times (sorted ``times``).
 
-    The 10% time is the k-th completion with k = ceil(0.1·n), likewise for 90%. None when
-    fewer than 3 whole buckets fit between them.
+    The 10% time is the k-th completion with k = ceil(0.1·n), likewise for 90%. Buckets are
+    ``width`` s wide, by default ``bucket_width(makespan)``. None when fewer than 3 whole
+    buckets fit between them.
     """
     if makespan is None or not times:
         return None
     low = times[_rank(len(times), STEADY_FROM)]
     high = times[_rank(len(times), STEADY_TO)]
-    rates = bucket_rates(times, low, high, bucket_width(makespan))
+    rates = bucket_rates(times, low, high, width or bucket_width(makespan))
     return statistics.median(rates) if len(rates) >= MIN_STEADY_BUCKETS else None
 
 
@@ -215,13 +219,23 @@ def peak_memory(samples: Iterable[Sample]) -> int:
     return max(per_pass.values(), default=0)
 
 
-def oversubscribed(containers: Iterable[ContainerSpec]) -> tuple[str, ...]:
+def oversubscribed(
+    containers: Iterable[ContainerSpec], workers: Iterable[WorkerInfo] = (),
+    t_available: float | None = None,
+) -> tuple[str, ...]:
     """Names of containers hosting more worker processes than whole CPUs in their quota.
 
-    A quota of 0 means no quota (Docker's default), so it is never oversubscribed.
+    The count is what the container's workers reported when that is more than planned: a
+    pool sized "auto" is only sized inside the container, from os.cpu_count(). A quota of 0
+    means no quota (Docker's default), so it is never oversubscribed.
     """
+    seen: dict[str, int] = {}
+    for w in workers:
+        if t_available is None or w.t_ready <= t_available:  # replacements come later
+            seen[w.container] = seen.get(w.container, 0) + 1
     return tuple(
-        c.name for c in containers if c.cpus > 0 and c.processes > math.ceil(c.cpus - _EPS)
+        c.name for c in containers
+        if c.cpus > 0 and max(c.processes, seen.get(c.name, 0)) > math.ceil(c.cpus - _EPS)
     )
 
 
@@ -342,11 +356,24 @@ ROWS: tuple[_RowDef, ...] = (
 
 
 def compare(scenario: Scenario, results: Sequence[RunResult]) -> Comparison:
-    """Figures of every measured (non-warm-up) run, one row per figure, and warnings."""
+    """Rows and warnings from the measured (non-warm-up) runs without a fault, and one
+    blast radius per measured fault run.
+
+    ``Comparison.runs`` holds the figures of the no-fault runs only: a fault run's speed
+    is the fault's doing, so it is reported as blast radius, never mixed into the rows.
+    """
+    # blast builds on the rate helpers of this module; importing it here, not at the top,
+    # keeps the two modules free of an import cycle.
+    from topo.blast import blast_radius
+
     measured = [r for r in results if not r.warmup]
-    runs = tuple(run_figures(r) for r in measured)
+    baseline = [r for r in measured if r.fault is None]
+    faulty = [r for r in measured if r.fault is not None]
+    runs = tuple(run_figures(r) for r in baseline)
     rows = tuple(figure_row(definition, runs) for definition in ROWS)
-    return Comparison(scenario, runs, rows, warnings(scenario, measured, runs))
+    found = warnings(baseline, runs) + fault_warnings(faulty)
+    blast = tuple(blast_radius(r, scenario.workers) for r in faulty)
+    return Comparison(scenario, runs, rows, tuple(dict.fromkeys(found)), blast)
 
 
 def figure_row(definition: _RowDef, runs: Sequence[RunFigures]) -> FigureRow:
@@ -369,19 +396,35 @@ def figure_row(definition: _RowDef, runs: Sequence[RunFigures]) -> FigureRow:
 # --------------------------------------------------------------------------- warnings
 
 
-def warnings(
-    scenario: Scenario, results: Sequence[RunResult], runs: Sequence[RunFigures]
-) -> tuple[str, ...]:
+def warnings(results: Sequence[RunResult], runs: Sequence[RunFigures]) -> tuple[str, ...]:
     """Doubts about the figures, each with advice; ``runs[i]`` are the figures of
-    ``results[i]``. Repeated warnings (the same container in every repeat) appear once."""
+    ``results[i]``, the no-fault runs. Repeated warnings (the same container in every
+    repeat) appear once."""
     found: list[str] = []
     for result, figures in zip(results, runs):
-        found.extend(_run_warnings(scenario, result, figures))
+        found.extend(_run_warnings(result, figures))
     found.extend(_repeat_warnings(runs))
     return tuple(dict.fromkeys(found))
 
 
-def _run_warnings(scenario: Scenario, result: RunResult, figures: RunFigures) -> list[str]:
+def fault_warnings(results: Iterable[RunResult]) -> tuple[str, ...]:
+    """A fault that could not be injected: its blast radius describes a run without it.
+
+    A fault run that failed or lost tasks gets no warning: that is the damage being measured.
+    """
+    found = []
+    for result in results:
+        for event in result.fault_events:
+            if event.status == "failed":
+                found.append(
+                    f"{result.topology} run {result.index + 1}: fault {event.name!r} could not"
+                    f" be injected ({event.error or 'no error text'}); its blast radius"
+                    " describes a run without it — read the run's log and rerun"
+                )
+    return tuple(found)
+
+
+def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
     name = f"{result.topology} run {result.index + 1}"
     found = []
     if result.status != "ok":
@@ -390,7 +433,8 @@ def _run_warnings(scenario: Scenario, result: RunResult, figures: RunFigures) ->
             " cover only what happened before that — read the run's log and rerun"
         )
     ledger = figures.ledger
-    if not scenario.faults and (ledger.failed or ledger.lost):
+    # In a fault run, failed and lost tasks are the damage measured, not a doubt.
+    if result.fault is None and (ledger.failed or ledger.lost):
         found.append(
             f"{name} failed {ledger.failed} and lost {ledger.lost} tasks with no fault"
             " injected; read the errors in the result's task records before trusting it"

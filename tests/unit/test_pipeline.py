@@ -215,12 +215,6 @@ def test_processes_auto_runs_as_many_workers_as_the_container_reports_cores(tmp_
     assert {w.cpu_count for w in result.workers} == {3}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "processes='auto' is never reported as oversubscribed: topo/plan.py _single sets "
-    "ContainerSpec.processes=0 for 'auto' and topo/stats.py oversubscribed() counts only "
-    "ContainerSpec.processes, ignoring the WorkerInfo the workers reported; 3 processes "
-    "(os.cpu_count() = 3 inside) on a 2-CPU quota give oversubscribed=(), expected the "
-    "single container"))
 def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
     runtime = FakeRuntime(cpu_count=3)  # budget: 2 CPUs
     [result] = runner.compare(scenario(repeat=1, topologies=("single",), processes="auto"),

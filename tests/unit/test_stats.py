@@ -9,6 +9,7 @@ import pytest
 from topo.model import (
     ContainerSpec,
     Fault,
+    FaultEvent,
     FigureRow,
     MultiSpec,
     Ratio,
@@ -350,10 +351,49 @@ def test_warnings_with_advice():
     assert "no confidence interval" not in text
 
 
+KILL = Fault("k", "kill-worker", at_fraction=0.5)
+
+
+def fault_run(event_status: str = "injected", **changes: object) -> RunResult:
+    """A fault run of ``KILL`` that lost its last task."""
+    event = FaultEvent("k", "kill-worker", event_status, 102.0, target="w/1",
+                       error="no such process" if event_status == "failed" else None)
+    return result(records=result().records[:9], fault=KILL, fault_events=(event,), **changes)
+
+
 def test_one_repeat_and_faults_warnings():
-    lossy = result(records=result().records[:9])
-    comparison = compare(scenario(faults=(Fault("k", "kill-worker", at_fraction=0.5),)), [lossy])
+    # Tasks a fault run lost are the damage measured, not a doubt about the figures.
+    comparison = compare(scenario(faults=(KILL,)), [result(), fault_run()])
     assert comparison.warnings == ("no confidence interval with one repeat; set run.repeat ≥ 3",)
+
+
+def test_lost_tasks_in_a_no_fault_run_warn_even_when_the_scenario_has_faults():
+    lossy = result(records=result().records[:9])
+    comparison = compare(scenario(faults=(KILL,)), [lossy, fault_run()])
+    text = "\n".join(comparison.warnings)
+    assert "single run 1 failed 0 and lost 1 tasks with no fault injected" in text
+
+
+def test_a_fault_that_could_not_be_injected_warns():
+    comparison = compare(scenario(faults=(KILL,)), [result(), fault_run("failed", index=1)])
+    assert comparison.warnings[-1] == (
+        "single run 2: fault 'k' could not be injected (no such process); its blast radius"
+        " describes a run without it — read the run's log and rerun"
+    )
+
+
+def test_rows_come_from_no_fault_runs_and_fault_runs_give_blast_radii():
+    slow_fault = fault_run(status="timeout", t_end=300.0)
+    warm_fault = dataclasses.replace(fault_run(), warmup=True)
+    comparison = compare(scenario(faults=(KILL,)), [result(), slow_fault, warm_fault])
+    assert [f.ledger.completed for f in comparison.runs] == [10]
+    assert row(comparison, "lost").single == Spread(0, 0, 0, 1)
+    assert row(comparison, "throughput").single == Spread(2.0, 2.0, 2.0, 1)
+    (radius,) = comparison.blast  # the warm-up is not measured
+    assert (radius.fault, radius.kind, radius.topology, radius.status) == (
+        "k", "kill-worker", "single", "injected")
+    assert (radius.workers, radius.lost, radius.survived) == (4, 1, False)
+    assert not any("timeout" in w for w in comparison.warnings)  # a fault run's fate is no doubt
 
 
 def test_quiet_runs_give_no_warnings():

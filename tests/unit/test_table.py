@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from topo.model import (
+    BlastRadius,
     Comparison,
     ContainerSpec,
+    Fault,
     FigureRow,
     MultiSpec,
     Ratio,
@@ -18,7 +20,7 @@ from topo.model import (
     TaskRecord,
     Workload,
 )
-from topo.report.table import numbers, render
+from topo.report.table import blast_cell, numbers, render
 from topo.stats import compare
 
 MIB = 1024 * 1024
@@ -118,3 +120,82 @@ def test_numbers_share_decimals_within_a_cell():
     assert numbers(0.0123) == ["0.012"]
     assert numbers(12.34, 9.5) == ["12.3", "9.5"]
     assert numbers(float("nan")) == ["nan"]
+
+
+# --------------------------------------------------------------------------- blast radius
+
+KILL = Fault("one worker dies", "kill-worker", at_fraction=0.3)
+REDIS = Fault("redis dies", "kill-redis", at_fraction=0.5)
+
+
+def radius(fault: Fault, topology: str, index: int = 0, **changes: object) -> BlastRadius:
+    """A fault that did nothing, in one run; ``changes`` override fields."""
+    base = BlastRadius(
+        fault=fault.name, kind=fault.kind, topology=topology, index=index, status="injected",
+        workers=4, workers_affected=0, failed=0, lost=0, duplicated=0, retried=0,
+        throughput_dip=0.0, time_to_detect=None, time_to_recover=0.0, survived=True,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+BROKEN_POOL = dict(workers_affected=4, throughput_dip=1.0, time_to_recover=None, survived=False)
+
+
+def test_blast_radius_table_golden():
+    blast = (
+        # Out of order on purpose: the table follows the scenario's faults, then topologies.
+        radius(REDIS, "multi", workers_affected=4, lost=50, throughput_dip=1.0,
+               time_to_detect=0.05, time_to_recover=None, survived=False),
+        radius(REDIS, "single", status="not-applicable", throughput_dip=None,
+               time_to_recover=None),
+        radius(KILL, "multi", 0, workers_affected=1, duplicated=1, retried=1,
+               throughput_dip=0.25, time_to_detect=3.1, time_to_recover=4.2),
+        radius(KILL, "single", 0, failed=270, time_to_detect=0.1, **BROKEN_POOL),
+        radius(KILL, "single", 1, failed=268, time_to_detect=0.12, **BROKEN_POOL),
+        radius(KILL, "single", 2, failed=275, time_to_detect=0.09, **BROKEN_POOL),
+        radius(KILL, "multi", 1, workers_affected=2, retried=1, throughput_dip=0.35,
+               time_to_detect=3.3, time_to_recover=5.0),
+        radius(KILL, "multi", 2, status="not-reached", throughput_dip=None,
+               time_to_recover=None),
+    )
+    scenario = dataclasses.replace(SCENARIO, faults=(KILL, REDIS))
+    text = render(Comparison(scenario, (), (LOST,), ("spread is high",), blast))
+    assert text.split("tasks lost")[1].split("\n", 1)[1] == (
+        "\n"
+        "blast radius (median over runs; dip = lowest 0.5 s rate after the fault vs before)\n"
+        "\n"
+        "fault            single                                   multi\n"
+        "---------------  ---------------------------------------"
+        "  ---------------------------------------\n"
+        "one worker dies  4/4 workers · survived no                1.5/4 workers · survived yes\n"
+        "                 270 failed · 0 lost · 0 dup · 0 retried  "
+        "0 failed · 0 lost · 0 dup · 1 retried\n"
+        "                 dip 100% · detect 0.10s · recover never  "
+        "dip 30% · detect 3.20s · recover 4.60s\n"
+        "                 3 runs                                   3 runs, 1 not reached\n"
+        "---------------  ---------------------------------------"
+        "  ---------------------------------------\n"
+        "redis dies       not applicable                           4/4 workers · survived no\n"
+        "                                                          "
+        "0 failed · 50 lost · 0 dup · 0 retried\n"
+        "                                                          "
+        "dip 100% · detect 0.05s · recover never\n"
+        "\n"
+        "warning: spread is high\n"
+    )
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_blast_radius_cell_when_the_rate_before_the_fault_is_unknown():
+    # No dip means no rate to recover to: "—", not "never"; a detection that never came is "none".
+    early = radius(KILL, "single", workers_affected=1, throughput_dip=None, time_to_recover=None)
+    assert blast_cell([early]).splitlines() == [
+        "1/4 workers · survived yes",
+        "0 failed · 0 lost · 0 dup · 0 retried",
+        "dip — · detect none · recover —",
+    ]
+    assert blast_cell([]) == "—"
+
+
+def test_no_blast_radius_table_without_fault_runs():
+    assert "blast radius" not in render(Comparison(SCENARIO, (), (LOST,)))
