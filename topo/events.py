@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topo.model import Signal, TaskRecord, WorkerInfo
+from topo.model import ProcSample, Signal, TaskRecord, WorkerInfo
 
 
 @dataclass
@@ -30,6 +30,7 @@ class EventLog:
     resolved: set[int] = field(default_factory=set)  # ids with any record
     completed: set[int] = field(default_factory=set)
     signals: list[Signal] = field(default_factory=list)
+    processes: list[ProcSample] = field(default_factory=list)
     last_record: float | None = None  # host time the last task line was read
     _offsets: dict[Path, int] = field(default_factory=dict)
 
@@ -70,6 +71,8 @@ class EventLog:
             elif kind == "error":
                 self.errors.append(f"{ev['c']}: {ev['err']}")
                 self.signals.append(Signal(float(ev["t"]), "error", str(ev["c"]), str(ev["err"])))
+            elif kind == "procs":
+                self._procs(ev)
             elif kind in ("exit", "stall"):
                 detail = str(ev.get("w") or ev.get("pending", ""))
                 self.signals.append(Signal(float(ev["t"]), kind, str(ev["c"]), detail[:300]))
@@ -89,6 +92,14 @@ class EventLog:
             self.resolved.add(task_id)
             if rec.ok:
                 self.completed.add(task_id)
+
+    def _procs(self, ev: dict[str, Any]) -> None:
+        t, c = float(ev["t"]), str(ev["c"])
+        for p in ev["procs"]:
+            self.processes.append(ProcSample(
+                t=t, container=c, pid=int(p["pid"]), ppid=int(p["ppid"]), name=str(p["name"]),
+                cpu=float(p["cpu"]), rss=int(p["rss"]), uss=p.get("uss"), pss=p.get("pss"),
+            ))
 
     def _ready(self, ev: dict[str, Any]) -> None:
         worker = str(ev["w"])

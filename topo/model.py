@@ -204,6 +204,21 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class ProcSample:
+    """One process of a container, as the in-container telemetry saw it at time ``t``."""
+
+    t: float
+    container: str
+    pid: int  # inside the container
+    ppid: int
+    name: str
+    cpu: float  # user + system CPU seconds so far
+    rss: int  # bytes
+    uss: int | None = None  # bytes only this process holds
+    pss: int | None = None  # bytes, shared pages divided among their sharers
+
+
+@dataclass(frozen=True)
 class Ledger:
     submitted: int
     completed: int
@@ -267,6 +282,7 @@ class RunResult:
     fault: Fault | None = None  # the fault this run injected; None for the no-fault run
     fault_events: tuple[FaultEvent, ...] = ()
     signals: tuple[Signal, ...] = ()
+    processes: tuple[ProcSample, ...] = ()  # in-container telemetry
 
 
 # --------------------------------------------------------------------------- figures
@@ -282,6 +298,15 @@ class ContainerFigures:
     mean_memory: int  # bytes, mean of the samples inside the makespan window
     throttled_periods: int
     throttled: float  # seconds
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    n: int
 
 
 @dataclass(frozen=True)
@@ -306,6 +331,11 @@ class RunFigures:
     peak_memory: int  # bytes, highest sum over the topology's containers
     containers: tuple[ContainerFigures, ...]
     oversubscribed: tuple[str, ...] = ()  # containers with more busy processes than quota
+    wait: Quantiles | None = None  # seconds: batch available -> task started
+    service: Quantiles | None = None  # seconds: task started -> done
+    cores: tuple[tuple[int, int], ...] = ()  # (core, completed tasks that ran on it)
+    rss_sum: int | None = None  # bytes: peak summed RSS of the worker processes
+    pss_sum: int | None = None  # bytes: peak summed PSS of the worker processes
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import topo
 from topo.errors import ResultError
 from topo.model import (
-    ContainerSpec, Fault, FaultEvent, MultiSpec, RedisSpec, Resources, RunResult, RunSpec, Sample,
+    ContainerSpec, Fault, FaultEvent, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
     Scenario, Signal, SingleSpec, TaskRecord, WorkerInfo, Workload,
 )
 
@@ -119,4 +119,5 @@ def _run(d: dict[str, Any]) -> RunResult:
         "fault": Fault(**d["fault"]) if d.get("fault") else None,
         "fault_events": tuple(FaultEvent(**e) for e in d.get("fault_events", ())),
         "signals": tuple(Signal(**x) for x in d.get("signals", ())),
+        "processes": tuple(ProcSample(**x) for x in d.get("processes", ())),
     })

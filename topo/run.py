@@ -145,6 +145,7 @@ def run_one(
         containers=plan.containers, retried=log.requeues, budget_cpus=plan.budget_cpus,
         budget_memory=plan.budget_memory, fault=fault,
         fault_events=_fault_events(fault, watch),
+        processes=tuple(log.processes),
         signals=tuple(sorted(
             (x for x in log.signals + (watch.signals if watch else [])
              if t_finished is None or x.t <= t_finished),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from topo.ledger import build_ledger, completion_times
 from topo.model import (
+    ProcSample,
+    Quantiles,
     WorkerInfo,
     TOPOLOGIES,
     Comparison,
@@ -89,7 +91,76 @@ def run_figures(result: RunResult) -> RunFigures:
         peak_memory=peak_memory(result.samples),
         containers=containers,
         oversubscribed=oversubscribed(result.containers, result.workers, result.t_available),
+        **_latency(result),
+        cores=_cores(result),
+        **_footprint(result.processes, _worker_containers(result)),
     )
+
+
+def quantiles(values: Sequence[float]) -> Quantiles | None:
+    """p50, p95, p99 (linear interpolation between order statistics) and max."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        pos = p * (len(ordered) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return Quantiles(q(0.50), q(0.95), q(0.99), ordered[-1], len(ordered))
+
+
+def _latency(result: RunResult) -> dict[str, Quantiles | None]:
+    """Queue wait (available -> first start) per task, service time per completed task
+    (its first successful attempt)."""
+    first_start: dict[int, float] = {}
+    service: dict[int, float] = {}
+    for rec in result.records:
+        if rec.start is None or not 0 <= rec.id < result.task_count:
+            continue
+        first_start[rec.id] = min(rec.start, first_start.get(rec.id, rec.start))
+        if rec.ok and rec.id not in service:
+            service[rec.id] = rec.end - rec.start
+    wait = ([t - result.t_available for t in first_start.values()]
+            if result.t_available is not None else [])
+    return {"wait": quantiles(wait), "service": quantiles(list(service.values()))}
+
+
+def _cores(result: RunResult) -> tuple[tuple[int, int], ...]:
+    counts: dict[int, int] = defaultdict(int)
+    for rec in result.records:
+        if rec.ok and rec.core is not None:
+            counts[int(rec.core)] += 1
+    return tuple(sorted(counts.items()))
+
+
+def _worker_containers(result: RunResult) -> set[str]:
+    return {c.name for c in result.containers if c.role in WORKER_ROLES}
+
+
+def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[str, int | None]:
+    """Peak summed RSS and PSS of the worker containers' processes. Each container's peak is
+    taken over its own telemetry passes, then the peaks are added (passes of different
+    containers are not simultaneous). RSS counts pages shared after fork once per process;
+    PSS divides them among their sharers, so the two differ by what copy-on-write shares."""
+    rss: dict[tuple[str, float], int] = defaultdict(int)
+    pss: dict[tuple[str, float], int] = defaultdict(int)
+    for p in processes:
+        if p.container not in containers:
+            continue
+        rss[(p.container, p.t)] += p.rss
+        if p.pss is not None:
+            pss[(p.container, p.t)] += p.pss
+
+    def peak_sum(per_pass: dict[tuple[str, float], int]) -> int | None:
+        peaks: dict[str, int] = {}
+        for (container, _), total in per_pass.items():
+            peaks[container] = max(total, peaks.get(container, 0))
+        return sum(peaks.values()) if peaks else None
+
+    return {"rss_sum": peak_sum(rss), "pss_sum": peak_sum(pss)}
 
 
 def _makespan(t_available: float | None, times: Sequence[float]) -> float | None:
@@ -314,6 +385,10 @@ def _in_window(figures: RunFigures, value: float) -> float | None:
     return None if figures.makespan is None else value
 
 
+def _q(q: Quantiles | None, which: str) -> float | None:
+    return None if q is None else 1000 * float(getattr(q, which))
+
+
 ROWS: tuple[_RowDef, ...] = (
     _RowDef("completed", "tasks completed", "tasks", True, lambda f: f.ledger.completed),
     _RowDef("failed", "tasks failed", "tasks", False, lambda f: f.ledger.failed),
@@ -348,6 +423,17 @@ ROWS: tuple[_RowDef, ...] = (
         "cpu_per_task", "CPU per task (ms)", "ms", False, lambda f: _scaled(f.cpu_per_task, 1000)
     ),
     _RowDef("peak_memory", "peak memory (MiB)", "MiB", False, lambda f: f.peak_memory / MIB),
+    _RowDef("pss_sum", "workers' memory, PSS (MiB)", "MiB", False,
+            lambda f: _scaled(f.pss_sum, 1 / MIB)),
+    _RowDef("rss_sum", "workers' memory, summed RSS (MiB)", "MiB", None,
+            lambda f: _scaled(f.rss_sum, 1 / MIB)),
+    _RowDef("wait_p50", "queue wait p50 (ms)", "ms", False, lambda f: _q(f.wait, "p50")),
+    _RowDef("wait_p95", "queue wait p95 (ms)", "ms", False, lambda f: _q(f.wait, "p95")),
+    _RowDef("wait_p99", "queue wait p99 (ms)", "ms", False, lambda f: _q(f.wait, "p99")),
+    _RowDef("service_p50", "service time p50 (ms)", "ms", False, lambda f: _q(f.service, "p50")),
+    _RowDef("service_p95", "service time p95 (ms)", "ms", False, lambda f: _q(f.service, "p95")),
+    _RowDef("service_p99", "service time p99 (ms)", "ms", False, lambda f: _q(f.service, "p99")),
+    _RowDef("service_max", "service time max (ms)", "ms", False, lambda f: _q(f.service, "max")),
     _RowDef("startup_ready", "start-up to ready (s)", "s", False, lambda f: f.startup_ready),
     _RowDef(
         "startup_first", "start-up to first task (s)", "s", False, lambda f: f.startup_first

@@ -1,0 +1,67 @@
+"""Latency percentiles, per-core spread and the copy-on-write-aware memory footprint."""
+
+from __future__ import annotations
+
+import pytest
+
+from topo.model import ProcSample, Quantiles, TaskRecord
+from topo.stats import quantiles, run_figures
+
+from .test_stats import MIB, result, spec
+
+
+def test_quantiles_interpolate_between_order_statistics() -> None:
+    assert quantiles([]) is None
+    assert quantiles([7.0]) == Quantiles(7.0, 7.0, 7.0, 7.0, 1)
+    q = quantiles([float(v) for v in range(1, 102)])  # 1..101: p50 = 51, p95 = 96, p99 = 100
+    assert q is not None
+    assert (q.p50, q.p95, q.p99, q.max, q.n) == (51.0, 96.0, 100.0, 101.0, 101)
+    q2 = quantiles([0.0, 10.0])
+    assert q2 is not None and q2.p50 == 5.0 and q2.p95 == pytest.approx(9.5)
+
+
+def test_queue_wait_uses_first_start_and_service_the_first_success() -> None:
+    records = (
+        TaskRecord(0, "w/1", False, 100.5, 101.0, error="boom"),  # first attempt failed
+        TaskRecord(0, "w/2", True, 102.0, 102.5),  # retried: wait counts from 100.5
+        TaskRecord(1, "w/1", True, 101.0, 103.0),
+        TaskRecord(1, "w/2", True, 101.5, 101.6),  # a duplicate: service is the first one's
+        TaskRecord(2, "w/3", False, None, 104.0),  # never started: no wait, no service
+    )
+    f = run_figures(result(records=records, task_count=3))
+    assert f.wait is not None and f.service is not None
+    assert f.wait.n == 2 and f.wait.max == pytest.approx(1.0) and f.wait.p50 == pytest.approx(0.75)
+    assert f.service.n == 2 and f.service.p50 == pytest.approx(1.25)  # 0.5 and 2.0
+    assert f.service.max == pytest.approx(2.0)
+
+
+def test_cores_count_completed_tasks_per_core() -> None:
+    records = tuple(TaskRecord(i, "w/1", True, 100.0 + i, 100.5 + i, core=i % 3) for i in range(7))
+    records += (TaskRecord(7, "w/1", False, 108.0, 108.5, core=2),)  # failures do not count
+    f = run_figures(result(records=records, task_count=8))
+    assert f.cores == ((0, 3), (1, 2), (2, 2))
+
+
+def test_footprint_pss_shows_sharing_that_summed_rss_double_counts() -> None:
+    # One container, a parent and 3 forked workers: 30 MiB RSS each, of which 20 MiB shared.
+    def proc(t: float, pid: int, rss: int, pss: int, container: str = "single") -> ProcSample:
+        return ProcSample(t, container, pid, 1 if pid > 1 else 0, "python3", 0.0, rss * MIB,
+                          uss=None, pss=pss * MIB)
+
+    passes = [proc(1.0, pid, 30, 15) for pid in (1, 7, 8, 9)]  # 20 MiB shared by 4: 5 each
+    passes += [proc(2.0, pid, 31, 16) for pid in (1, 7, 8, 9)]  # the peak pass
+    passes += [proc(2.0, 1, 500, 500, container="redis")]  # not a worker container
+    f = run_figures(result(processes=tuple(passes)))
+    assert f.rss_sum == 4 * 31 * MIB
+    assert f.pss_sum == 4 * 16 * MIB
+
+
+def test_footprint_adds_each_containers_own_peak() -> None:
+    procs = (
+        ProcSample(1.0, "w0", 1, 0, "python3", 0.0, 40 * MIB, pss=40 * MIB),
+        ProcSample(2.0, "w0", 1, 0, "python3", 0.0, 30 * MIB, pss=30 * MIB),
+        ProcSample(1.5, "w1", 1, 0, "python3", 0.0, 20 * MIB, pss=20 * MIB),
+    )
+    f = run_figures(result(topology="multi", processes=procs,
+                           containers=(spec("w0"), spec("w1"), spec("redis", "redis"))))
+    assert f.pss_sum == 60 * MIB and f.rss_sum == 60 * MIB
