@@ -5,8 +5,12 @@
 #      are root on Debian/Ubuntu and none runs);
 #   3. the base image topo-base:bookworm (from the official images when they can be pulled,
 #      else built offline with debootstrap).
+#   4. with --test: what the test suite drives besides Docker (Chromium for the HTML report,
+#      docker-compose for the Compose files).
 # Environment: TOPO_OFFLINE=1 skips trying to pull official images.
 set -euo pipefail
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
 cd "$(dirname "$0")/.."
 log() { echo "bootstrap: $*" >&2; }
 BASE=topo-base:bookworm
@@ -85,6 +89,17 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
       apt_install debootstrap
     fi
     bash scripts/build-base-image.sh "$BASE"
+  fi
+fi
+# 4. Test tools ----------------------------------------------------------------------
+if [ "$with_tests" = 1 ]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+  if [ ${#missing[@]} -gt 0 ]; then
+    as_root_on_debian || { log "missing for the tests: ${missing[*]} (install them)"; exit 1; }
+    log "installing ${missing[*]} for the tests"
+    apt_install "${missing[@]}"
   fi
 fi
 log "ready: $(docker version --format 'engine {{.Server.Version}}') , image $BASE"

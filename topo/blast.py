@@ -60,8 +60,9 @@ MIN_WINDOW = 5.0  # s
 WINDOW_SERVICES = 10  # window = max(MIN_WINDOW, this many median service times)
 SILENCE_SERVICES = 2  # shorter spans cannot tell a dead worker from one between tasks
 TARGETED_KINDS = ("kill-worker", "kill-container", "pause", "partition")
-AFFECTING_SIGNALS = ("exit", "oom", "requeue")
-DETECTING_SIGNALS = ("exit", "oom", "requeue", "error", "stall")
+# "restart": the container died and its restart policy brought it back between two polls.
+AFFECTING_SIGNALS = ("exit", "restart", "oom", "requeue")
+DETECTING_SIGNALS = ("exit", "restart", "oom", "requeue", "error", "stall")
 _EPS = 1e-9  # absorbs float error when a time falls exactly on a bucket or window edge
 
 

@@ -61,13 +61,17 @@ def _sigterm(_signo: int, _frame: Any) -> None:
 @app.command()
 def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for result.json and raw events."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for result.json, report.md/html, compose files, raw events."),
+    fmt: str = typer.Option("table", "--format", help="What to print: table | md | json"),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
     from topo import cleanup, run, scenario, stats
-    from topo.report import table
+    from topo import report as reports
     from topo.runtime.docker import DockerRuntime
 
+    if fmt not in ("table", "md", "json"):
+        raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
     runtime = DockerRuntime.connect()
     for stale in cleanup.sweep(runtime):
@@ -76,7 +80,8 @@ def compare(
     cleanup.start_watchdog()  # removes this run's containers even if we are SIGKILLed
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
-    host = result_files.host_facts(runtime.info())
+    image = runtime.ensure_image(sc)
+    host = result_files.host_facts(runtime.info(), image)
     path = out / "result.json"
 
     def save(done: list[Any], complete: bool) -> None:
@@ -85,12 +90,18 @@ def compare(
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id,
-                               owner=cleanup.owner_label())
+                               owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
-    print(table.render(stats.compare(sc, measured)))
-    _err(f"results: {path}")
+    comparison = stats.compare(sc, measured)
+    facts = reports.provenance(result_files.to_json(sc, measured, host, True))
+    for name, text in reports.files(comparison, measured, facts, run.plans(sc, run_id, image)).items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text, encoding="utf-8")
+    print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),
+          end="" if fmt == "json" else "\n")
+    _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
 
 
 @app.command()
@@ -179,6 +190,82 @@ def clean(images: bool = typer.Option(False, "--images", help="Also remove topo'
     print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed")
 
 
+def _color() -> bool:
+    """ANSI codes only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _usage(msg: str) -> typer.Exit:
+    """Say what is wrong with the command line; the caller raises the exit (code 2)."""
+    _err(f"topo: usage error: {msg}")
+    return typer.Exit(2)
+
+
+def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
+    """A saved result's comparison, runs and provenance; nothing here touches Docker."""
+    from topo import report as reports
+    from topo import stats
+
+    sc, runs, document = result_files.load(result_file)
+    facts = reports.provenance(document, reports.local_cpu_model(document))
+    return stats.compare(sc, runs), runs, facts
+
+
+@app.command()
+def report(
+    result_file: Path = typer.Argument(..., help="A result.json saved by `topo compare`."),
+    fmt: str = typer.Option("table", "--format", help="table | md | html | json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),
+) -> None:
+    """Render a saved result again, in any format, without Docker."""
+    from topo import report as reports
+
+    if fmt not in reports.FORMATS:
+        raise _usage(f"--format: choose one of {', '.join(reports.FORMATS)}")
+    comparison, runs, facts = _comparison(result_file)
+    text = reports.render(comparison, fmt, results=runs, provenance=facts,
+                          color=out is None and _color())
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _err(f"report: {out}")
+
+
+@app.command()
+def diff(
+    a: Path = typer.Argument(..., help="The baseline result.json."),
+    b: Path = typer.Argument(..., help="The result.json compared with it."),
+    fail_if: Optional[list[str]] = typer.Option(
+        None, "--fail-if", help='Exit 3 when true for B, e.g. "multi.throughput < 0.9 *'
+        ' single.throughput". Repeatable.'),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+) -> None:
+    """Compare two saved results figure by figure; flag regressions of more than 10%."""
+    from topo.report import diff as diffs
+
+    if fmt not in ("table", "json"):
+        raise _usage("--format: choose table or json")
+    try:
+        thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
+        (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
+        changes = diffs.diff(old, new)
+        failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
+    except diffs.ThresholdError as e:
+        raise _usage(f"--fail-if: {e}") from e
+    notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
+    if fmt == "json":
+        sys.stdout.write(diffs.render_json(changes, str(a), str(b), notes))
+    else:
+        sys.stdout.write(diffs.render_table(changes, str(a), str(b), notes=notes, color=_color()))
+    for failure in failed:
+        _err(f"threshold failed: {failure}")
+    if failed:
+        raise typer.Exit(3)
+
+
 def main() -> None:
     try:
         # without standalone mode, click returns an Exit's code instead of exiting
@@ -194,13 +281,14 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click's usage errors and abort
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+    except Exception as e:
+        # Usage errors and Abort come from the click that typer ships (vendored in recent
+        # typer releases, so not importable as `click`): recognise them by their shape.
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
+        if type(e).__name__ == "Abort":
             sys.exit(130)
         raise
 

@@ -59,15 +59,28 @@ def save(path: Path, document: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def host_facts(engine: dict[str, Any]) -> dict[str, Any]:
-    """Provenance: where the figures were measured."""
+def host_facts(engine: dict[str, Any], image: str | None = None) -> dict[str, Any]:
+    """Provenance: where the figures were measured, and with which image."""
     return {
+        "image": image,
+        "cpu_model": _cpu_model(),
         "hostname": platform.node(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "engine": engine,
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def load(path: Path) -> tuple[Scenario, list[RunResult], dict[str, Any]]:

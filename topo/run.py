@@ -54,11 +54,11 @@ def new_run_id() -> str:
 def compare(
     scenario: Scenario, runtime: Runtime, out_dir: Path, save: Saver,
     progress: Callable[[Progress], None] = lambda p: None, run_id: str | None = None,
-    owner: str = "",
+    owner: str = "", image: str | None = None,
 ) -> list[RunResult]:
     """Run every topology ``warmup + repeat`` times without a fault and once per repeat with
     each fault, topologies alternating, saving after each run."""
-    image = runtime.ensure_image(scenario)
+    image = image or runtime.ensure_image(scenario)
     run_id = run_id or new_run_id()
     results: list[RunResult] = []
     runs = scenario.run.warmup + scenario.run.repeat
@@ -83,6 +83,13 @@ def compare(
                     raise KeyboardInterrupt
     save(results, complete=True)
     return results
+
+
+def plans(scenario: Scenario, run_id: str, image: str) -> list[TopologyPlan]:
+    """One plan per topology as the runs deploy them (the Redis password left empty), for
+    the Compose files a report ships."""
+    return [planning.plan(scenario, t, run_id, f"topo-{run_id}-{t[0]}", image, "")
+            for t in scenario.topologies]
 
 
 def _prepare_run_dir(run_dir: Path) -> None:
@@ -268,12 +275,16 @@ class Watch:
         states = self.runtime.states(self.deployment)
         for name, st in states.items():
             before = self._states.get(name)
+            # The engine knows when the container exited; polling only notices it later.
+            t = min(st.finished_at or now, now)
             if before is not None and before.running and not st.running:
-                self.signals.append(Signal(now, "exit", name, str(st.exit_code)))
+                self.signals.append(Signal(t, "exit", name, str(st.exit_code)))
                 if st.oom_killed:
-                    self.signals.append(Signal(now, "oom", name, ""))
+                    self.signals.append(Signal(t, "oom", name, ""))
             if before is not None and st.restarts > before.restarts:
-                self.signals.append(Signal(now, "restart", name, str(st.restarts)))
+                self.signals.append(Signal(t, "restart", name, str(st.restarts)))
+                if st.oom_killed and not (before.oom_killed and before.restarts == st.restarts):
+                    self.signals.append(Signal(t, "oom", name, ""))
         self._states = states
         return any(s.running or s.restarting for n, s in states.items() if n in self._workers)
 

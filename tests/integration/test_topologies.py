@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,33 @@ def test_cores_reported_match_the_cpuset(runtime: DockerRuntime, tmp_path: Path)
     for r in _compare(runtime, tmp_path, sc):
         assert {rec.core for rec in r.records} == {1}, r.topology
         assert {w.affinity for w in r.workers} == {1}  # sched_getaffinity follows the cpuset
+
+
+def test_stats_api_fallback_agrees_with_the_cgroup_files(runtime: DockerRuntime) -> None:
+    from topo.runtime import cgroup
+    from topo.runtime.docker import stats_from_api
+
+    image = runtime.ensure_image(scenario())
+    c = runtime.client.containers.run(
+        image, ["python3", "-c", "import time; x = sum(range(3 * 10**7)); time.sleep(60)"],
+        detach=True, network_mode="none", labels={"topo.managed": "true", "topo.run": "apifb"},
+        user="10001:10001",
+    )
+    try:
+        paths = None
+        for _ in range(100):  # until the busy part is over and the counters stand still
+            c.reload()
+            paths = paths or cgroup.paths_of(int(c.attrs["State"]["Pid"]))
+            a = cgroup.read(paths) if paths else None
+            time.sleep(0.2)
+            b = cgroup.read(paths) if paths else None
+            if a and b and a.cpu > 0.3 and b.cpu - a.cpu < 0.001:
+                break
+        assert paths is not None and b is not None
+        api = stats_from_api(runtime.client.api.stats(c.id, stream=False, one_shot=True))
+        assert api is not None
+        assert api.cpu == pytest.approx(b.cpu, abs=0.01)
+        assert api.memory == pytest.approx(b.memory, rel=0.2)
+        assert api.pids == b.pids == 1
+    finally:
+        c.remove(force=True)

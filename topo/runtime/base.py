@@ -29,6 +29,7 @@ class ContainerState:
     oom_killed: bool
     restarts: int
     restarting: bool = False
+    finished_at: float | None = None  # when it last exited (host wall clock), if it has
 
 
 class Runtime(Protocol):

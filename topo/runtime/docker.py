@@ -194,6 +194,7 @@ class DockerRuntime:
                 oom_killed=bool(s.get("OOMKilled")),
                 restarts=int(c.attrs.get("RestartCount", 0)),
                 restarting=bool(s.get("Restarting")),
+                finished_at=_timestamp(s.get("FinishedAt")),
             )
         return out
 
@@ -252,9 +253,13 @@ class DockerRuntime:
             pid = int(self.client.api.inspect_container(c.id)["State"]["Pid"])
         except docker.errors.NotFound:
             return None
-        paths = cgroup.paths_of(pid) if pid else None
-        if paths is None:
+        if not pid:
             return None
+        paths = cgroup.paths_of(pid)
+        if paths is None:
+            # Its processes are not visible here (a remote engine): ask the stats API,
+            # slower (one request per container and pass) but the same counters.
+            return stats_from_api(self.client.api.stats(c.id, stream=False, one_shot=True))
         self._cgroups[c.id] = paths
         return cgroup.read(paths)
 
@@ -301,6 +306,38 @@ class DockerRuntime:
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
         return removed
+
+
+def _timestamp(text: str | None) -> float | None:
+    """Docker's RFC 3339 time (nanoseconds, 'Z') as epoch seconds; None for 'never'."""
+    if not text or text.startswith("0001-"):
+        return None
+    from datetime import datetime
+
+    head, _, frac = text.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac or '0')[:6]}+00:00").timestamp()
+    except ValueError:
+        return None
+
+
+def stats_from_api(doc: dict[str, Any]) -> RawStats | None:
+    """RawStats from one Docker stats API document (cgroup v1 or v2 engines)."""
+    try:
+        cpu = doc["cpu_stats"]
+        mem = doc.get("memory_stats") or {}
+        mstats = mem.get("stats") or {}
+        inactive = mstats.get("total_inactive_file", mstats.get("inactive_file", 0))
+        throttling = cpu.get("throttling_data") or {}
+        return RawStats(
+            cpu=cpu["cpu_usage"]["total_usage"] / 1e9,
+            memory=max(0, int(mem.get("usage", 0)) - int(inactive)),
+            throttled_periods=int(throttling.get("throttled_periods", 0)),
+            throttled=throttling.get("throttled_time", 0) / 1e9,
+            pids=int((doc.get("pids_stats") or {}).get("current", 0)),
+        )
+    except (KeyError, TypeError):
+        return None  # a stopped container's document has no counters
 
 
 def _force_remove(container: Container) -> int:
