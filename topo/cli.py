@@ -279,6 +279,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("topo: interrupted")
         sys.exit(130)
+    except OSError as e:  # a full disk, a folder we may not write to
+        if _debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        _err(f"topo: error: {e.strerror or e}{where}")
+        sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:

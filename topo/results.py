@@ -55,8 +55,13 @@ def _redacted(run: dict[str, Any]) -> dict[str, Any]:
 def save(path: Path, document: dict[str, Any]) -> None:
     """Write atomically: a reader never sees half a file, a crash never leaves one."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        kept = " (the previous version is kept)" if path.exists() else ""
+        raise ResultError(f"cannot save {path}: {e.strerror or e}{kept}") from e
 
 
 def host_facts(engine: dict[str, Any], image: str | None = None) -> dict[str, Any]:

@@ -156,3 +156,35 @@ def test_every_container_is_hardened(runtime: DockerRuntime, tmp_path: Path) -> 
         finally:
             runtime.teardown(dep, p.labels[plan.DEPLOYMENT])
         assert leftovers(runtime, "hard1") == []
+
+
+def test_a_missing_base_image_is_one_line(tmp_path: Path) -> None:
+    p = topo("compare", str(ROOT / "scenarios" / "etl.yaml"), "--out", str(tmp_path),
+             env={"TOPO_BASE_IMAGE": "topo-no-such-image:none"})
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "topo: error: base image topo-no-such-image:none is missing; run scripts/bootstrap.sh")
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.docker
+def test_a_full_disk_is_one_line_keeps_what_was_saved_and_leaves_nothing(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    (tmp_path / "tiny.yaml").write_text(SLOW.replace("tasks: 400, params: {ms: 100}",
+                                                     "tasks: 40, params: {ms: 5}"))
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(full)], check=True)
+    try:
+        p = topo("compare", str(tmp_path / "tiny.yaml"), "--out", str(full / "out"))
+        assert p.returncode == 1
+        last = p.stderr.strip().splitlines()[-1]
+        assert last.startswith("topo: error: ") and "No space left on device" in last, p.stderr
+        assert "Traceback" not in p.stderr
+        doc = json.loads((full / "out" / "result.json").read_text())  # the last good save
+        assert doc["runs"] and doc["complete"] is False
+        assert not (full / "out" / "result.json.tmp").exists()
+        assert runtime.client.containers.list(all=True, filters={"label": "topo.scenario=slow"}) == []
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
