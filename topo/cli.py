@@ -209,6 +209,9 @@ def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
     from topo import stats
 
     sc, runs, document = result_files.load(result_file)
+    if not document.get("complete"):
+        # topo was stopped: add what its raw files hold of the run it was in
+        runs = runs + result_files.recover(result_file.parent, runs)
     facts = reports.provenance(document, reports.local_cpu_model(document))
     return stats.compare(sc, runs), runs, facts
 

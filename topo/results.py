@@ -19,7 +19,7 @@ import topo
 from topo.errors import ResultError
 from topo.model import (
     ContainerSpec, Fault, FaultEvent, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
-    Scenario, Signal, SingleSpec, TaskRecord, WorkerInfo, Workload,
+    Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
 )
 
 SCHEMA = "topo.result"
@@ -41,7 +41,7 @@ def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
 
 
 def _redacted(run: dict[str, Any]) -> dict[str, Any]:
-    """Drop the run's Redis password: the file is meant to be shared."""
+    """Drop the run's Redis password: the files are meant to be shared."""
     for c in run["containers"]:
         if "TOPO_REDIS_PASSWORD" in c["env"]:
             c["env"]["TOPO_REDIS_PASSWORD"] = "***"
@@ -104,6 +104,67 @@ def load(path: Path) -> tuple[Scenario, list[RunResult], dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as e:
         raise ResultError(f"{path}: malformed result file: {e}") from e
     return scenario, runs, doc
+
+
+MANIFEST = "run.json"
+
+
+def write_manifest(run_dir: Path, plan: TopologyPlan, *, index: int, warmup: bool,
+                   fault: Fault | None, t_deploy: float) -> None:
+    """What a run's raw folder needs beside its events and samples to be rebuilt."""
+    doc = {
+        "topology": plan.topology, "index": index, "warmup": warmup,
+        "task_count": plan.task_count, "t_deploy": t_deploy,
+        "budget_cpus": plan.budget_cpus, "budget_memory": plan.budget_memory,
+        "fault": dataclasses.asdict(fault) if fault else None,
+        "containers": [dataclasses.asdict(c) for c in plan.containers],
+    }
+    save(run_dir / MANIFEST, _redacted(doc))
+
+
+def recover(out_dir: Path, runs: list[RunResult]) -> list[RunResult]:
+    """Runs whose raw folder exists under ``out_dir/raw`` but that the result file does not
+    hold (topo was killed while they ran), rebuilt from their raw files, status
+    "interrupted"."""
+    from topo.events import EventLog
+
+    known = {c.name for r in runs for c in r.containers}
+    found = []
+    for folder in sorted((out_dir / "raw").glob("*")):
+        manifest = folder / MANIFEST
+        if not manifest.exists() or any(n.startswith(folder.name + "-") for n in known):
+            continue
+        try:
+            m = json.loads(manifest.read_text())
+            log = EventLog(folder / "events", m["task_count"])
+            log.poll()
+            samples = _read_samples(folder / "samples.jsonl")
+            found.append(_run({
+                **m, "status": "interrupted", "error": "topo ended during this run",
+                "t_ready": log.t_ready, "t_available": log.t_available,
+                "t_end": max([s["t"] for s in samples] + [r.end for r in log.records]
+                             + [m["t_deploy"]]),
+                "records": [dataclasses.asdict(r) for r in log.records], "samples": samples,
+                "workers": [dataclasses.asdict(w) for w in log.workers.values()],
+                "retried": log.requeues,
+                "signals": [dataclasses.asdict(x) for x in log.signals],
+                "processes": [dataclasses.asdict(x) for x in log.processes],
+            }))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a folder too damaged to read says nothing reliable
+    return found
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass  # the partial last line of a killed writer
+    return out
 
 
 def _scenario(d: dict[str, Any]) -> Scenario:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from topo import plan as planning
+from topo import results
 from topo.errors import RunError
 from topo.events import EventLog
 from topo.faults import Injector, due
@@ -63,6 +64,7 @@ def compare(
     results: list[RunResult] = []
     runs = scenario.run.warmup + scenario.run.repeat
     variants: list[Fault | None] = [None, *scenario.faults]
+    save(results, complete=False)  # a result file exists from the start, however we end
     for i in range(runs):
         for f, fault in enumerate(variants):
             if fault is not None and i < scenario.run.warmup:
@@ -115,6 +117,9 @@ def run_one(
     log = EventLog(run_dir / "events", plan.task_count)
     deployment_name = plan.labels[planning.DEPLOYMENT]
     t_deploy = time.time()
+    # What is needed to rebuild this run from its raw files if topo itself dies mid-run.
+    results.write_manifest(run_dir, plan, index=index, warmup=warmup, fault=fault,
+                           t_deploy=t_deploy)
     status, error = "error", None
     t_finished: float | None = None  # what teardown causes afterwards is not the run's
     sampler: Sampler | None = None
@@ -122,7 +127,7 @@ def run_one(
     try:
         progress(0, "deploy")
         deployment = runtime.deploy(plan, str(run_dir))
-        sampler = Sampler(lambda: runtime.stats(deployment))
+        sampler = Sampler(lambda: runtime.stats(deployment), sink=run_dir / "samples.jsonl")
         sampler.start()
         _wait_ready(runtime, deployment, log, progress)
         (run_dir / "go.tmp").write_text(str(time.time()))

@@ -114,8 +114,15 @@ def test_sigkilled_topo_leaves_nothing_within_15s(runtime: DockerRuntime, tmp_pa
     while leftovers(runtime, run_id) and time.monotonic() < deadline:
         time.sleep(0.25)
     assert leftovers(runtime, run_id) == []
-    # the raw events measured so far are still on disk
+    # the raw events measured so far are still on disk, and a report renders them
     assert any('"ev":"task"' in p.read_text() for p in out.glob("raw/*/events/*.jsonl"))
+    rep = topo("report", str(out / "result.json"), "--format", "json")
+    assert rep.returncode == 0, rep.stderr
+    assert "INCOMPLETE" in topo("report", str(out / "result.json")).stdout
+    doc = json.loads(rep.stdout)
+    assert doc["complete"] is False
+    assert 0 < doc["figures"]["completed"]["single"]["median"] < 400
+    assert any("interrupted" in w for w in doc["warnings"]), doc["warnings"]
 
 
 @pytest.mark.docker
