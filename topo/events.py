@@ -69,7 +69,8 @@ class EventLog:
                 owner = str(ev["w"]).split("/")[0]
                 self.signals.append(Signal(float(ev["t"]), "requeue", owner, str(ev["id"])))
             elif kind == "error":
-                self.errors.append(f"{ev['c']}: {ev['err']}")
+                if not ev.get("recoverable"):  # a worker that reconnects is not failing
+                    self.errors.append(f"{ev['c']}: {ev['err']}")
                 self.signals.append(Signal(float(ev["t"]), "error", str(ev["c"]), str(ev["err"])))
             elif kind == "procs":
                 self._procs(ev)

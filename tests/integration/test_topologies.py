@@ -23,7 +23,7 @@ def _compare(runtime: DockerRuntime, tmp_path: Path, sc) -> list[RunResult]:  # 
     run_id = run.new_run_id()
     results = run.compare(sc, runtime, tmp_path, lambda r, complete: saved.append(complete),
                           run_id=run_id)
-    assert saved[-1] is True and len(saved) == len(results) + 1
+    assert saved[-1] is True and len(saved) == len(results) + 2  # first, after each, final
     assert leftovers(runtime, run_id) == []
     return results
 

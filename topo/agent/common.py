@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Callable, NoReturn
+
+from topo import workloads
 
 RUN_DIR = os.environ.get("TOPO_RUN_DIR", "/run/topo")
 GO_FILE = "go"
@@ -33,10 +36,13 @@ class Events:
     def __init__(self, name: str) -> None:
         path = os.path.join(RUN_DIR, EVENTS, f"{name}.jsonl")
         self._file = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()  # the telemetry and heartbeat threads write here too
 
     def emit(self, **fields: Any) -> None:
-        self._file.write(json.dumps(fields, separators=(",", ":")) + "\n")
-        self._file.flush()
+        line = json.dumps(fields, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
 
 
 def cpu_quota() -> float | None:
@@ -76,6 +82,68 @@ def wait_for_go(poll: float = 0.002) -> float:
     while not os.path.exists(path):
         time.sleep(poll)
     return time.time()
+
+
+MIB = 1024 * 1024
+OOM_CHUNK = 16 * MIB  # allocated (and every page touched) at a time
+OOM_OVERSHOOT = 256 * MIB  # how far past the limit to go before giving up on the OOM killer
+OOM_NO_LIMIT_CAP = 4096 * MIB  # where to stop when no limit can be read
+_UNLIMITED = 1 << 60  # cgroup v1 says "no limit" with a number near 2**63
+
+
+def memory_limit() -> int | None:
+    """Bytes this container may use (cgroup v2 or v1); None if unlimited or unreadable."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as f:
+                raw = f.read().strip()
+        except OSError:
+            continue
+        if raw == "max":
+            return None
+        try:
+            limit = int(raw)
+        except ValueError:
+            continue
+        return None if limit <= 0 or limit >= _UNLIMITED else limit
+    return None
+
+
+def exceed_memory_limit() -> NoReturn:
+    """Allocate past the container's memory limit so that the kernel's OOM killer ends this
+    process (the ``oom`` fault). Memory goes in 16 MiB chunks, each page written, up to the
+    limit + 256 MiB; if the process is still alive then (or no limit was readable: stop at
+    4 GiB) it raises MemoryError, which makes the attempt a plain failure."""
+    limit = memory_limit()
+    target = OOM_NO_LIMIT_CAP if limit is None else limit + OOM_OVERSHOOT
+    hoard: list[bytearray] = []
+    held = 0
+    while held < target:
+        hoard.append(bytearray(b"\x5a") * OOM_CHUNK)  # a non-zero fill writes every page
+        held += OOM_CHUNK
+    what = "no memory limit found" if limit is None else f"limit {limit // MIB} MiB"
+    raise MemoryError(f"poison task held {held // MIB} MiB and was not killed ({what})")
+
+
+def poison_ids(cfg: dict[str, Any]) -> frozenset[int]:
+    """Task ids that run ``exceed_memory_limit`` instead of the workload (config ``poison``)."""
+    return frozenset(int(i) for i in cfg.get("poison") or ())
+
+
+def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
+    """``run(task_id)`` for this agent's workload: the one task-running path every agent
+    (each pool kind and the multi worker) uses, so a poison task behaves the same in all."""
+    run = workloads.bind(cfg["task"], cfg["params"], cfg["seed"])
+    poison = poison_ids(cfg)
+    if not poison:
+        return run
+
+    def run_or_poison(task_id: int) -> Any:
+        if task_id in poison:
+            exceed_memory_limit()
+        return run(task_id)
+
+    return run_or_poison
 
 
 def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, Any]:

@@ -4,20 +4,44 @@ Each pool worker writes its own task records (timestamps taken where the work ha
 PID 1 writes a failure record only for a task the pool could not run to an answer, such as
 every pending task of a ProcessPoolExecutor once one of its workers has been killed.
 
+Pool kinds (config ``pool``):
+- ``process-pool``: concurrent.futures.ProcessPoolExecutor. One dead worker breaks the pool:
+  every pending task fails.
+- ``mp-pool``: multiprocessing.Pool. A dead worker is replaced (the new one says ``ready``)
+  but the task it was running never comes back. PID 1 notices that the pool has stalled and
+  gives up on those tasks (``stall`` line; they are lost) instead of waiting forever.
+- ``supervisor``: PID 1 forks N independent workers, hands each one task at a time, and when
+  one dies it respawns it and hands the task to another (``requeue``); a task whose
+  deliveries all died ``max_attempts`` times is given up (a failed record).
+
 Usage: ``python3 -m topo.agent.single`` with ``TOPO_CONFIG`` set.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
+import statistics
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 import psutil
 
-from topo import workloads
-from topo.agent.common import Events, announce_ready, config, fatal, task_record, wait_for_go
+from topo.agent import telemetry
+from topo.agent.common import (
+    Events, announce_ready, bind_task, config, fatal, task_record, wait_for_go,
+)
+
+MAX_ATTEMPTS = 3  # deliveries of one task before the supervisor gives it up
+STALL_MIN = 5.0  # seconds: the shortest stall mp-pool waits out before giving up
+STALL_TASKS = 20  # ... and at least this many median task wall times
+STALL_FIRST = 60.0  # seconds, while no task has completed yet (no median to go by)
+CHILDREN_EVERY = 0.1  # seconds between looks at the pool's processes (mp-pool)
 
 # Set in each pool worker by _init (fork keeps nothing of these from the parent).
 _state: dict[str, Any] = {}
@@ -30,14 +54,22 @@ def _init(cfg: dict[str, Any]) -> None:
     _state.update(
         worker=worker,
         events=events,
-        run=workloads.bind(cfg["task"], cfg["params"], cfg["seed"]),
+        run=bind_task(cfg),
         core_of=psutil.Process().cpu_num,
     )
     announce_ready(events, worker, cfg["container"])
 
 
-def _run(task_id: int) -> None:
-    _state["events"].emit(**task_record(task_id, _state["worker"], _state["run"], _state["core_of"]))
+def _run(task_id: int) -> dict[str, Any]:
+    record = task_record(task_id, _state["worker"], _state["run"], _state["core_of"])
+    _state["events"].emit(**record)
+    return record
+
+
+def _run_timed(task_id: int) -> float:
+    """mp-pool's task: run it, write its record, return its wall time to PID 1."""
+    record = _run(task_id)
+    return float(record["t1"] - record["t0"])
 
 
 def _ping() -> int:
@@ -58,21 +90,280 @@ def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
         pool.submit(_ping).result()  # with fork, the first submit starts all N workers
         wait_for_go()
         events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
-        pending: dict[Future[None], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
+        pending: dict[Future[dict[str, Any]], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 task_id = pending.pop(fut)
                 exc = fut.exception()
                 if exc is not None:
-                    events.emit(
-                        ev="task", id=task_id, w=cfg["container"], ok=False, t0=None,
-                        t1=time.time(), cpu=0.0, core=None,
-                        err=f"{type(exc).__name__}: {exc}"[:300],
-                    )
+                    _failed(events, cfg["container"], task_id, f"{type(exc).__name__}: {exc}")
 
 
-POOLS = {"process-pool": run_process_pool}
+def _failed(events: Events, container: str, task_id: int, err: str) -> None:
+    """PID 1's record of a task that ended without an answer from a worker."""
+    events.emit(ev="task", id=task_id, w=container, ok=False, t0=None, t1=time.time(),
+                cpu=0.0, core=None, err=err[:300])
+
+
+# --------------------------------------------------------------------------- mp-pool
+
+
+def _live_children() -> set[int]:
+    """PIDs of this process's children that are still running (not zombies)."""
+    out = set()
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                out.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def stall_after(cfg: dict[str, Any], walls: list[float]) -> float:
+    """Seconds without a completion after which mp-pool stops waiting (``stall_timeout``)."""
+    if cfg.get("stall_timeout") is not None:
+        return float(cfg["stall_timeout"])
+    if not walls:
+        return STALL_FIRST
+    return max(STALL_MIN, STALL_TASKS * statistics.median(walls))
+
+
+def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
+    """multiprocessing.Pool with one apply_async per task.
+
+    When a worker dies, the Pool starts a replacement (its initializer writes ``ready``) but
+    the task that worker was running never completes, and nothing says so. PID 1 watches its
+    children: once one of them has died and no task has completed for the stall timeout
+    while results are still pending, it writes a ``stall`` line naming the pending ids (no
+    task line: they are lost), kills the pool and exits 0. Without a death a slow or frozen
+    task is waited for (the harness's run timeout is the backstop).
+
+    A worker killed while it holds one of the pool's queue locks freezes every other worker
+    too (they wait for the lock forever): the same stall ends the run, with every pending
+    task lost. Pool.terminate, and the exit handler that calls it, would wait for that lock
+    as well, so after a death PID 1 kills the workers itself and leaves with os._exit.
+    """
+    container = cfg["container"]
+    n = pool_size(cfg)
+    events.emit(ev="expect", c=container, n=n, t=time.time())
+    pool = multiprocessing.get_context("fork").Pool(n, initializer=_init, initargs=(cfg,))
+    known = _live_children()  # the N workers (started by the constructor): a death counts
+    deaths = 0                # from here on, also one before the batch is released
+    try:
+        wait_for_go()
+        events.emit(ev="avail", c=container, t=time.time(), n=cfg["tasks"])
+        done: queue.SimpleQueue[tuple[int, float | None, BaseException | None]] = queue.SimpleQueue()
+        pending = set(range(cfg["tasks"]))
+        for i in range(cfg["tasks"]):
+            pool.apply_async(
+                _run_timed, (i,),
+                callback=lambda wall, i=i: done.put((i, wall, None)),
+                error_callback=lambda exc, i=i: done.put((i, None, exc)),
+            )
+        walls: list[float] = []
+        last_done = time.monotonic()
+        next_look = 0.0
+        while pending:
+            try:
+                task_id, wall, exc = done.get(timeout=CHILDREN_EVERY)
+            except queue.Empty:
+                pass
+            else:
+                pending.discard(task_id)
+                last_done = time.monotonic()
+                if exc is not None:  # the pool could not run it (not the task's own error)
+                    _failed(events, container, task_id, f"{type(exc).__name__}: {exc}")
+                elif wall is not None:
+                    walls.append(wall)
+            now = time.monotonic()
+            if now >= next_look:
+                next_look = now + CHILDREN_EVERY
+                alive = _live_children()
+                for pid in sorted(known - alive):
+                    deaths += 1
+                    events.emit(ev="exit", c=container, w=f"{container}/{pid}", t=time.time(),
+                                code=None)
+                known = alive
+            if deaths and pending and now - last_done >= stall_after(cfg, walls):
+                events.emit(ev="stall", c=container, t=time.time(), pending=sorted(pending))
+                break
+    except Exception as exc:
+        if deaths or _live_children() != known:
+            _abandon_pool(events, container, exc)
+        pool.terminate()
+        raise
+    if deaths or _live_children() != known:
+        _abandon_pool(events, container, None)
+    pool.terminate()
+
+
+def _abandon_pool(events: Events, container: str, exc: BaseException | None) -> None:
+    """Kill every pool worker and exit now, without Pool.terminate (see run_mp_pool)."""
+    for child in psutil.Process().children():
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if exc is not None:
+        events.emit(ev="error", c=container, t=time.time(), err=f"{type(exc).__name__}: {exc}"[:500])
+    os._exit(0 if exc is None else 1)
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+_parent_ends: list[Connection] = []  # PID 1's ends of every worker pipe (closed in children)
+
+
+def _supervised(cfg: dict[str, Any], conn: Connection) -> None:
+    """A supervised worker: take one task id at a time from PID 1, run it, say it is done."""
+    for end in _parent_ends:
+        end.close()
+    _init(cfg)
+    while True:
+        try:
+            task_id = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task_id is None:
+            return
+        record = _run(task_id)
+        try:
+            conn.send((task_id, bool(record["ok"])))
+        except OSError:  # PID 1 is gone
+            return
+
+
+class Supervisor:
+    """PID 1: N independent workers, one task each at a time, the dead replaced."""
+
+    def __init__(self, cfg: dict[str, Any], events: Events) -> None:
+        self.cfg = cfg
+        self.events = events
+        self.container: str = cfg["container"]
+        self.me = f"{self.container}/{os.getpid()}"
+        self.max_attempts = int(cfg.get("max_attempts") or MAX_ATTEMPTS)
+        self.ctx = multiprocessing.get_context("fork")
+        self.todo: deque[int] = deque()
+        self.attempts: dict[int, int] = {}
+        self.outcome: set[int] = set()
+        self.procs: dict[int, Any] = {}  # slot -> multiprocessing.Process
+        self.conns: dict[int, Connection] = {}  # slot -> PID 1's end of its pipe
+        self.holding: dict[int, int | None] = {}  # slot -> task id it is running
+        self.idle_deaths = 0
+
+    def spawn(self, slot: int) -> None:
+        ours, theirs = self.ctx.Pipe()
+        _parent_ends.append(ours)
+        proc = self.ctx.Process(target=_supervised, args=(self.cfg, theirs), daemon=True,
+                                name=f"topo-worker-{slot}")
+        proc.start()
+        theirs.close()
+        self.procs[slot], self.conns[slot], self.holding[slot] = proc, ours, None
+
+    def dispatch(self) -> None:
+        for slot, held in self.holding.items():
+            if held is not None or not self.todo:
+                continue
+            task_id = self.todo.popleft()
+            self.attempts[task_id] = self.attempts.get(task_id, 0) + 1
+            try:
+                self.conns[slot].send(task_id)
+            except OSError:  # it just died; its sentinel says so next round
+                self.todo.appendleft(task_id)
+                self.attempts[task_id] -= 1
+                continue
+            self.holding[slot] = task_id
+
+    def receive(self, slot: int) -> None:
+        """Take every answer waiting on ``slot``'s pipe."""
+        conn = self.conns[slot]
+        try:
+            while conn.poll():
+                task_id, _ok = conn.recv()
+                self.outcome.add(task_id)
+                if self.holding[slot] == task_id:
+                    self.holding[slot] = None
+        except (EOFError, OSError):
+            pass  # the worker is gone; its sentinel is handled by reap
+
+    def reap(self, slot: int) -> None:
+        """``slot``'s worker died: record it, hand its task on (or give it up), respawn."""
+        proc = self.procs[slot]
+        proc.join()
+        self.receive(slot)  # an answer it sent just before dying still counts
+        now = time.time()
+        dead = f"{self.container}/{proc.pid}"
+        self.events.emit(ev="exit", c=self.container, w=dead, t=now, code=proc.exitcode)
+        task_id = self.holding[slot]
+        self.conns[slot].close()
+        _parent_ends.remove(self.conns[slot])
+        if task_id is None or task_id in self.outcome:
+            self.idle_deaths += 1
+            if self.idle_deaths > 10 * len(self.procs) + 10:
+                raise RuntimeError(f"workers keep dying without a task (last exit code "
+                                   f"{proc.exitcode}); the supervisor gives up")
+        else:
+            self.events.emit(ev="requeue", id=task_id, w=dead, by=self.me, t=now)
+            tries = self.attempts[task_id]
+            if tries >= self.max_attempts:
+                self.outcome.add(task_id)
+                _failed(self.events, self.container, task_id, f"given up after {tries} attempts")
+            else:
+                self.todo.appendleft(task_id)
+        self.holding[slot] = None
+        if len(self.outcome) < self.cfg["tasks"]:
+            self.spawn(slot)
+        else:
+            del self.procs[slot], self.conns[slot], self.holding[slot]
+
+    def run(self) -> None:
+        n = pool_size(self.cfg)
+        self.events.emit(ev="expect", c=self.container, n=n, t=time.time())
+        for slot in range(n):
+            self.spawn(slot)
+        try:
+            wait_for_go()
+            self.events.emit(ev="avail", c=self.container, t=time.time(), n=self.cfg["tasks"])
+            self.todo.extend(range(self.cfg["tasks"]))
+            self.dispatch()
+            while len(self.outcome) < self.cfg["tasks"]:
+                by_conn = {id(c): s for s, c in self.conns.items()}
+                by_sentinel = {p.sentinel: s for s, p in self.procs.items()}
+                ready = wait_any([*self.conns.values(), *by_sentinel])
+                dead = []
+                for obj in ready:
+                    if isinstance(obj, int):
+                        dead.append(by_sentinel[obj])
+                    else:
+                        self.receive(by_conn[id(obj)])
+                for slot in dead:
+                    self.reap(slot)
+                self.dispatch()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for conn in self.conns.values():
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for proc in self.procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def run_supervisor(cfg: dict[str, Any], events: Events) -> None:
+    Supervisor(cfg, events).run()
+
+
+POOLS = {"process-pool": run_process_pool, "mp-pool": run_mp_pool, "supervisor": run_supervisor}
 
 
 def main() -> None:
@@ -80,6 +371,8 @@ def main() -> None:
     events = None
     try:
         events = Events(f"{cfg['container']}-{os.getpid()}")
+        if cfg.get("telemetry", True):
+            telemetry.start(events, cfg["container"])  # sees every process of the container
         POOLS[cfg["pool"]](cfg, events)
     except Exception as exc:  # recorded for the harness, then a non-zero exit
         fatal(events, cfg.get("container", "?"), exc)
