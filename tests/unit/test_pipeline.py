@@ -219,9 +219,12 @@ def test_processes_auto_runs_as_many_workers_as_the_container_reports_cores(tmp_
 
 def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
     runtime = FakeRuntime(cpu_count=3)  # budget: 2 CPUs
-    [result] = runner.compare(scenario(repeat=1, topologies=("single",), processes="auto"),
-                              runtime, tmp_path, SaveLog(), run_id=RUN_ID)
+    sc = scenario(repeat=1, topologies=("single",), processes="auto")
+    [result] = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID)
     assert stats.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
+    text = "\n".join(stats.compare(sc, [result]).warnings)
+    assert 'the pool sized "auto" in' in text and "started 3 processes for a quota of 2 CPUs" in text
+    assert "reports the host's cores (3)" in text
 
 
 def test_an_explicit_pool_bigger_than_its_quota_is_flagged(tmp_path):

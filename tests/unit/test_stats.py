@@ -343,8 +343,8 @@ def test_warnings_with_advice():
     text = "\n".join(comparison.warnings)
     assert "single run 2 ended 'timeout' (batch not done after 300 s)" in text
     assert "single run 2 failed 0 and lost 3 tasks with no fault injected" in text
-    assert "container topo-single runs 8 worker processes on a quota of 2 CPUs" in text
-    assert "os.cpu_count() inside a container reports the host's cores (16 here)" in text
+    assert "topo-single runs 8 busy worker processes on a quota of 2 CPUs, so they take turns" in text
+    assert "os.cpu_count() says 16 in there" in text
     # Throughput 1.0 in the broken run against 2.0: max/min 2.0 > 1.2.
     assert "single: throughput max/min across repeats is 2.00" in text
     assert "spread is high; rerun with more repeats on a quieter machine" in text
