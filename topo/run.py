@@ -28,6 +28,7 @@ READY_TIMEOUT = 60.0  # seconds for every worker to start and announce itself
 POLL = 0.05
 STATES_EVERY = 0.25  # how often container states are polled (exit and restart signals)
 STALL_AFTER = 15.0  # seconds without any task line: the run has stalled
+SETTLE = 2.0  # after a fault run's batch is done and the fault is over, watch this much longer
 EXITED_GRACE = 2.0  # no worker running this long (and none restarting): the run is over
 CONTAINER_UID = 10001
 
@@ -235,12 +236,23 @@ class Watch:
         next_check = 0.0
         gone_since: float | None = None
         task_count = self.deployment.plan.task_count
+        settle_until: float | None = None
         while True:
             self.log.poll()
             progress(len(self.log.completed), "run")
-            if len(self.log.resolved) >= task_count:
-                return "ok"
             now = time.monotonic()
+            if len(self.log.resolved) >= task_count:
+                if self.injector is None or self.injector.event is None:
+                    return "ok"
+                # A fault's damage can outlast the batch: a frozen or cut-off worker that
+                # comes back and finishes a task that was already run again elsewhere. Wait
+                # for the fault to end, then a little, so duplicates are counted.
+                if self._fault_active():
+                    settle_until = None
+                elif settle_until is None:
+                    settle_until = now + SETTLE
+                elif now >= settle_until:
+                    return "ok"
             if now - start > self.timeout:
                 return "timeout"
             self._maybe_inject()
@@ -263,6 +275,11 @@ class Watch:
         if due(self.fault, len(self.log.completed), self.deployment.plan.task_count, since):
             self.injector = Injector(self.runtime, self.deployment, self.fault)  # type: ignore[arg-type]
             self.injector.inject()
+
+    def _fault_active(self) -> bool:
+        ev = self.injector.event if self.injector else None
+        return bool(ev and ev.status == "injected" and ev.t_end is None
+                    and self.fault and self.fault.duration)
 
     def _stalled(self, start: float) -> bool:
         """No task line for STALL_AFTER seconds (pauses excluded): nothing will come."""
