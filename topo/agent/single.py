@@ -25,7 +25,7 @@ import queue
 import statistics
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from typing import Any
@@ -91,13 +91,12 @@ def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
         wait_for_go()
         events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
         pending: dict[Future[dict[str, Any]], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                task_id = pending.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    _failed(events, cfg["container"], task_id, f"{type(exc).__name__}: {exc}")
+        # as_completed, not a wait() loop: wait() scans every pending future on each call,
+        # which made large batches of short tasks quadratic in PID 1 rather than in the pool.
+        for fut in as_completed(pending):
+            exc = fut.exception()
+            if exc is not None:
+                _failed(events, cfg["container"], pending[fut], f"{type(exc).__name__}: {exc}")
 
 
 def _failed(events: Events, container: str, task_id: int, err: str) -> None:
