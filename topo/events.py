@@ -66,17 +66,20 @@ class EventLog:
                 self.available.append(float(ev["t"]))
             elif kind == "requeue":
                 self.requeues += 1
-                owner = str(ev["w"]).split("/")[0]
-                self.signals.append(Signal(float(ev["t"]), "requeue", owner, str(ev["id"])))
+                # the worker the task was taken from: a container (multi) or "<c>/<pid>"
+                self.signals.append(Signal(float(ev["t"]), "requeue", str(ev["w"]), str(ev["id"])))
             elif kind == "error":
                 if not ev.get("recoverable"):  # a worker that reconnects is not failing
                     self.errors.append(f"{ev['c']}: {ev['err']}")
                 self.signals.append(Signal(float(ev["t"]), "error", str(ev["c"]), str(ev["err"])))
             elif kind == "procs":
                 self._procs(ev)
-            elif kind in ("exit", "stall"):
-                detail = str(ev.get("w") or ev.get("pending", ""))
-                self.signals.append(Signal(float(ev["t"]), kind, str(ev["c"]), detail[:300]))
+            elif kind == "exit":  # a pool's worker process died: that process, its exit code
+                self.signals.append(Signal(float(ev["t"]), "exit", str(ev.get("w") or ev["c"]),
+                                           str(ev.get("code"))))
+            elif kind == "stall":
+                self.signals.append(Signal(float(ev["t"]), "stall", str(ev["c"]),
+                                           str(ev.get("pending", ""))[:300]))
         except (ValueError, KeyError, TypeError) as e:
             self.errors.append(f"unreadable event line ({e}): {line[:120]!r}")
 

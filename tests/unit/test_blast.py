@@ -318,3 +318,20 @@ def test_a_run_without_a_fault_has_no_blast_radius():
     batch.ticks("s/11", BEFORE)
     with pytest.raises(ValueError):
         blast_radius(dataclasses.replace(run(batch, KILL, injected(KILL, None)), fault=None), 4)
+
+
+def test_a_supervisor_losing_one_process_affects_one_worker(tmp_path):
+    """The supervisor's own lines (a process exited, its task requeued) name the process, so
+    only that process counts, not its whole container."""
+    from topo.events import EventLog
+
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "c-1.jsonl").write_text(
+        '{"ev":"exit","c":"c","w":"c/8","t":10.0,"code":-9}\n'
+        '{"ev":"requeue","id":3,"w":"c/8","by":"c/1","t":10.0}\n'
+    )
+    log = EventLog(events, 4)
+    log.poll()
+    assert [(s.kind, s.container, s.detail) for s in log.signals] == [
+        ("exit", "c/8", "-9"), ("requeue", "c/8", "3")]

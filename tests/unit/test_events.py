@@ -116,7 +116,7 @@ def test_requeues_avail_and_agent_errors_are_counted(log, tmp_path):
     assert log.errors == ["w0: ConnectionError: no redis"]
     assert log.signals == [  # the raw material of time-to-detect, owner container first
         Signal(5.0, "requeue", "w0", "3"),
-        Signal(5.1, "requeue", "w0", "4"),
+        Signal(5.1, "requeue", "w0/1", "4"),  # a process of a pool keeps its pid
         Signal(3.0, "error", "w0", "ConnectionError: no redis"),
     ]
 
