@@ -24,7 +24,8 @@ Where metrics.md leaves room, these are the definitions:
   tasks were lost), checked only when stop − tf ≥ 2 median service times, since a live
   worker finishes its in-flight task within one. "Every worker of c" is c's planned
   processes, else the identities seen in c; 1 in multi.
-- **throughput dip**: buckets of 0.5 s from tf until the last completion; 1 − lowest rate /
+- **throughput dip**: buckets of 0.5 s from tf until the batch's 90% completion (the last
+  completion if it never got there; the drain at the end is not the fault's); 1 − lowest rate /
   steady rate before tf, clamped to [0, 1]. The steady rate before tf is
   ``stats.steady_rate`` of the completions in ``[t_available, tf)`` with the same 0.5 s
   buckets, so both sides are quantised alike; it needs 3 whole buckets between the 10% and
@@ -33,7 +34,7 @@ Where metrics.md leaves room, these are the definitions:
   pre-fault rate is unknown, when every task had completed before tf, or when the batch
   finished less than one bucket after tf.
 - **time to recover**: the trailing rate at t counts completions in ``(t − 1 s, t]``; from
-  tf to the last completion, the first t at which it is back at ≥ 90% of the steady rate
+  tf to the same end as the dip, the first t at which it is back at ≥ 90% of the steady rate
   after having dropped below it, minus tf. 0.0 when it never dropped and the batch
   completed; None ("never") when it did not come back before the last completion. None too
   whenever the dip is None: there is then no rate to recover to, or too little time.
@@ -233,6 +234,11 @@ def _dip_and_recovery(result: RunResult, tf: float) -> tuple[float | None, float
     if steady is None or steady <= 0 or len(before) == result.task_count:
         return None, None
     last = after[-1] if after else tf
+    # The drain at the end of a batch (fewer tasks left than workers) is not the fault's
+    # doing: look no further than the batch's 90% completion, as the steady rate does.
+    k90 = math.ceil(0.9 * result.task_count) - 1
+    if len(times) > k90 and times[k90] >= tf + BUCKET:
+        last = min(last, times[k90])
     rates = bucket_rates(after, tf, last, BUCKET)
     if not rates and not finished:
         # The batch was still owed tasks: its first bucket after tf is a real measurement.

@@ -31,7 +31,9 @@ class EventLog:
     completed: set[int] = field(default_factory=set)
     signals: list[Signal] = field(default_factory=list)
     processes: list[ProcSample] = field(default_factory=list)
+    poisoned: list[float] = field(default_factory=list)  # an oom fault's poison task began
     last_record: float | None = None  # host time the last task line was read
+    longest_service: float = 0.0  # seconds, of any attempt read so far
     _offsets: dict[Path, int] = field(default_factory=dict)
 
     def poll(self) -> int:
@@ -65,13 +67,16 @@ class EventLog:
             elif kind == "avail":
                 self.available.append(float(ev["t"]))
             elif kind == "requeue":
-                self.requeues += 1
+                if not ev.get("dead"):  # a task given up is not delivered again
+                    self.requeues += 1
                 # the worker the task was taken from: a container (multi) or "<c>/<pid>"
                 self.signals.append(Signal(float(ev["t"]), "requeue", str(ev["w"]), str(ev["id"])))
             elif kind == "error":
                 if not ev.get("recoverable"):  # a worker that reconnects is not failing
                     self.errors.append(f"{ev['c']}: {ev['err']}")
                 self.signals.append(Signal(float(ev["t"]), "error", str(ev["c"]), str(ev["err"])))
+            elif kind == "poison":
+                self.poisoned.append(float(ev["t"]))
             elif kind == "procs":
                 self._procs(ev)
             elif kind == "exit":  # a pool's worker process died: that process, its exit code
@@ -92,6 +97,8 @@ class EventLog:
         )
         self.records.append(rec)
         self.last_record = time.time()
+        if rec.start is not None:
+            self.longest_service = max(self.longest_service, rec.end - rec.start)
         if 0 <= task_id < self.task_count:
             self.resolved.add(task_id)
             if rec.ok:

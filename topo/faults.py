@@ -81,10 +81,11 @@ class Injector:
     def _worker_container(self) -> str:
         return self._container("single" if self.topology == "single" else "worker")
 
-    def inject(self) -> FaultEvent:
-        """Apply the fault now; return what happened."""
+    def inject(self, t: float | None = None) -> FaultEvent:
+        """Apply the fault now (``t``: when it really began, if earlier); return what
+        happened."""
         kind = self.fault.kind
-        t = time.time()
+        t = time.time() if t is None else t
         if (self.topology, kind) in NOT_APPLICABLE:
             self.event = self._event("not-applicable", None, None,
                                      f"{kind} does not apply to the {self.topology} topology")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Callable, Protocol
 
 from topo import plan as planning
 from topo import results
-from topo.errors import RunError
+from topo.errors import RunError, TopoError
 from topo.events import EventLog
 from topo.faults import Injector, due
 from topo.model import Deployment, Fault, FaultEvent, RunResult, Scenario, Signal, Topology, TopologyPlan
@@ -24,6 +25,7 @@ from topo.runtime.base import ContainerState
 from topo.runtime.base import Runtime
 from topo.sampling import Sampler
 
+INTERRUPTED = threading.Event()  # a signal arrived while a deployment was being cleaned up
 READY_TIMEOUT = 60.0  # seconds for every worker to start and announce itself
 POLL = 0.05
 STATES_EVERY = 0.25  # how often container states are polled (exit and restart signals)
@@ -82,7 +84,8 @@ def compare(
                                  _f.name if _f else None)))
                 results.append(result)
                 save(results, complete=False)
-                if result.status == "interrupted":
+                if result.status == "interrupted" or INTERRUPTED.is_set():
+                    INTERRUPTED.clear()
                     raise KeyboardInterrupt
     save(results, complete=True)
     return results
@@ -138,15 +141,19 @@ def run_one(
         t_finished = time.time()
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user"
-    except RunError as e:
+    except TopoError as e:  # the engine failed us mid-run: keep what was measured
         status, error = "error", str(e)
     finally:
-        if watch is not None:
-            watch.end_fault()
-        if sampler is not None:
-            sampler.stop()
-        progress(len(log.completed), "teardown")
-        _teardown(runtime, deployment_name)
+        with _Shield():  # a Ctrl-C now is honoured after the cleanup, not instead of it
+            if watch is not None:
+                watch.end_fault()
+            if sampler is not None:
+                sampler.stop()
+            progress(len(log.completed), "teardown")
+            try:
+                runtime.teardown(None, deployment_name)
+            except TopoError as e:
+                error = error or f"teardown incomplete: {e}"
     log.poll()
     if error is None and log.errors and status != "ok":
         error = log.errors[0]
@@ -175,17 +182,22 @@ def _fault_events(fault: Fault | None, watch: Watch | None) -> tuple[FaultEvent,
                        error="the run ended before the fault's trigger point"),)
 
 
-def _teardown(runtime: Runtime, deployment_name: str) -> None:
-    """Remove the deployment; a second Ctrl-C must not cut the cleanup short."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to shield
-        previous = None
-    try:
-        runtime.teardown(None, deployment_name)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+class _Shield:
+    """Defers SIGINT and SIGTERM while a deployment is cleaned up; what arrived is kept in
+    ``INTERRUPTED`` for ``compare`` to act on once the run's result is saved."""
+
+    def __enter__(self) -> _Shield:
+        self._previous: dict[int, object] = {}
+        try:
+            for signo in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signo] = signal.signal(signo, lambda *_: INTERRUPTED.set())
+        except ValueError:  # not the main thread: nothing to shield
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signo, handler in self._previous.items():
+            signal.signal(signo, handler)  # type: ignore[arg-type]
 
 
 def _agents(deployment: Deployment) -> list[str]:
@@ -256,7 +268,7 @@ class Watch:
             if now - start > self.timeout:
                 return "timeout"
             self._maybe_inject()
-            if self._stalled(start):
+            if self._stalled():
                 return "stalled"
             if now >= next_check:
                 next_check = now + STATES_EVERY
@@ -270,6 +282,13 @@ class Watch:
     def _maybe_inject(self) -> None:
         if self.fault is None or self.injector is not None:
             return
+        if self.fault.kind == "oom":
+            # The poison task was planted at plan time; the fault begins when a worker
+            # starts it, which the worker says itself.
+            if self.log.poisoned:
+                self.injector = Injector(self.runtime, self.deployment, self.fault)  # type: ignore[arg-type]
+                self.injector.inject(t=min(self.log.poisoned))
+            return
         t_av = self.log.t_available
         since = None if t_av is None else time.time() - t_av
         if due(self.fault, len(self.log.completed), self.deployment.plan.task_count, since):
@@ -281,15 +300,17 @@ class Watch:
         return bool(ev and ev.status == "injected" and ev.t_end is None
                     and self.fault and self.fault.duration)
 
-    def _stalled(self, start: float) -> bool:
-        """No task line for STALL_AFTER seconds (pauses excluded): nothing will come."""
+    def _stalled(self) -> bool:
+        """Tasks were completing, then no task line came for much longer than the longest
+        task took (pauses excluded): nothing more will come. Before the first task line a
+        slow start is not a stall; the run's timeout covers it."""
         last = self.log.last_record
+        if last is None or self._fault_active():
+            return False
         ev = self.injector.event if self.injector else None
-        if ev is not None and ev.t_end is None and self.fault and self.fault.duration:
-            return False  # a pause or partition is still on
-        quiet_since = max(filter(None, [last, ev.t_end if ev else None, ev.t if ev else None,
-                                        time.time() - (time.monotonic() - start)]))
-        return time.time() - quiet_since > STALL_AFTER
+        quiet_since = max(x for x in (last, ev.t_end if ev else None) if x is not None)
+        quiet_for = max(STALL_AFTER, 3 * self.log.longest_service)
+        return time.time() - quiet_since > quiet_for
 
     def _check_states(self) -> bool:
         """Record exits, OOM kills and restarts; return whether any worker still runs."""

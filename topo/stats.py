@@ -71,7 +71,9 @@ def run_figures(result: RunResult) -> RunFigures:
     cpu_workers = sum((c.cpu for c in containers if c.role in WORKER_ROLES), 0.0)
     cpu_coordination = sum((c.cpu for c in containers if c.role in COORDINATION_ROLES), 0.0)
     spent = cpu_workers + cpu_coordination
-    mean_cores = spent / makespan if makespan is not None else None
+    # Cores and utilisation are of the shared budget, which only the workers draw on;
+    # Redis and the feeder have quotas of their own and are reported as coordination.
+    mean_cores = cpu_workers / makespan if makespan is not None else None
     return RunFigures(
         topology=result.topology,
         index=result.index,

@@ -29,8 +29,10 @@ class ScalingPoint:
 
 
 def with_workers(scenario: Scenario, n: int) -> Scenario:
-    """The scenario at N workers, faults dropped (a sweep measures capacity)."""
-    return dataclasses.replace(scenario, workers=n, faults=())
+    """The scenario at N workers, faults dropped (a sweep measures capacity); single's pool
+    has N processes too, whatever the scenario fixed, so both sides scale alike."""
+    single = scenario.single and dataclasses.replace(scenario.single, processes=None)
+    return dataclasses.replace(scenario, workers=n, faults=(), single=single)
 
 
 def _median(values: Sequence[float | None]) -> float | None:

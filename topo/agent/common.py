@@ -140,6 +140,10 @@ def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
 
     def run_or_poison(task_id: int) -> Any:
         if task_id in poison:
+            # The moment the fault begins, for the harness (its own file: the process is
+            # about to be OOM-killed and must not leave a half-written line elsewhere).
+            Events(f"{cfg['container']}-{os.getpid()}-poison").emit(
+                ev="poison", id=task_id, c=cfg["container"], t=time.time())
             exceed_memory_limit()
         return run(task_id)
 

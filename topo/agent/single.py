@@ -305,8 +305,10 @@ class Supervisor:
                 raise RuntimeError(f"workers keep dying without a task (last exit code "
                                    f"{proc.exitcode}); the supervisor gives up")
         else:
-            self.events.emit(ev="requeue", id=task_id, w=dead, by=self.me, t=now)
             tries = self.attempts[task_id]
+            # given up is not a re-delivery: the line still says the worker lost the task
+            self.events.emit(ev="requeue", id=task_id, w=dead, by=self.me, t=now,
+                             dead=tries >= self.max_attempts)
             if tries >= self.max_attempts:
                 self.outcome.add(task_id)
                 _failed(self.events, self.container, task_id, f"given up after {tries} attempts")

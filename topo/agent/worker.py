@@ -93,7 +93,9 @@ class Worker:
                 return
             raw, attempts, dead = found
             now = time.time()
-            self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now)
+            # a dead letter is not a re-delivery: the line still says the worker lost it
+            self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now,
+                             dead=bool(dead))
             if dead:
                 self.events.emit(
                     ev="task", id=int(raw), w=self.worker, ok=False, t0=None, t1=now,

@@ -142,12 +142,15 @@ def _blast_row(fault: str, topology: str, runs: Sequence[BlastRadius]) -> list[s
     workers = injected[0].workers
     dips = [None if b.throughput_dip is None else 100 * b.throughput_dip for b in injected]
     dip = spread(dips)
-    never = sum(b.time_to_recover is None for b in injected)
-    recover = spread([b.time_to_recover for b in injected])
-    if never == n:
+    # A recovery is measured only where the dip is (as in the terminal table): without a
+    # rate before the fault, "no recovery time" is "not measured", not "never".
+    measured = [b for b in injected if b.throughput_dip is not None]
+    never = sum(b.time_to_recover is None for b in measured)
+    recover = spread([b.time_to_recover for b in measured])
+    if measured and never == len(measured):
         recover = "never"
     elif never:
-        recover = f"{recover} s; never in {never} of {n}"
+        recover = f"{recover} s; never in {never} of {len(measured)}"
     elif recover != MISSING:
         recover += " s"
     detect = spread([b.time_to_detect for b in injected])
