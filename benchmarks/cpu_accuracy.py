@@ -50,24 +50,30 @@ def main() -> None:
     sc = scenario.load(path)
     runtime = DockerRuntime.connect()
     image = runtime.ensure_image(sc)
-    c = calibrate(image, sc, k)
-    budget = sc.resources.cpus
-    print(f"task {sc.workload.task} {dict(sc.workload.params)}: c = {c * 1000:.2f} ms CPU "
-          f"(alone, {k} runs); budget C = {budget:g} CPUs; ideal C/c = {budget / c:.1f} tasks/s")
+    c_before = calibrate(image, sc, k)
     results = measure(sc, runtime)
     c_after = calibrate(image, sc, k)
-    print(f"c again after the runs: {c_after * 1000:.2f} ms (drift {100 * (c_after / c - 1):+.1f}%)")
+    # This machine's speed drifts (a shared VM): c is taken on both sides of the runs.
+    c = (c_before + c_after) / 2
+    budget = sc.resources.cpus
+    print(f"task {sc.workload.task} {dict(sc.workload.params)}: c = {c * 1000:.2f} ms CPU "
+          f"(alone, {k} runs before: {c_before * 1000:.2f} ms, after: {c_after * 1000:.2f} ms); "
+          f"budget C = {budget:g} CPUs; ideal C/c = {budget / c:.1f} tasks/s")
     for r in results:
         f = stats.run_figures(r)
         n = f.ledger.completed
         per_task = f.cpu_workers / n if n else float("nan")
+        own = f.task_cpu / n if n else float("nan")
+        share = f.throughput * c / budget if f.throughput else 0.0
         print(
             f"{r.topology:6} status {r.status}: {n} tasks, throughput {f.throughput:.1f}/s = "
-            f"{100 * f.throughput * c / budget:.1f}% of ideal; CPU per task (cgroup, workers) "
-            f"{per_task * 1000:.2f} ms = {100 * (per_task / c - 1):+.1f}% vs c; "
-            f"tasks' own CPU {f.task_cpu / n * 1000:.2f} ms; coordination {f.cpu_coordination:.2f} s"
+            f"{100 * share:.1f}% of ideal [{'ok' if share >= 0.9 else 'BELOW 90%'}]; "
+            f"CPU per task (cgroup, workers) {per_task * 1000:.2f} ms = "
+            f"{100 * (per_task / c - 1):+.1f}% vs c "
+            f"[{'ok' if abs(per_task / c - 1) <= 0.05 else 'OFF BY MORE THAN 5%'}]; "
+            f"the tasks' own CPU in this run {own * 1000:.2f} ms (cgroup {100 * (per_task / own - 1):+.1f}% "
+            f"above it); coordination {f.cpu_coordination:.2f} s"
         )
-
 
 if __name__ == "__main__":
     main()
