@@ -19,10 +19,10 @@ Where metrics.md leaves room, these are the definitions:
   writing off a dead worker's task) marks nobody; an ``exit`` with a non-zero code or an
   ``oom`` of a worker container marks every worker of it (exit code 0 is a worker that
   finished its batch); a ``requeue`` marks the worker the task was taken from; and silence:
-  an identity that completed a task before tf and none in ``[tf, stop]``, stop = the
-  window's end or the end of the batch if sooner (its last record, or the run's end when
-  tasks were lost), checked only when stop − tf ≥ 2 median service times, since a live
-  worker finishes its in-flight task within one. "Every worker of c" is c's planned
+  an identity that completed a task before tf and none in ``[tf + 2 s̃, stop]`` (s̃ the
+  median service time: the task in flight at tf may still finish), stop = the window's end
+  or the end of the batch if sooner (its last record, or the run's end when tasks were
+  lost), checked only when that interval is at least 2 s̃ long. "Every worker of c" is c's planned
   processes, else the identities seen in c; 1 in multi.
 - **throughput dip**: buckets of 0.5 s from tf until the batch's 90% completion (the last
   completion if it never got there; the drain at the end is not the fault's); 1 − lowest rate /
@@ -201,7 +201,12 @@ def _silent(result: RunResult, tf: float, until: float) -> set[str]:
     # Identities that completed tasks before tf and none in [tf, stop] (module docstring).
     service = _median_service(result.records)
     stop = min(until, _batch_end(result))
-    if service is None or stop - tf < SILENCE_SERVICES * service:
+    if service is None:
+        return set()
+    # A worker finishing the task it held when the fault struck proves little (it may have
+    # run it before a Redis died, say): only completions after that grace show it working.
+    grace = SILENCE_SERVICES * service
+    if stop - (tf + grace) < SILENCE_SERVICES * service:
         return set()
     multi = result.topology == "multi"
     before: set[str] = set()
@@ -210,7 +215,7 @@ def _silent(result: RunResult, tf: float, until: float) -> set[str]:
         identity = _container(record.worker) if multi else record.worker
         if record.ok and record.end < tf:
             before.add(identity)
-        elif record.ok and record.end <= stop:
+        elif record.ok and tf + grace <= record.end <= stop:
             during.add(identity)
     return before - during
 

@@ -335,3 +335,16 @@ def test_a_supervisor_losing_one_process_affects_one_worker(tmp_path):
     log.poll()
     assert [(s.kind, s.container, s.detail) for s in log.signals] == [
         ("exit", "c/8", "-9"), ("requeue", "c/8", "3")]
+
+
+def test_redis_killed_every_worker_goes_silent_after_its_task_in_flight() -> None:
+    """Redis dies at 5.05 s: each worker still finishes the task it held (at 5.1 s), then
+    nothing more comes; 100 tasks are lost. Every worker was affected, though none died."""
+    batch = Batch()
+    for worker in CONTAINERS:
+        batch.ticks(f"{worker}/1", range(1, 52))  # the last tick, 5.1 s, is after tf
+    fault = Fault("redis dies", "kill-redis", at_seconds=TF)
+    r = run(batch, fault, injected(fault, "m-redis"), topology="multi",
+            containers=MULTI_SPECS, task_count=batch.next_id + 100, status="stalled", t_end=25.0)
+    b = blast_radius(r, 4)
+    assert (b.workers_affected, b.lost, b.survived) == (4, 100, False)
