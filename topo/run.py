@@ -20,9 +20,10 @@ from topo import results
 from topo.errors import RunError, TopoError
 from topo.events import EventLog
 from topo.faults import Injector, due
-from topo.model import Deployment, Fault, FaultEvent, RunResult, Scenario, Signal, Topology, TopologyPlan
-from topo.runtime.base import ContainerState
-from topo.runtime.base import Runtime
+from topo.model import (
+    Deployment, Fault, FaultEvent, RunResult, Scenario, Signal, Topology, TopologyPlan,
+)
+from topo.runtime.base import ContainerState, Runtime
 from topo.sampling import Sampler
 
 INTERRUPTED = threading.Event()  # a signal arrived while a deployment was being cleaned up
