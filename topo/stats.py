@@ -537,14 +537,17 @@ def _oversubscribed_warning(result: RunResult, spec: ContainerSpec) -> str:
     mine = [w for w in result.workers if w.container == spec.name
             and (result.t_available is None or w.t_ready <= result.t_available)]
     said = "/".join(map(str, sorted({w.cpu_count for w in mine}))) or "?"
+    # The run's own prefix would make the same warning differ in every repeat.
+    name = spec.name.removeprefix(spec.labels.get("topo.deployment", "\0") + "-")
+    name = "the container" if name == "single" else f"container {name}"
     if spec.processes == 0:  # sized "auto", inside the container
         return (
-            f"{result.topology}: the pool sized \"auto\" in {spec.name} started {len(mine)}"
+            f"{result.topology}: the pool sized \"auto\" in {name} started {len(mine)}"
             f" processes for a quota of {spec.cpus:g} CPUs: os.cpu_count() inside a container"
             f" reports the host's cores ({said}), not the quota — size the pool from the quota"
         )
     return (
-        f"{result.topology}: {spec.name} runs {spec.processes} busy worker processes on a quota"
+        f"{result.topology}: {name} runs {spec.processes} busy worker processes on a quota"
         f" of {spec.cpus:g} CPUs, so they take turns (see throttling); os.cpu_count() says"
         f" {said} in there, so a pool sized \"auto\" would not size from the quota either"
     )
