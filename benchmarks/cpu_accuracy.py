@@ -10,6 +10,7 @@ Usage: .venv/bin/python benchmarks/cpu_accuracy.py [scenario.yaml] [K]
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -44,6 +45,25 @@ def calibrate(image: str, sc: scenario.Scenario, k: int) -> float:
     return float(got["cpu"]) / k
 
 
+def report(results: list, c: float, budget: float) -> None:  # type: ignore[type-arg]
+    for r in results:
+        f = stats.run_figures(r)
+        n = f.ledger.completed
+        per_task = f.cpu_workers / n if n else float("nan")
+        own = f.task_cpu / n if n else float("nan")
+        share = f.throughput * c / budget if f.throughput else 0.0
+        print(
+            f"  {r.topology:6} status {r.status}: {n} tasks, throughput {f.throughput:.1f}/s = "
+            f"{100 * share:.1f}% of ideal [{'ok' if share >= 0.9 else 'BELOW 90%'}]; "
+            f"CPU per task (cgroup, workers) {per_task * 1000:.2f} ms = "
+            f"{100 * (per_task / c - 1):+.1f}% vs c "
+            f"[{'ok' if abs(per_task / c - 1) <= 0.05 else 'OFF BY MORE THAN 5%'}]; "
+            f"the tasks' own CPU {own * 1000:.2f} ms (cgroup {100 * (per_task / own - 1):+.1f}% "
+            f"above it; quota used by tasks {100 * f.throughput * own / budget:.1f}%); "
+            f"coordination {f.cpu_coordination:.2f} s"
+        )
+
+
 def main() -> None:
     path = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "scenarios" / "cpu.yaml")
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 100
@@ -56,24 +76,18 @@ def main() -> None:
     # This machine's speed drifts (a shared VM): c is taken on both sides of the runs.
     c = (c_before + c_after) / 2
     budget = sc.resources.cpus
-    print(f"task {sc.workload.task} {dict(sc.workload.params)}: c = {c * 1000:.2f} ms CPU "
+    print(f"1. task {sc.workload.task} {dict(sc.workload.params)}: c = {c * 1000:.2f} ms CPU "
           f"(alone, {k} runs before: {c_before * 1000:.2f} ms, after: {c_after * 1000:.2f} ms); "
           f"budget C = {budget:g} CPUs; ideal C/c = {budget / c:.1f} tasks/s")
-    for r in results:
-        f = stats.run_figures(r)
-        n = f.ledger.completed
-        per_task = f.cpu_workers / n if n else float("nan")
-        own = f.task_cpu / n if n else float("nan")
-        share = f.throughput * c / budget if f.throughput else 0.0
-        print(
-            f"{r.topology:6} status {r.status}: {n} tasks, throughput {f.throughput:.1f}/s = "
-            f"{100 * share:.1f}% of ideal [{'ok' if share >= 0.9 else 'BELOW 90%'}]; "
-            f"CPU per task (cgroup, workers) {per_task * 1000:.2f} ms = "
-            f"{100 * (per_task / c - 1):+.1f}% vs c "
-            f"[{'ok' if abs(per_task / c - 1) <= 0.05 else 'OFF BY MORE THAN 5%'}]; "
-            f"the tasks' own CPU in this run {own * 1000:.2f} ms (cgroup {100 * (per_task / own - 1):+.1f}% "
-            f"above it); coordination {f.cpu_coordination:.2f} s"
-        )
+    report(results, c, budget)
+    # 2. A task whose CPU cost is known by construction: it spins until its process has used
+    # cpu_ms of CPU, so c does not depend on how fast the machine is at the moment.
+    known = 0.025
+    sc2 = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload,
+                                                               params={"cpu_ms": known * 1000}))
+    print(f"2. task cpu {{'cpu_ms': {known * 1000:g}}}: c = {known * 1000:g} ms by construction; "
+          f"ideal C/c = {budget / known:.1f} tasks/s")
+    report(measure(sc2, runtime), known, budget)
 
 if __name__ == "__main__":
     main()
