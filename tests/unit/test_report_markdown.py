@@ -147,3 +147,25 @@ def test_local_cpu_model_only_on_the_host_that_measured(tmp_path: Path) -> None:
     assert report.local_cpu_model(here, str(cpuinfo)) == "Fast CPU @ 3GHz"
     assert report.local_cpu_model({"host": {"hostname": "elsewhere"}}, str(cpuinfo)) is None
     assert report.local_cpu_model(here, str(tmp_path / "missing")) is None
+
+
+def test_process_tree_lists_parents_first_with_peak_rss_and_pss() -> None:
+    import dataclasses
+
+    from topo.model import ProcSample, RunResult
+    from topo.report.markdown import process_tree
+
+    mib = 2**20
+    procs = (
+        ProcSample(1.0, "topo-ab-s0-single", 7, 1, "python3", 0.0, 17 * mib, pss=7 * mib),
+        ProcSample(1.0, "topo-ab-s0-single", 1, 0, "python3", 0.0, 18 * mib, pss=16 * mib),
+        ProcSample(2.0, "topo-ab-s0-single", 7, 1, "python3", 0.0, 19 * mib, pss=8 * mib),
+    )
+    base = RunResult("single", 0, False, "ok", None, 1, 0.0, 0.0, 0.0, 1.0, (), (), (), (),
+                     processes=procs)
+    faulty = dataclasses.replace(base, fault=object())  # type: ignore[arg-type]
+    assert process_tree([faulty, base]) == [
+        ["single", "single", "1", "0", "python3", "18.0", "16.0"],
+        ["single", "single", "7", "1", "python3", "19.0", "8.0"],
+    ]
+    assert process_tree([faulty]) == []

@@ -52,7 +52,7 @@ def render(
     if fmt == "md":
         from topo.report import markdown
 
-        return markdown.render(comparison, facts)
+        return markdown.render(comparison, facts, results)
     if fmt == "html":
         from topo.report import html
 
@@ -84,7 +84,7 @@ def files(
     from topo.report import html, markdown
 
     out = {
-        "report.md": markdown.render(comparison, provenance),
+        "report.md": markdown.render(comparison, provenance, results),
         "report.html": html.render(comparison, results, provenance),
     }
     for plan in plans:

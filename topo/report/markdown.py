@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from topo.model import BlastRadius, Comparison, Fault, FigureRow, Scenario, Spread
+from topo.model import BlastRadius, Comparison, Fault, FigureRow, RunResult, Scenario, Spread
 from topo.report import INCOMPLETE, INCOMPLETE_NOTE
 # The terminal table's cell formats, so that every report shows a figure the same way.
 from topo.report.table import MISSING, numbers
@@ -265,8 +265,10 @@ def reproduce(comparison: Comparison, provenance: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-def render(comparison: Comparison, provenance: Mapping[str, Any]) -> str:
-    """The whole Markdown report; ``provenance`` as ``topo.report.provenance`` makes it."""
+def render(comparison: Comparison, provenance: Mapping[str, Any],
+           results: Sequence[RunResult] = ()) -> str:
+    """The whole Markdown report; ``provenance`` as ``topo.report.provenance`` makes it;
+    with ``results``, also the process tree of each topology's containers."""
     sc = comparison.scenario
     out = [f"# topo report: {sc.name}", ""]
     if provenance.get("complete") is False:
@@ -284,10 +286,42 @@ def render(comparison: Comparison, provenance: Mapping[str, Any]) -> str:
     out += ["", "## Method", ""] + [f"- {line}" for line in method(comparison, provenance)]
     out += ["", "## All figures", ""]
     out += table(FIGURE_HEADERS, figure_rows(comparison), right=(1, 2, 3))
+    tree = process_tree(results)
+    if tree:
+        out += ["", "## Process tree", "",
+                "Each container's processes as its in-container telemetry saw them (first "
+                "run without a fault): PID 1 and its children share one PID namespace and "
+                "one cgroup. RSS counts pages shared after fork in every process; PSS "
+                "divides them among their sharers.", ""]
+        out += table(("topology", "container", "pid", "ppid", "process", "peak RSS (MiB)",
+                      "peak PSS (MiB)"), tree, right=(2, 3, 5, 6))
     out += ["", "## Reproducibility manifest", ""]
     out += table(("what", "value"), [list(pair) for pair in manifest(comparison, provenance)])
     out += ["", f"Reproduce: `{reproduce(comparison, provenance)}`"]
     return "\n".join(out) + "\n"
+
+
+def process_tree(results: Sequence[RunResult]) -> list[list[str]]:
+    """Rows of (topology, container, pid, ppid, name, peak RSS, peak PSS), parents first."""
+    rows: list[list[str]] = []
+    for topology in ("single", "multi"):
+        run = next((r for r in results if r.topology == topology and r.fault is None
+                    and not r.warmup and r.processes), None)
+        if run is None:
+            continue
+        peak: dict[tuple[str, int], list[Any]] = {}
+        for p in run.processes:
+            key = (p.container, p.pid)
+            seen = peak.setdefault(key, [p.ppid, p.name, 0, None])
+            seen[2] = max(seen[2], p.rss)
+            if p.pss is not None:
+                seen[3] = max(seen[3] or 0, p.pss)
+        for (container, pid), (ppid, name, rss, pss) in sorted(
+                peak.items(), key=lambda kv: (kv[0][0], kv[1][0] != 0, kv[0][1])):
+            short = container.removeprefix(container.rsplit("-", 1)[0] + "-")
+            rows.append([topology, short, str(pid), str(ppid), name, f"{rss / 2**20:.1f}",
+                         MISSING if pss is None else f"{pss / 2**20:.1f}"])
+    return rows
 
 
 def table(
