@@ -279,12 +279,14 @@ class DockerRuntime:
         """Run id -> owner label of every container and network topo made."""
         runs: dict[str, str] = {}
         try:
-            found = self.client.containers.list(all=True, filters={"label": MANAGED + "=true"})
+            # sparse: no inspect per container, so one removed meanwhile is no error
+            found = self.client.containers.list(all=True, sparse=True,
+                                                filters={"label": MANAGED + "=true"})
             found += self.client.networks.list(filters={"label": MANAGED + "=true"})
         except docker.errors.DockerException as e:
             raise _engine_error("list topo's resources", e) from e
         for item in found:
-            labels = item.attrs.get("Config", {}).get("Labels") or item.attrs.get("Labels") or {}
+            labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
             if RUN in labels and labels.get(OWNER):
                 runs[labels[RUN]] = labels[OWNER]
         return runs
@@ -293,12 +295,15 @@ class DockerRuntime:
         """Remove every container, network (and optionally image) carrying ``label``."""
         removed = {"containers": 0, "networks": 0, "images": 0}
         try:
-            found = self.client.containers.list(all=True, filters={"label": label})
+            found = self.client.containers.list(all=True, sparse=True, filters={"label": label})
             with ThreadPoolExecutor(max_workers=8) as pool:
                 removed["containers"] = sum(pool.map(_force_remove, found))
             for net in self.client.networks.list(filters={"label": label}):
-                net.remove()
-                removed["networks"] += 1
+                try:
+                    net.remove()
+                    removed["networks"] += 1
+                except docker.errors.NotFound:
+                    pass  # removed meanwhile by another cleanup (a watchdog)
             if images:
                 for image in self.client.images.list(filters={"label": label}):
                     self.client.images.remove(image.id, force=True)
