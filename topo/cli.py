@@ -58,6 +58,13 @@ def _sigterm(_signo: int, _frame: Any) -> None:
     raise KeyboardInterrupt  # the same orderly teardown as Ctrl-C
 
 
+def _handle_signals() -> None:
+    """Ctrl-C and SIGTERM end a run in order (teardown, results saved). SIGINT is set
+    explicitly: a shell starts background jobs with it ignored, and Python then keeps it so."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
 @app.command()
 def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
@@ -87,7 +94,7 @@ def compare(
     def save(done: list[Any], complete: bool) -> None:
         result_files.save(path, result_files.to_json(sc, done, host, complete))
 
-    signal.signal(signal.SIGTERM, _sigterm)
+    _handle_signals()
     try:
         measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id,
                                owner=cleanup.owner_label(), image=image)
@@ -141,7 +148,7 @@ def sweep(
         return run.compare(at_n, runtime, folder, save, progress=_ProgressLine(),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
 
-    signal.signal(signal.SIGTERM, _sigterm)
+    _handle_signals()
     try:
         measured = sweeping.sweep(sc, counts, measure)
     except KeyboardInterrupt:

@@ -146,15 +146,17 @@ def run_one(
         status, error = "error", str(e)
     finally:
         with _Shield():  # a Ctrl-C now is honoured after the cleanup, not instead of it
-            if watch is not None:
-                watch.end_fault()
-            if sampler is not None:
-                sampler.stop()
-            progress(len(log.completed), "teardown")
             try:
-                runtime.teardown(None, deployment_name)
-            except TopoError as e:
-                error = error or f"teardown incomplete: {e}"
+                if watch is not None:
+                    watch.end_fault()
+                if sampler is not None:
+                    sampler.stop()
+                progress(len(log.completed), "teardown")
+            finally:  # whatever failed above, the containers go
+                try:
+                    runtime.teardown(None, deployment_name)
+                except TopoError as e:
+                    error = error or f"teardown incomplete: {e}"
     log.poll()
     if error is None and log.errors and status != "ok":
         error = log.errors[0]

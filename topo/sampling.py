@@ -88,7 +88,10 @@ class Sampler:
         self._thread.join(timeout=10)
         self.sample_once()
         if self._sink is not None:
-            self._sink.close()
+            try:
+                self._sink.close()
+            except OSError as e:  # a full disk: the samples are still in memory
+                self.errors.append(f"samples not streamed: {e}")
             self._sink = None
 
     def sample_once(self) -> None:
