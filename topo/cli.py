@@ -65,6 +65,19 @@ def _handle_signals() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
 
 
+def _start_measuring() -> tuple[Any, str]:
+    """Connect to the engine, sweep what vanished runs left, and start the watchdog that
+    removes this run's containers even if topo is SIGKILLed."""
+    from topo import cleanup, run
+    from topo.runtime.docker import DockerRuntime
+
+    runtime = DockerRuntime.connect()
+    for stale in cleanup.sweep(runtime):
+        _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
+    cleanup.start_watchdog()
+    return runtime, run.new_run_id()
+
+
 @app.command()
 def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
@@ -75,16 +88,11 @@ def compare(
     """Deploy both topologies, run the same tasks, print the comparison."""
     from topo import cleanup, run, scenario, stats
     from topo import report as reports
-    from topo.runtime.docker import DockerRuntime
 
     if fmt not in ("table", "md", "json"):
         raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
-    runtime = DockerRuntime.connect()
-    for stale in cleanup.sweep(runtime):
-        _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
-    run_id = run.new_run_id()
-    cleanup.start_watchdog()  # removes this run's containers even if we are SIGKILLed
+    runtime, run_id = _start_measuring()
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
     image = runtime.ensure_image(sc)
@@ -122,7 +130,6 @@ def sweep(
     from topo import sweep as sweeping
     from topo.errors import ScenarioError
     from topo.report import sweep as sweep_report
-    from topo.runtime.docker import DockerRuntime
 
     sc = scenario.load(scenario_file)
     try:
@@ -131,10 +138,7 @@ def sweep(
             raise ValueError
     except ValueError:
         raise ScenarioError(f"--workers: a comma-separated list of counts from 1 to 64, got {workers!r}")
-    runtime = DockerRuntime.connect()
-    cleanup.sweep(runtime)
-    run_id = run.new_run_id()
-    cleanup.start_watchdog()
+    runtime, run_id = _start_measuring()
     out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     host = result_files.host_facts(runtime.info())
 
