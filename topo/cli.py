@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from topo import results as result_files
-from topo.errors import TopoError
+from topo.errors import RunError, TopoError
 
 app = typer.Typer(
     add_completion=False,
@@ -110,6 +110,7 @@ def compare(
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
     comparison = stats.compare(sc, measured)
+    started = [r for r in measured if r.t_available is not None]
     facts = reports.provenance(result_files.to_json(sc, measured, host, True))
     for name, text in reports.files(comparison, measured, facts, run.plans(sc, run_id, image)).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +118,8 @@ def compare(
     print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),
           end="" if fmt == "json" else "\n")
     _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
+    if not started:  # nothing was measured at all: say why, and fail
+        raise RunError(f"no run got its batch going; first error: {measured[0].error}")
 
 
 @app.command()

@@ -528,7 +528,7 @@ def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
             " injected; read the errors in the result's task records before trusting it"
         )
     specs = {c.name: c for c in result.containers}
-    for container in figures.oversubscribed:
+    for container in figures.oversubscribed if result.workers else ():  # none started: moot
         found.append(_oversubscribed_warning(result, specs[container]))
     return found
 

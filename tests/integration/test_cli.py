@@ -196,3 +196,17 @@ def test_a_full_disk_is_one_line_keeps_what_was_saved_and_leaves_nothing(
             assert leftovers(runtime, run_dir.name.split("-")[1]) == []
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.docker
+def test_a_workload_that_cannot_start_is_named_and_fails(runtime: DockerRuntime, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(SLOW.replace("task: io, tasks: 400, params: {ms: 100}",
+                                                    'task: "nosuchmodule:run", tasks: 10'))
+    p = topo("compare", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
+    assert p.returncode == 1
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("topo: error: no run got its batch going")
+    assert "ModuleNotFoundError: No module named 'nosuchmodule'" in last
+    assert "Traceback" not in p.stderr
+    for run_dir in (tmp_path / "out" / "raw").glob("*"):
+        assert leftovers(runtime, run_dir.name.split("-")[1]) == []

@@ -372,6 +372,9 @@ def main() -> None:
     events = None
     try:
         events = Events(f"{cfg['container']}-{os.getpid()}")
+        # Load the workload here first: a task that cannot be imported is then reported as
+        # itself, not as the broken pool it would leave behind.
+        bind_task(cfg)
         if cfg.get("telemetry", True):
             telemetry.start(events, cfg["container"])  # sees every process of the container
         POOLS[cfg["pool"]](cfg, events)
