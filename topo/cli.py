@@ -190,6 +190,7 @@ def doctor() -> None:
     print(f"engine host: {info['cpus']} CPUs, {int(info['memory'] or 0) / 2**30:.1f} GiB")
     base = runtime.image_id(BASE_IMAGE)
     print(f"base image {BASE_IMAGE}: {base[:19] if base else 'MISSING - run scripts/bootstrap.sh'}")
+    print(f"worker images: {', '.join(runtime.worker_images()) or 'none yet (built on first compare)'}")
     if base is None:
         raise typer.Exit(1)
 

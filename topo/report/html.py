@@ -62,6 +62,10 @@ def render(
     body += ["<h2>Method</h2>", _list(md.method(comparison, provenance))]
     body += ["<h2>All figures</h2>",
              _table(md.FIGURE_HEADERS, md.figure_rows(comparison), (1, 2, 3))]
+    tree = md.process_tree(results)
+    if tree:
+        body += ["<h2>Process tree</h2>", f'<p class="muted">{escape(md.PROCESS_TREE_NOTE)}</p>',
+                 _table(md.PROCESS_TREE_HEADERS, tree, (2, 3, 5, 6))]
     body += ["<h2>Reproducibility manifest</h2>",
              _table(("what", "value"), [list(p) for p in md.manifest(comparison, provenance)]),
              f"<p>Reproduce: <code>{escape(md.reproduce(comparison, provenance))}</code></p>"]

@@ -288,17 +288,20 @@ def render(comparison: Comparison, provenance: Mapping[str, Any],
     out += table(FIGURE_HEADERS, figure_rows(comparison), right=(1, 2, 3))
     tree = process_tree(results)
     if tree:
-        out += ["", "## Process tree", "",
-                "Each container's processes as its in-container telemetry saw them (first "
-                "run without a fault): PID 1 and its children share one PID namespace and "
-                "one cgroup. RSS counts pages shared after fork in every process; PSS "
-                "divides them among their sharers.", ""]
-        out += table(("topology", "container", "pid", "ppid", "process", "peak RSS (MiB)",
-                      "peak PSS (MiB)"), tree, right=(2, 3, 5, 6))
+        out += ["", "## Process tree", "", PROCESS_TREE_NOTE, ""]
+        out += table(PROCESS_TREE_HEADERS, tree, right=(2, 3, 5, 6))
     out += ["", "## Reproducibility manifest", ""]
     out += table(("what", "value"), [list(pair) for pair in manifest(comparison, provenance)])
     out += ["", f"Reproduce: `{reproduce(comparison, provenance)}`"]
     return "\n".join(out) + "\n"
+
+
+PROCESS_TREE_HEADERS = ("topology", "container", "pid", "ppid", "process", "peak RSS (MiB)",
+                        "peak PSS (MiB)")
+PROCESS_TREE_NOTE = (
+    "Each container's processes as its in-container telemetry saw them (first run without a "
+    "fault): PID 1 and its children share one PID namespace and one cgroup. RSS counts pages "
+    "shared after fork in every process; PSS divides them among their sharers.")
 
 
 def process_tree(results: Sequence[RunResult]) -> list[list[str]]:

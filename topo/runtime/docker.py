@@ -85,6 +85,14 @@ class DockerRuntime:
 
     # ----------------------------------------------------------------- images
 
+    def worker_images(self) -> list[str]:
+        """Tags of the worker images built so far (one per distinct agent + workload)."""
+        try:
+            images = self.client.images.list(name=WORKER_REPO)
+        except docker.errors.DockerException as e:
+            raise _engine_error("list images", e) from e
+        return sorted(tag for image in images for tag in image.tags)
+
     def ensure_image(self, scenario: Scenario) -> str:
         """Build (once per distinct input) the worker image: base + agent + workload."""
         base_id = self.image_id(BASE_IMAGE)
