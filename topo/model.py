@@ -283,6 +283,7 @@ class RunResult:
     fault_events: tuple[FaultEvent, ...] = ()
     signals: tuple[Signal, ...] = ()
     processes: tuple[ProcSample, ...] = ()  # in-container telemetry
+    host: tuple[tuple[float, float, float], ...] = ()  # (t, host busy CPU s, stolen CPU s)
 
 
 # --------------------------------------------------------------------------- figures
@@ -336,6 +337,8 @@ class RunFigures:
     cores: tuple[tuple[int, int], ...] = ()  # (core, completed tasks that ran on it)
     rss_sum: int | None = None  # bytes: peak summed RSS of the worker processes
     pss_sum: int | None = None  # bytes: peak summed PSS of the worker processes
+    outside_cores: float | None = None  # host CPU busy outside the run's containers, cores
+    steal_cores: float | None = None  # CPU the hypervisor took from this host, cores
 
 
 @dataclass(frozen=True)

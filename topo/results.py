@@ -199,4 +199,5 @@ def _run(d: dict[str, Any]) -> RunResult:
         "fault_events": tuple(FaultEvent(**e) for e in d.get("fault_events", ())),
         "signals": tuple(Signal(**x) for x in d.get("signals", ())),
         "processes": tuple(ProcSample(**x) for x in d.get("processes", ())),
+        "host": tuple(tuple(x) for x in d.get("host", ())),
     })

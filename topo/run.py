@@ -169,6 +169,7 @@ def run_one(
         budget_memory=plan.budget_memory, fault=fault,
         fault_events=_fault_events(fault, watch),
         processes=tuple(log.processes),
+        host=tuple(sampler.host) if sampler else (),
         signals=tuple(sorted(
             (x for x in log.signals + (watch.signals if watch else [])
              if t_finished is None or x.t <= t_finished),

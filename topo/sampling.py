@@ -7,6 +7,7 @@ Accumulator turns them into counters that only grow over the whole run.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +18,19 @@ from topo.model import Sample
 from topo.runtime.base import RawStats
 
 SAMPLE_HZ = 10.0
+_TICK = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+
+def host_cpu(path: str = "/proc/stat") -> tuple[float, float] | None:
+    """CPU seconds this host has been busy (all processes, every core) and has had stolen by
+    its hypervisor, since boot; None where /proc/stat is not readable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) * _TICK, steal * _TICK
 
 
 @dataclass
@@ -75,6 +89,7 @@ class Sampler:
         self._period = 1.0 / hz
         self._acc: dict[str, Accumulator] = {}
         self.samples: list[Sample] = []
+        self.host: list[tuple[float, float, float]] = []  # (t, busy CPU s, stolen CPU s)
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="topo-sampler", daemon=True)
@@ -102,6 +117,9 @@ class Sampler:
             self.errors.append(str(e))
             return
         t = (t0 + time.time()) / 2  # one time for the whole pass
+        load = host_cpu()
+        if load is not None:
+            self.host.append((t, *load))
         batch = []
         for name, stats in raw.items():
             acc = self._acc.setdefault(name, Accumulator(name))

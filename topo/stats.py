@@ -96,7 +96,22 @@ def run_figures(result: RunResult) -> RunFigures:
         **_latency(result),
         cores=_cores(result),
         **_footprint(result.processes, _worker_containers(result)),
+        **_disturbance(result.host, window, spent),
     )
+
+
+def _disturbance(host: Sequence[tuple[float, float, float]], window: tuple[float, float] | None,
+                 spent: float) -> dict[str, float | None]:
+    """How much else the host did during the makespan: CPU busy outside the run's containers
+    (the harness, the engine, anything else) and CPU its hypervisor stole, in cores."""
+    if window is None or len(host) < 2 or window[1] <= window[0]:
+        return {"outside_cores": None, "steal_cores": None}
+    span = window[1] - window[0]
+    busy = [Sample(t, "host", b, 0) for t, b, _ in host]
+    steal = [Sample(t, "host", s, 0) for t, _, s in host]
+    outside = cumulative_at(busy, window[1]) - cumulative_at(busy, window[0]) - spent
+    stolen = cumulative_at(steal, window[1]) - cumulative_at(steal, window[0])
+    return {"outside_cores": max(0.0, outside) / span, "steal_cores": stolen / span}
 
 
 def quantiles(values: Sequence[float]) -> Quantiles | None:
@@ -436,6 +451,10 @@ ROWS: tuple[_RowDef, ...] = (
     _RowDef("service_p95", "service time p95 (ms)", "ms", False, lambda f: _q(f.service, "p95")),
     _RowDef("service_p99", "service time p99 (ms)", "ms", False, lambda f: _q(f.service, "p99")),
     _RowDef("service_max", "service time max (ms)", "ms", False, lambda f: _q(f.service, "max")),
+    _RowDef("outside_cores", "host CPU outside the run (cores)", "cores", None,
+            lambda f: f.outside_cores),
+    _RowDef("steal_cores", "CPU stolen by the hypervisor (cores)", "cores", None,
+            lambda f: f.steal_cores),
     _RowDef("startup_ready", "start-up to ready (s)", "s", False, lambda f: f.startup_ready),
     _RowDef(
         "startup_first", "start-up to first task (s)", "s", False, lambda f: f.startup_first
@@ -512,6 +531,12 @@ def fault_warnings(results: Iterable[RunResult]) -> tuple[str, ...]:
     return tuple(found)
 
 
+# A quiet host spends about 0.05-0.1 cores outside a run's containers (topo's own sampling,
+# the engine); well above that, something else competed for the CPUs.
+BUSY_HOST_CORES = 0.3
+STOLEN_CORES = 0.05
+
+
 def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
     name = f"{result.topology} run {result.index + 1}"
     found = []
@@ -519,6 +544,17 @@ def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
         found.append(
             f"{name} ended {result.status!r} ({result.error or 'no error text'}); its figures"
             " cover only what happened before that — read the run's log and rerun"
+        )
+    if (figures.outside_cores or 0.0) > BUSY_HOST_CORES:
+        found.append(
+            f"{name}: the host was busy with other work ({figures.outside_cores:.2f} cores on"
+            " average outside the run's containers); its figures may be disturbed — rerun on"
+            " a quieter machine"
+        )
+    if (figures.steal_cores or 0.0) > STOLEN_CORES:
+        found.append(
+            f"{name}: the hypervisor took {figures.steal_cores:.2f} cores from this host during"
+            " the run, so the machine's speed varied; compare runs with repeats, not one run"
         )
     ledger = figures.ledger
     # In a fault run, failed and lost tasks are the damage measured, not a doubt.

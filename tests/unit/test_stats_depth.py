@@ -65,3 +65,34 @@ def test_footprint_adds_each_containers_own_peak() -> None:
     f = run_figures(result(topology="multi", processes=procs,
                            containers=(spec("w0"), spec("w1"), spec("redis", "redis"))))
     assert f.pss_sum == 60 * MIB and f.rss_sum == 60 * MIB
+
+
+def test_disturbance_is_host_cpu_outside_the_containers_and_steal_in_the_window() -> None:
+    from topo.stats import compare
+
+    from .test_stats import series
+
+    # window [100.0, 105.0] (t_available .. last completion); the worker container used 2.0
+    # CPU s in it; the host was busy 4.5 s and had 0.5 s stolen over the same 5 s
+    records = (TaskRecord(0, "w/1", True, 100.0, 105.0, cpu=2.0),)
+    host = ((99.0, 1000.0, 10.0), (100.0, 1000.0, 10.0), (105.0, 1004.5, 10.5), (106.0, 1005.0, 10.6))
+    samples = series("single", (100.0, 0.0), (105.0, 2.0))
+    r = result(records=records, task_count=1, host=host, samples=samples)
+    f = run_figures(r)
+    assert f.outside_cores == pytest.approx((4.5 - 2.0) / 5)
+    assert f.steal_cores == pytest.approx(0.1)
+    text = "\n".join(compare(_scenario(), [r]).warnings)
+    assert "the host was busy with other work (0.50 cores" in text
+    assert "the hypervisor took 0.10 cores" in text
+    quiet = result(records=records, task_count=1, samples=samples,
+                   host=((100.0, 0.0, 0.0), (105.0, 2.25, 0.0)))
+    assert run_figures(quiet).outside_cores == pytest.approx(0.05)
+    assert not any("busy" in w for w in compare(_scenario(), [quiet]).warnings)
+
+
+def _scenario():  # type: ignore[no-untyped-def]
+    from topo.model import Resources, RunSpec, Scenario, SingleSpec, Workload
+
+    return Scenario(name="s", workload=Workload(task="noop", tasks=1), workers=4,
+                    resources=Resources(cpus=4.0, memory=2**30), single=SingleSpec(), multi=None,
+                    run=RunSpec(repeat=1))
