@@ -60,7 +60,8 @@ def report(results: list, c: float, budget: float) -> None:  # type: ignore[type
             f"[{'ok' if abs(per_task / c - 1) <= 0.05 else 'OFF BY MORE THAN 5%'}]; "
             f"the tasks' own CPU {own * 1000:.2f} ms (cgroup {100 * (per_task / own - 1):+.1f}% "
             f"above it; quota used by tasks {100 * f.throughput * own / budget:.1f}%); "
-            f"coordination {f.cpu_coordination:.2f} s"
+            f"coordination {f.cpu_coordination:.2f} s; host busy outside the run "
+            f"{f.outside_cores or 0:.2f} cores, stolen {f.steal_cores or 0:.2f} cores"
         )
 
 
