@@ -133,6 +133,19 @@ class Worker:
         pipe.sadd(q.WORKERS, self.name)
         pipe.execute()
 
+    def rejoin(self) -> None:
+        """After an outage: register again, and give back what this worker holds without
+        knowing it (a BLMOVE whose reply was lost). Only this worker takes from its own
+        processing list while its heartbeat lives, so the look and the moves need no lock."""
+        self.register()
+        mine = q.processing(self.name)
+        held = set(self._unacked)  # done already; acknowledged by the next step
+        for raw in self.client.lrange(mine, 0, -1):
+            if raw not in held and self.client.lrem(mine, 1, raw):
+                self.client.rpush(q.QUEUE, raw)  # the head: workers take from the right
+                self.events.emit(ev="requeue", id=int(raw), w=self.name, by=self.worker,
+                                 t=time.time(), dead=False)
+
     def ack(self) -> None:
         if not self._unacked:
             return
@@ -148,7 +161,7 @@ class Worker:
         self.requeue(self.name)  # what this worker held when it last died
         threading.Thread(target=self.beat_forever, daemon=True).start()
         announce_ready(self.events, self.worker, self.name)
-        self.serve(self.step_reliable, self.register)
+        self.serve(self.step_reliable, self.rejoin)
 
     def step_reliable(self) -> None:
         self.ack()  # what an outage kept from being acknowledged
