@@ -318,13 +318,17 @@ def oversubscribed(
     means no quota (Docker's default), so it is never oversubscribed.
     """
     seen: dict[str, int] = {}
-    for w in workers:
-        if t_available is None or w.t_ready <= t_available:  # replacements come later
-            seen[w.container] = seen.get(w.container, 0) + 1
+    for w in starting_workers(workers, t_available):
+        seen[w.container] = seen.get(w.container, 0) + 1
     return tuple(
         c.name for c in containers
         if c.cpus > 0 and max(c.processes, seen.get(c.name, 0)) > math.ceil(c.cpus - _EPS)
     )
+
+
+def starting_workers(workers: Iterable[WorkerInfo], t_available: float | None) -> list[WorkerInfo]:
+    """The worker processes a run started with: replacements announce themselves later."""
+    return [w for w in workers if t_available is None or w.t_ready <= t_available]
 
 
 # --------------------------------------------------------------------------- repeats
@@ -570,8 +574,8 @@ def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
 
 
 def _oversubscribed_warning(result: RunResult, spec: ContainerSpec) -> str:
-    mine = [w for w in result.workers if w.container == spec.name
-            and (result.t_available is None or w.t_ready <= result.t_available)]
+    mine = [w for w in starting_workers(result.workers, result.t_available)
+            if w.container == spec.name]
     said = "/".join(map(str, sorted({w.cpu_count for w in mine}))) or "?"
     # The run's own prefix would make the same warning differ in every repeat.
     name = spec.name.removeprefix(spec.labels.get("topo.deployment", "\0") + "-")

@@ -173,6 +173,13 @@ def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, A
     }
 
 
+def failed(events: Events, worker: str, task_id: int, err: str, t: float | None = None) -> None:
+    """The record of a task given up without an answer from the worker that ran it (a
+    broken pool, a task delivered too often): a failed attempt that never started."""
+    events.emit(ev="task", id=task_id, w=worker, ok=False, t0=None,
+                t1=time.time() if t is None else t, cpu=0.0, core=None, err=err[:300])
+
+
 def fatal(events: Events | None, container: str, exc: BaseException) -> None:
     """Record why an agent is dying, then exit non-zero."""
     msg = f"{type(exc).__name__}: {exc}"[:500]

@@ -34,7 +34,7 @@ import psutil
 
 from topo.agent import telemetry
 from topo.agent.common import (
-    Events, announce_ready, bind_task, config, fatal, task_record, wait_for_go,
+    Events, announce_ready, bind_task, config, failed, fatal, task_record, wait_for_go,
 )
 
 MAX_ATTEMPTS = 3  # deliveries of one task before the supervisor gives it up
@@ -96,13 +96,7 @@ def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
         for fut in as_completed(pending):
             exc = fut.exception()
             if exc is not None:
-                _failed(events, cfg["container"], pending[fut], f"{type(exc).__name__}: {exc}")
-
-
-def _failed(events: Events, container: str, task_id: int, err: str) -> None:
-    """PID 1's record of a task that ended without an answer from a worker."""
-    events.emit(ev="task", id=task_id, w=container, ok=False, t0=None, t1=time.time(),
-                cpu=0.0, core=None, err=err[:300])
+                failed(events, cfg["container"], pending[fut], f"{type(exc).__name__}: {exc}")
 
 
 # --------------------------------------------------------------------------- mp-pool
@@ -173,7 +167,7 @@ def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
                 pending.discard(task_id)
                 last_done = time.monotonic()
                 if exc is not None:  # the pool could not run it (not the task's own error)
-                    _failed(events, container, task_id, f"{type(exc).__name__}: {exc}")
+                    failed(events, container, task_id, f"{type(exc).__name__}: {exc}")
                 elif wall is not None:
                     walls.append(wall)
             now = time.monotonic()
@@ -311,7 +305,7 @@ class Supervisor:
                              dead=tries >= self.max_attempts)
             if tries >= self.max_attempts:
                 self.outcome.add(task_id)
-                _failed(self.events, self.container, task_id, f"given up after {tries} attempts")
+                failed(self.events, self.container, task_id, f"given up after {tries} attempts")
             else:
                 self.todo.appendleft(task_id)
         self.holding[slot] = None

@@ -27,7 +27,9 @@ import redis
 
 from topo.agent import queue as q
 from topo.agent import telemetry
-from topo.agent.common import Events, announce_ready, bind_task, config, fatal, task_record
+from topo.agent.common import (
+    Events, announce_ready, bind_task, config, failed, fatal, task_record,
+)
 
 HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
@@ -97,10 +99,8 @@ class Worker:
             self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now,
                              dead=bool(dead))
             if dead:
-                self.events.emit(
-                    ev="task", id=int(raw), w=self.worker, ok=False, t0=None, t1=now,
-                    cpu=0.0, core=None, err=f"dead-lettered after {attempts} deliveries",
-                )
+                failed(self.events, self.worker, int(raw),
+                       f"dead-lettered after {attempts} deliveries", now)
 
     def maybe_reap(self) -> None:
         now = time.monotonic()
