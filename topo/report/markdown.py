@@ -14,8 +14,7 @@ from topo.model import BlastRadius, Comparison, Fault, FigureRow, RunResult, Sce
 from topo.report import INCOMPLETE, INCOMPLETE_NOTE
 # The terminal table's cell formats, so that every report shows a figure the same way.
 from topo.report.table import MISSING, numbers
-from topo.report.table import _ratio as ratio_cell
-from topo.report.table import _spread as spread_cell
+from topo.report.table import ratio_cell, spread_cell
 from topo.stats import verdict
 
 MIB = 1024 * 1024

@@ -57,10 +57,11 @@ def _block(lines: list[str]) -> list[str]:
 
 
 def _row(row: FigureRow) -> list[str]:
-    return [row.label, _spread(row.single), _spread(row.multi), _ratio(row.ratio)]
+    return [row.label, spread_cell(row.single), spread_cell(row.multi), ratio_cell(row.ratio)]
 
 
-def _spread(spread: Spread | None) -> str:
+def spread_cell(spread: Spread | None) -> str:
+    """A figure as every report shows it: the median, and "(min–max)" over repeats."""
     if spread is None:
         return MISSING
     if spread.n < 2:
@@ -69,7 +70,8 @@ def _spread(spread: Spread | None) -> str:
     return f"{median} ({low}–{high})"
 
 
-def _ratio(ratio: Ratio | None) -> str:
+def ratio_cell(ratio: Ratio | None) -> str:
+    """A multi/single ratio, with its 95% interval where there is one."""
     if ratio is None:
         return MISSING
     if ratio.ci_low is None or ratio.ci_high is None:
