@@ -14,6 +14,12 @@ third sampling pass (and each container's last sample) is kept.
 
 Times are made up but consistent (tasks back to back per worker, samples at 5 Hz), so the
 statistics behave as on a real run. Deterministic: the same files every time.
+
+The pause runs hold the paths a clean run never takes: in multi the reliable queue requeues
+the frozen worker's task (a re-delivery: ``retried`` 1, and a ``requeue`` signal), the other
+worker does it, and the frozen one finishes it too when it wakes (``duplicated`` 1).
+tests/unit/test_golden_inputs.py checks these counts and the throughput against figures
+worked out by hand from the parameters below.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,8 @@ from topo.model import (
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
 T0 = 1_800_000_000.0
-PAUSE = Fault(name="one worker freezes", kind="pause", at_fraction=0.5, duration=1.5)
+# 1.55 s, not a multiple of a task's duration: no two workers free at the same instant after it
+PAUSE = Fault(name="one worker freezes", kind="pause", at_fraction=0.5, duration=1.55)
 TASKS = 120
 DURATION = {"single": 0.1, "multi": 0.11}  # seconds per task
 TASK_CPU = 0.09  # CPU seconds per task: 2 workers at ~0.9 cores each on a 2-CPU budget
@@ -68,8 +76,10 @@ SAMPLE_HZ = 5
 
 
 def run(topology: str, index: int, fault: Fault | None, t_deploy: float, slow: float) -> RunResult:
-    """One run: two workers take tasks in id order, back to back. A pause freezes worker 0
-    mid-task; in multi the reliable queue hands that task to worker 1 too (a duplicate)."""
+    """One run: two workers take task ids from one queue, back to back, the one free first
+    taking the next (worker 0 on a tie). A pause freezes worker 0 mid-task; in multi the
+    reliable queue puts that task back at the head of the queue HEARTBEAT s later, worker 1
+    takes it when it is next free, and worker 0 still finishes it when it wakes."""
     deployment = f"topo-golden-{topology[0]}{index}{'f' if fault else ''}"
     plan = planning.plan(SCENARIO, topology, "golden", deployment, "topo-worker:golden", "pw")
     workers = plan.worker_containers
@@ -79,25 +89,11 @@ def run(topology: str, index: int, fault: Fault | None, t_deploy: float, slow: f
     names = [f"{workers[0].name}/{7 + w}" if topology == "single" else f"{workers[w].name}/1"
              for w in range(2)]
     pause_at = t_available + PAUSE.at_fraction * TASKS / 2 * duration + 0.03 if fault else None
-    records: list[TaskRecord] = []
     signals = [Signal(t=t_ready - 0.1, kind="ready", container=n.split("/")[0], detail=n)
                for n in names]
-    clock = [t_available, t_available]
-    for task in range(TASKS):
-        w = 0 if clock[0] <= clock[1] else 1
-        start, end = clock[w], clock[w] + duration
-        if pause_at is not None and w == 0 and start <= pause_at < end:
-            end += PAUSE.duration  # frozen mid-task: it finishes late
-            if topology == "multi":
-                requeue = pause_at + HEARTBEAT
-                signals.append(Signal(t=requeue, kind="requeue", container=names[0].split("/")[0],
-                                      detail=str(task)))
-                again = max(clock[1], requeue)
-                records.append(_record(task, names[1], again, again + duration, 1))
-                clock[1] = again + duration
-        records.append(_record(task, names[w], start, end, w))
-        clock[w] = end
-    t_end = max(clock) + 0.3
+    records, requeues = _schedule(names, t_available, duration, pause_at, topology == "multi")
+    signals += requeues
+    t_end = max(r.end for r in records) + 0.3
     records.sort(key=lambda r: r.end)
     return RunResult(
         topology=topology, index=index, warmup=False, status="ok", error=None,
@@ -109,7 +105,7 @@ def run(topology: str, index: int, fault: Fault | None, t_deploy: float, slow: f
                        affinity=2, quota=workers[0].cpus)
             for n in names
         ),
-        containers=plan.containers, budget_cpus=plan.budget_cpus,
+        containers=plan.containers, retried=len(requeues), budget_cpus=plan.budget_cpus,
         budget_memory=plan.budget_memory, fault=fault,
         fault_events=(
             (FaultEvent(name=PAUSE.name, kind="pause", status="injected", t=pause_at,
@@ -118,6 +114,37 @@ def run(topology: str, index: int, fault: Fault | None, t_deploy: float, slow: f
         ),
         signals=tuple(sorted(signals, key=lambda x: x.t)),
     )
+
+
+def _schedule(
+    names: list[str], t_available: float, duration: float, pause_at: float | None,
+    requeue: bool,
+) -> tuple[list[TaskRecord], list[Signal]]:
+    """Task records of both workers, and the requeue signal of a re-delivered task."""
+    queue = deque(range(TASKS))
+    back: tuple[int, float] | None = None  # (task, time it is back on the queue)
+    clock = [t_available, t_available]
+    records: list[TaskRecord] = []
+    signals: list[Signal] = []
+    while queue or back:
+        w = 0 if clock[0] <= clock[1] else 1
+        if back is not None and clock[w] >= back[1]:
+            task, back = back[0], None
+        elif queue:
+            task = queue.popleft()
+        else:  # only the requeued task is left: wait for it
+            clock[w] = back[1]  # type: ignore[index]
+            continue
+        start, end = clock[w], clock[w] + duration
+        if pause_at is not None and w == 0 and start <= pause_at < end:
+            end += PAUSE.duration  # frozen mid-task: it finishes late
+            if requeue:
+                back = (task, pause_at + HEARTBEAT)
+                signals.append(Signal(t=back[1], kind="requeue",
+                                      container=names[0].split("/")[0], detail=str(task)))
+        records.append(_record(task, names[w], start, end, w))
+        clock[w] = end
+    return records, signals
 
 
 def _record(task: int, worker: str, start: float, end: float, w: int) -> TaskRecord:

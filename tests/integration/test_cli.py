@@ -165,6 +165,7 @@ def test_every_container_is_hardened(runtime: DockerRuntime, tmp_path: Path) -> 
         assert leftovers(runtime, "hard1") == []
 
 
+@pytest.mark.docker  # the engine is asked whether the image exists
 def test_a_missing_base_image_is_one_line(tmp_path: Path) -> None:
     p = topo("compare", str(ROOT / "scenarios" / "etl.yaml"), "--out", str(tmp_path),
              env={"TOPO_BASE_IMAGE": "topo-no-such-image:none"})

@@ -45,6 +45,8 @@ def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.docker  # not the engine: Chromium, which only the integration set-up installs
+@pytest.mark.chromium
 def test_the_html_report_renders_in_a_browser_with_every_plot(tmp_path: Path) -> None:
     sc, runs, document = results.load(GOLDEN / "crash.result.json")
     page = tmp_path / "report.html"
@@ -75,6 +77,7 @@ def _compose_cli() -> list[str]:
 
 
 @pytest.mark.docker
+@pytest.mark.compose
 def test_the_single_compose_file_deploys_with_the_measured_limits(
     runtime: DockerRuntime, tmp_path: Path
 ) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -157,44 +154,6 @@ def test_cpus_keep_the_engines_precision() -> None:
     spec = ContainerSpec(name="c", role="worker", command=("x",), cpus=2 / 3, memory=MIB)
     plan = TopologyPlan("r", "multi", "img", (spec,), "net", {}, 2.0, MIB, 3, 1)
     assert services(compose.render(plan, SCENARIO))["c"]["cpus"] == 0.666666667
-
-
-def _compose_cli() -> list[str] | None:
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
-                                                 capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    return None
-
-
-@pytest.mark.parametrize("topology", ["single", "multi"])
-def test_compose_accepts_the_file(tmp_path: Path, topology: str) -> None:
-    cli = _compose_cli()
-    if cli is None:
-        pytest.fail("neither docker-compose nor docker compose is installed: run scripts/bootstrap.sh --test")
-    path = tmp_path / f"{topology}.yaml"
-    path.write_text(compose.render(make_plan(topology), SCENARIO))
-    env = {**os.environ, "TOPO_REDIS_PASSWORD": "pw"}
-    p = subprocess.run([*cli, "-f", str(path), "config", "-q"], capture_output=True, text=True,
-                       env=env, timeout=60)
-    assert p.returncode == 0, p.stderr
-    if topology == "multi":  # without the variable, compose refuses to start Redis
-        env.pop("TOPO_REDIS_PASSWORD")
-        p = subprocess.run([*cli, "-f", str(path), "config", "-q"], capture_output=True,
-                           text=True, env=env, timeout=60)
-        assert p.returncode != 0 and "TOPO_REDIS_PASSWORD" in p.stderr
-
-
-@pytest.mark.parametrize("topology", ["single", "multi"])
-def test_docker_stack_accepts_the_swarm_file(tmp_path: Path, topology: str) -> None:
-    if not shutil.which("docker"):
-        pytest.fail("the docker CLI is not installed: run scripts/bootstrap.sh --test")
-    path = tmp_path / f"{topology}.stack.yaml"
-    path.write_text(compose.render(make_plan(topology), SCENARIO, swarm=True))
-    p = subprocess.run(["docker", "stack", "config", "-c", str(path)], capture_output=True,
-                       text=True, env={**os.environ, "TOPO_REDIS_PASSWORD": "pw"}, timeout=60)
-    assert p.returncode == 0, p.stderr
 
 
 def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None:

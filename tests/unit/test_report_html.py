@@ -98,12 +98,15 @@ def run(**kw: object) -> RunResult:
 
 
 def test_throughput_timeline_counts_completions_in_whole_buckets_since_deploy() -> None:
+    # Available at 101 (1 s after deploy); completions 0.3, 0.4, 1.2 and 2.0 s later, so the
+    # makespan is 2.0 s and a bucket 2.0 / 20 = 0.1 s wide: 20 whole buckets, one completion
+    # (10/s) in the 4th, 5th and 13th; the last completion ends the last bucket, in none.
     records = tuple(TaskRecord(id=i, worker="c/1", ok=True, start=101.0, end=101.0 + t)
                     for i, t in enumerate((0.3, 0.4, 1.2, 2.0)))
     xs, ys = plots.throughput_timeline(run(records=records))
-    width = stats.bucket_width(2.0)
-    assert len(xs) == round(2.0 / width) and sum(ys) * width == pytest.approx(3)
-    assert xs[0] == pytest.approx(1.0 + width / 2)
+    assert ys == pytest.approx([0.0] * 3 + [10.0] * 2 + [0.0] * 7 + [10.0] + [0.0] * 7)
+    # bucket middles in seconds since deploy: 1.05, 1.15, ..., 2.95
+    assert xs == pytest.approx([1.05 + 0.1 * i for i in range(20)])
 
 
 def test_fault_marks_are_injected_events_in_seconds_since_deploy() -> None:

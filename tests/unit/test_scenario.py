@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
+import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topo.errors import ScenarioError
-from topo.model import Fault, MultiSpec, RedisSpec, RunSpec, Scenario, SingleSpec
+from topo.model import Fault, MultiSpec, RedisSpec, Resources, RunSpec, Scenario, SingleSpec, Workload
 from topo.scenario import load, parse, parse_duration, parse_size
 
 MiB = 1024 * 1024
@@ -383,6 +387,39 @@ def test_parse_duration_rejects(value: object) -> None:
 
 
 # --------------------------------------------------------------------------- fuzzing
+#
+# Each property can fail: a located error must name a line that exists in the text (and, for
+# a mutation, the line holding the offending key); a valid mutation must give exactly the
+# Scenario decoded by hand from the edit; a document without the required fields must be
+# refused.
+
+# YAML's own line breaks: a line number past the last of these names no line of the file.
+_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<rest>.+)$")
+
+
+def _lines_in(text: str) -> int:
+    return len(_BREAKS.split(text))
+
+
+def _located(error: ScenarioError, source: str, lines: int) -> tuple[int, str]:
+    """(line, rest of the message) of a one-line error that names ``source`` and a line
+    between 1 and ``lines``."""
+    message = str(error)
+    assert "\n" not in message, message
+    match = _LOCATED.match(message)
+    assert match is not None and match["file"] == source, message
+    assert 1 <= int(match["line"]) <= lines, (message, lines)
+    return int(match["line"]), match["rest"]
+
+
+def _parsed_or_located(text: str) -> Scenario | None:
+    try:
+        return parse(text)
+    except ScenarioError as e:
+        _located(e, "<string>", _lines_in(text))
+        return None
+
 
 _KEYS = ["version", "name", "workload", "task", "tasks", "params", "seed", "path", "workers", "resources", "cpus",
          "memory", "cpuset", "topologies", "single", "multi", "pool", "processes", "queue", "prefetch", "restart",
@@ -395,27 +432,14 @@ _TREES = st.recursive(
                                                                 max_size=5),
     max_leaves=25,
 )
-_PATHS = [p.split(".") for p in (
-    "version", "name", "description", "workers", "workload", "workload.task", "workload.tasks", "workload.params",
-    "workload.seed", "workload.path", "resources.cpus", "resources.memory", "resources.cpuset", "topologies",
-    "topologies.single", "topologies.single.pool", "topologies.single.processes", "topologies.multi.queue",
-    "topologies.multi.prefetch", "topologies.multi.restart", "topologies.multi.redis.cpus",
-    "topologies.multi.redis.memory", "faults", "run.repeat", "run.warmup", "run.timeout")]
-_VALID = {"name": "etl", "workload": {"task": "etl", "tasks": 10}, "workers": 2,
-          "faults": [{"name": "f", "kind": "pause", "at": "30%", "duration": "1s"}]}
-
-
-def _only_scenario_errors(text: str) -> None:
-    try:
-        assert isinstance(parse(text), Scenario)
-    except ScenarioError as e:
-        assert len(str(e).splitlines()) == 1, str(e)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_random_text(text: str) -> None:
-    _only_scenario_errors(text)
+    scenario = _parsed_or_located(text)
+    if scenario is not None:  # then the text really held the required fields
+        assert scenario.name in text and scenario.workload.task in text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -424,28 +448,132 @@ def test_random_bytes(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz.yaml"
     path.write_bytes(data)
     try:
-        assert isinstance(load(path), Scenario)
+        scenario = load(path)
     except ScenarioError as e:
-        assert str(e).startswith("fuzz.yaml:") and len(str(e).splitlines()) == 1, str(e)
+        text = data.decode("utf-8", "replace")
+        _located(e, "fuzz.yaml", max(data.count(b"\n") + 1, _lines_in(text)))
+    else:
+        assert scenario.sha256 == hashlib.sha256(data).hexdigest()
 
 
 @settings(max_examples=300, deadline=None)
 @given(_TREES)
 def test_random_structures(tree: object) -> None:
-    _only_scenario_errors(yaml.safe_dump(tree))
+    scenario = _parsed_or_located(yaml.safe_dump(tree))
+    required = isinstance(tree, dict) and {"name", "workload", "workers"} <= set(tree)
+    assert scenario is None or required, tree  # a scenario needs name, workload and workers
+
+
+# A valid file, every default spelled out in Scenario terms by hand (docs/scenario-format.md).
+_VALID = {"name": "etl", "workload": {"task": "etl", "tasks": 10}, "workers": 2,
+          "topologies": {"single": {}, "multi": {}},
+          "faults": [{"name": "f", "kind": "pause", "at": "30%", "duration": "1s"}]}
+_DECODED = Scenario(
+    name="etl", workload=Workload(task="etl", tasks=10, params={}, seed=0, path=None), workers=2,
+    resources=Resources(cpus=1.0, memory=1024 * MiB, cpuset=None),
+    single=SingleSpec(pool="process-pool", processes=None),
+    multi=MultiSpec(queue="reliable", prefetch=1, restart="on-failure", redis=RedisSpec(0.5, 256 * MiB)),
+    faults=(Fault(name="f", kind="pause", at_fraction=0.3, duration=1.0),),
+    run=RunSpec(repeat=3, warmup=0, timeout=300.0), description="", version=1,
+)
+
+
+def _multi(**changes: object):  # type: ignore[no-untyped-def]
+    return lambda s: dataclasses.replace(s, multi=dataclasses.replace(s.multi, **changes))
+
+
+# (dotted path, YAML value, what the Scenario becomes), decoded by hand
+_VALID_EDITS: list[tuple[str, object, Callable[[Scenario], Scenario]]] = [
+    ("workers", 3, lambda s: dataclasses.replace(s, workers=3)),
+    ("description", "a note", lambda s: dataclasses.replace(s, description="a note")),
+    ("version", 1, lambda s: s),
+    ("workload.tasks", 250, lambda s: dataclasses.replace(s, workload=dataclasses.replace(s.workload, tasks=250))),
+    ("workload.seed", 9, lambda s: dataclasses.replace(s, workload=dataclasses.replace(s.workload, seed=9))),
+    ("workload.params", {"rows": 5, "tag": "x"},
+     lambda s: dataclasses.replace(s, workload=dataclasses.replace(s.workload, params={"rows": 5, "tag": "x"}))),
+    ("resources.cpus", 1.5, lambda s: dataclasses.replace(s, resources=dataclasses.replace(s.resources, cpus=1.5))),
+    ("resources.memory", "512m",
+     lambda s: dataclasses.replace(s, resources=dataclasses.replace(s.resources, memory=512 * MiB))),
+    ("resources.cpuset", "0-1",
+     lambda s: dataclasses.replace(s, resources=dataclasses.replace(s.resources, cpuset="0-1"))),
+    ("topologies.single.pool", "mp-pool",
+     lambda s: dataclasses.replace(s, single=dataclasses.replace(s.single, pool="mp-pool"))),
+    ("topologies.single.processes", "auto",
+     lambda s: dataclasses.replace(s, single=dataclasses.replace(s.single, processes="auto"))),
+    ("topologies.multi.queue", "simple", _multi(queue="simple")),
+    ("topologies.multi.prefetch", 4, _multi(prefetch=4)),
+    ("topologies.multi.restart", "no", _multi(restart="no")),
+    ("topologies.multi.redis.memory", "64m", _multi(redis=RedisSpec(0.5, 64 * MiB))),
+    ("run.repeat", 5, lambda s: dataclasses.replace(s, run=dataclasses.replace(s.run, repeat=5))),
+    ("run.warmup", 1, lambda s: dataclasses.replace(s, run=dataclasses.replace(s.run, warmup=1))),
+    ("run.timeout", "2m", lambda s: dataclasses.replace(s, run=dataclasses.replace(s.run, timeout=120.0))),
+    ("faults", [{"name": "k", "kind": "kill-worker", "at": "5s"}],
+     lambda s: dataclasses.replace(s, faults=(Fault(name="k", kind="kill-worker", at_seconds=5.0),))),
+]
+_DELETE = "<deleted>"  # an edit that removes the key: the error names the parent's line
+# (dotted path, YAML value, the field the error must name)
+_INVALID_EDITS: list[tuple[str, object, str]] = [
+    ("name", _DELETE, "name"),
+    ("workers", _DELETE, "workers"),
+    ("workload.task", _DELETE, "workload.task"),
+    ("name", "my etl", "name"),
+    ("workers", 0, "workers"),
+    ("workers", True, "workers"),
+    ("version", 2, "version"),
+    ("workload.tasks", -3, "workload.tasks"),
+    ("workload.taks", 3, "workload.taks"),
+    ("resources.cpus", "lots", "resources.cpus"),
+    ("resources.memory", "1x", "resources.memory"),
+    ("topologies.single.pool", "threads", "topologies.single.pool"),
+    ("topologies.multi.queue", "fifo", "topologies.multi.queue"),
+    ("topologies.multi.prefetch", 0, "topologies.multi.prefetch"),
+    ("run.repeat", 101, "run.repeat"),
+    ("run.timeout", "forever", "run.timeout"),
+    ("faults", "x", "faults"),
+]
+_EDITS = st.lists(
+    st.sampled_from([(p, v, True, f) for p, v, f in _VALID_EDITS]
+                    + [(p, v, False, f) for p, v, f in _INVALID_EDITS]),
+    min_size=1, max_size=4, unique_by=lambda edit: edit[0],
+)
+
+
+def _set(doc: dict, path: str, value: object) -> None:  # type: ignore[type-arg]
+    *parents, last = path.split(".")
+    for key in parents:
+        doc = doc.setdefault(key, {})
+    if value == _DELETE:
+        doc.pop(last, None)
+    else:
+        doc[last] = value
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(_PATHS) | st.lists(st.sampled_from(_KEYS), min_size=1, max_size=3),
-                          _SCALARS | _TREES), min_size=1, max_size=3))
-def test_mutated_valid_scenario(edits: list[tuple[list[str], object]]) -> None:
-    """Set random values at real (and some random) dotted paths of a valid scenario."""
-    doc: dict = yaml.safe_load(yaml.safe_dump(_VALID))
-    for path, value in edits:
-        target = doc
-        for key in path[:-1]:
-            if not isinstance(target.get(key), dict):
-                target[key] = {}
-            target = target[key]
-        target[path[-1]] = value
-    _only_scenario_errors(yaml.safe_dump(doc))
+@given(_EDITS)
+def test_mutated_valid_scenario(edits: list[tuple[str, object, bool, object]]) -> None:
+    """Valid edits give the hand-decoded Scenario; any invalid edit gives an error naming
+    one of the invalid fields, on the line that holds its key."""
+    doc = copy.deepcopy(_VALID)
+    for path, value, _, _ in edits:
+        _set(doc, path, value)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    invalid = {field for _, _, valid, field in edits if not valid}
+    if not invalid:
+        expected = _DECODED
+        for _, _, _, change in edits:
+            expected = change(expected)  # type: ignore[operator]
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        assert parse(text) == dataclasses.replace(expected, source="<string>", sha256=sha)
+        return
+    with pytest.raises(ScenarioError) as info:
+        parse(text)
+    line, rest = _located(info.value, "<string>", _lines_in(text))
+    field, message = rest.split(": ", 1)
+    assert field in invalid, (rest, invalid)
+    *parent, key = field.split(".")
+    if message == "required field missing":  # named on the line of the mapping that lacks it
+        key = parent[-1] if parent else None
+    if key is None:
+        assert line == 1, (line, text)
+    else:
+        assert text.splitlines()[line - 1].strip().startswith(f"{key}:"), (line, text)

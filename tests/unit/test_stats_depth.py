@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
-from topo.model import ProcSample, Quantiles, TaskRecord
-from topo.stats import quantiles, run_figures
+from topo.model import ProcSample, Quantiles, Ratio, TaskRecord
+from topo.stats import bootstrap_ratio, quantiles, run_figures
 
 from .test_stats import MIB, result, spec
 
@@ -96,3 +99,70 @@ def _scenario():  # type: ignore[no-untyped-def]
     return Scenario(name="s", workload=Workload(task="noop", tasks=1), workers=4,
                     resources=Resources(cpus=4.0, memory=2**30), single=SingleSpec(), multi=None,
                     run=RunSpec(repeat=1))
+
+
+# --------------------------------------------------------------------------- against independent answers
+
+# 11 latencies, sorted: 0.013 0.044 0.05 0.075 0.12 0.2 0.31 0.5 0.9 1.7 2.2
+LATENCIES = [0.2, 0.013, 0.9, 0.05, 1.7, 0.31, 0.044, 0.5, 2.2, 0.12, 0.075]
+
+
+def test_quantiles_by_hand_and_against_numpy() -> None:
+    q = quantiles(LATENCIES)
+    assert q is not None
+    # rank positions p·(n-1) with n = 11: p50 at 5 -> 0.2; p95 at 9.5 -> 1.7 + 0.5·(2.2 - 1.7);
+    # p99 at 9.9 -> 1.7 + 0.9·0.5
+    assert (q.p50, q.p95, q.p99, q.max, q.n) == pytest.approx((0.2, 1.95, 2.15, 2.2, 11))
+    numpy = pytest.importorskip("numpy")  # matplotlib's dependency; numpy's default is linear
+    rng = random.Random(11)
+    skewed = [rng.lognormvariate(0.0, 1.0) for _ in range(997)]
+    q = quantiles(skewed)
+    assert q is not None
+    assert [q.p50, q.p95, q.p99, q.max] == pytest.approx(
+        list(numpy.percentile(skewed, [50, 95, 99, 100])), rel=1e-12)
+
+
+def test_bootstrap_interval_of_two_values_each_is_the_extreme_ratios() -> None:
+    # Resampling 2 values gives a median of a, (a+b)/2, (a+b)/2 or b: 16 equally likely
+    # (single, multi) pairs. The extremes 2/3 (median 2 over 3) and 6/1 each have
+    # probability 1/16 = 6.25% > 2.5%, so they are the 95% interval's ends.
+    assert bootstrap_ratio([1.0, 3.0], [2.0, 6.0]) == Ratio(2.0, 2 / 3, 6.0)
+
+
+def _median_atoms(values: list[float]) -> list[tuple[float, float]]:
+    """Exact distribution of the median of n (odd) draws with replacement from ``values``
+    (distinct): P(median <= v_k) = P(at least (n+1)/2 of n draws are <= v_k)."""
+    n, ordered = len(values), sorted(values)
+    need = (n + 1) // 2
+    cdf = [sum(math.comb(n, j) * (k / n) ** j * (1 - k / n) ** (n - j) for j in range(need, n + 1))
+           for k in range(1, n + 1)]
+    return [(v, c - (cdf[i - 1] if i else 0.0)) for i, (v, c) in enumerate(zip(ordered, cdf))]
+
+
+def _ratio_quantile(single: list[float], multi: list[float], p: float) -> float:
+    """The p-quantile of median(multi resample) / median(single resample), exactly."""
+    atoms: dict[float, float] = {}
+    for a, pa in _median_atoms(single):
+        for b, pb in _median_atoms(multi):
+            atoms[b / a] = atoms.get(b / a, 0.0) + pa * pb
+    total = 0.0
+    for ratio in sorted(atoms):
+        total += atoms[ratio]
+        if total >= p:
+            return ratio
+    return max(atoms)
+
+
+def test_bootstrap_interval_agrees_with_the_exact_resampling_distribution() -> None:
+    single = [10.0, 11.0, 12.0, 13.0, 15.0, 16.0, 18.0]
+    multi = [13.0, 14.0, 15.0, 17.0, 19.0, 21.0, 22.0]
+    ratio = bootstrap_ratio(single, multi)
+    assert ratio.value == 17.0 / 13.0
+    # 2000 resamples estimate the 2.5% point within about 3.5 standard errors of the empirical
+    # distribution function (sqrt(0.025 · 0.975 / 2000) = 0.0035): between the exact 1.3% and
+    # 3.7% points, well below the exact 5% point a 90% interval would give.
+    assert ratio.ci_low is not None and ratio.ci_high is not None
+    assert _ratio_quantile(single, multi, 0.013) <= ratio.ci_low <= _ratio_quantile(single, multi, 0.037)
+    assert _ratio_quantile(single, multi, 0.963) <= ratio.ci_high <= _ratio_quantile(single, multi, 0.987)
+    assert _ratio_quantile(single, multi, 0.037) < _ratio_quantile(single, multi, 0.05)
+    assert _ratio_quantile(single, multi, 0.95) < _ratio_quantile(single, multi, 0.963)
