@@ -144,6 +144,7 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
     it is there (no pip, no network), else downloaded once. Raises RequirementError naming
     the requirement that does not resolve or has no wheel for ``target``."""
     text = requirements.read_text(encoding="utf-8") if requirements else ""
+    refuse_sources(text)
     cache = cache or cache_dir()
     folder = cache / cache_key(target, text, extra)
     if (folder / MANIFEST).is_file():
@@ -163,6 +164,23 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
             if not (folder / MANIFEST).is_file():
                 raise
     return _load(folder)
+
+
+def refuse_sources(text: str) -> None:
+    """Refuse requirement lines pip would build on the host to learn their metadata: local
+    paths, editables, URLs and VCS links. Only projects on an index, as wheels, are taken."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-") and not line.startswith(("-e", "--editable")):
+            continue  # options (an index URL, find-links, -r) are pip's business
+        if line.endswith(".whl"):
+            continue  # a wheel by path or URL needs no build
+        if line.startswith(("-", ".", "/", "~")) or "://" in line or " @ " in line:
+            raise RequirementError(
+                f"workload.requirements: line {number}: {line[:80]}: topo installs wheels from the "
+                "package index only (no paths, URLs or VCS links); build that one into your own image")
 
 
 def _write_manifest(part: Path, requirements_text: str) -> None:
@@ -217,7 +235,7 @@ def _failure(output: str, target: Target, run: Runner, cwd: Path) -> Exception:
         versions = found.group(2).strip() if found else "none"
         return RequirementError(explain_missing(name, versions, target, _exists(project_name(name), run, cwd)))
     for pattern, what in ((_INVALID, "invalid requirement"), (_NO_FILE, "cannot open"),
-                          (_CONFLICT, "conflicting requirements, cannot install")):
+                          (_CONFLICT, "conflicting requirements")):
         if m := pattern.search(output):
             return RequirementError(f"workload.requirements: {what}: {m.group(1).strip()}")
     if any(sign in output for sign in _OFFLINE):
@@ -232,7 +250,7 @@ def explain_missing(requirement: str, versions: str, target: Target, on_index: b
     name = project_name(requirement)
     if versions and versions != "none":
         return (f"workload.requirements: {requirement}: no version with a wheel for "
-                f"{target.describe()} matches (wheels exist for {_clip(versions)})")
+                f"{target.describe()} matches (wheels exist for {_newest(versions)})")
     if on_index:
         return (f"workload.requirements: {name} has no wheel for {target.describe()} (only "
                 "source distributions, and topo never builds from source); pick a version "
@@ -258,8 +276,10 @@ def _last_error(output: str) -> str:
     return line.removeprefix("ERROR: ")[:300]
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+def _newest(versions: str, count: int = 5) -> str:
+    """The last few of pip's "from versions" list (oldest first): the ones a user wants."""
+    names = [v.strip() for v in versions.split(",")]
+    return ", ".join(names[-count:]) if len(names) <= count else "..., " + ", ".join(names[-count:])
 
 
 def copy_into(house: Wheelhouse, context: Path) -> None:
