@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -47,6 +48,7 @@ class Target:
     machine: str  # as uname -m says inside the image: x86_64, aarch64
     libc: str = "glibc"  # glibc | musl
     libc_version: tuple[int, int] = (2, 17)
+    full_version: str = ""  # "3.11.2": environment markers compare it; "" = X.Y.0
 
     @property
     def abi(self) -> str:
@@ -67,6 +69,16 @@ class Target:
             if m in legacy:
                 tags.append(f"{legacy[m]}_{self.machine}")
         return tags
+
+    def markers(self) -> dict[str, str]:
+        """The environment markers of the image's interpreter (PEP 508), as pip would see
+        them there; pip itself evaluates markers against the host's Python."""
+        full = self.full_version or f"{self.python[0]}.{self.python[1]}.0"
+        return {"implementation_name": "cpython", "implementation_version": full,
+                "os_name": "posix", "platform_machine": self.machine,
+                "platform_python_implementation": "CPython", "platform_system": "Linux",
+                "python_full_version": full, "python_version": f"{self.python[0]}.{self.python[1]}",
+                "sys_platform": "linux", "platform_release": "", "platform_version": "", "extra": ""}
 
     def describe(self) -> str:
         """How messages name it: ``cp311 manylinux_2_36_x86_64``."""
@@ -124,7 +136,8 @@ def installer_command(target: Target, dest: Path) -> list[str]:
 
 def cache_key(target: Target, requirements_text: str, extra: Sequence[str]) -> str:
     """Names a wheelhouse: the same requirements for the same target share one."""
-    doc = json.dumps([target.abi, target.platforms()[0], requirements_text, sorted(extra)])
+    doc = json.dumps([target.abi, target.full_version, target.platforms()[0], requirements_text,
+                      sorted(extra)])
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
 
@@ -152,11 +165,9 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".partial-", dir=cache) as tmp:
         part = Path(tmp) / "house"
-        for argv in (download_command(target, requirements, extra, part / "wheels"),
-                     installer_command(target, part / "tool")):
-            status, output = run(argv, Path(tmp))
-            if status != 0:
-                raise _failure(output, target, run, Path(tmp))
+        _download(download_command(target, requirements, extra, part / "wheels"), target, run, Path(tmp))
+        _complete(part / "wheels", target, run, Path(tmp))
+        _download(installer_command(target, part / "tool"), target, run, Path(tmp))
         _write_manifest(part, text)
         try:
             os.rename(part, folder)  # whole or not at all, even with two topo runs at once
@@ -164,6 +175,62 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
             if not (folder / MANIFEST).is_file():
                 raise
     return _load(folder)
+
+
+def _download(argv: list[str], target: Target, run: Runner, cwd: Path) -> None:
+    status, output = run(argv, cwd)
+    if status != 0:
+        raise _failure(output, target, run, cwd)
+
+
+def _complete(folder: Path, target: Target, run: Runner, cwd: Path, rounds: int = 10) -> None:
+    """Add the dependencies pip left out because it evaluated their markers against the
+    host's Python, not the image's: ``redis`` needs ``async-timeout`` below Python 3.11.3,
+    backports are needed below some 3.X. What is there already is pinned, so each round
+    only adds wheels."""
+    for _ in range(rounds):
+        have = {_canonical(w.name.split("-")[0]): w.name.split("-")[1] for w in folder.glob("*.whl")}
+        wanted = sorted({r for r in _needs(folder, target) if _canonical(r) not in have})
+        if not wanted:
+            return
+        pins = cwd / "pins.txt"
+        pins.write_text("".join(f"{name}=={version}\n" for name, version in sorted(have.items())))
+        _download(download_command(target, None, ["--constraint", str(pins), *wanted], folder),
+                  target, run, cwd)
+    raise RequirementError("workload.requirements: the dependencies for the image's Python did not "
+                           f"settle after {rounds} rounds of pip download")
+
+
+def _needs(folder: Path, target: Target) -> list[str]:
+    """Every dependency the wheels in ``folder`` declare for ``target`` (markers evaluated
+    for the image's interpreter), without its marker."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    needs = []
+    for wheel in folder.glob("*.whl"):
+        for line in _requires_dist(wheel):
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate(target.markers()):
+                req.marker = None
+                needs.append(str(req))
+    return needs
+
+
+def _requires_dist(wheel: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            name = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA")), None)
+            text = z.read(name).decode("utf-8", "replace") if name else ""
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ImageError(f"pip download saved {wheel.name}, which is not a readable wheel: {e}") from None
+    return [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Requires-Dist:")]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", project_name(name)).lower()
 
 
 def refuse_sources(text: str) -> None:

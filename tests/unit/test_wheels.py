@@ -4,8 +4,10 @@ pip (no network). The pip outputs below were copied from real runs of pip 23.2 a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -39,13 +41,27 @@ OFFLINE = ("WARNING: Retrying (Retry(total=4)) after connection broken by 'NewCo
            "ERROR: Could not find a version that satisfies the requirement tabulate\n")
 
 
-class FakePip:
-    """Stands in for `python -m pip`: ``download`` saves the wheels it is given into --dest,
-    ``index versions`` answers from ``index``; every call is recorded."""
+def wheel(*requires: str, note: str = "") -> bytes:
+    """The bytes of a wheel whose METADATA declares ``requires`` (Requires-Dist lines)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x-1.dist-info/METADATA", "Metadata-Version: 2.1\nName: x\n" + note
+                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    return buf.getvalue()
 
-    def __init__(self, wheels: dict[str, bytes] | None = None, fail: str = "", index: str = "") -> None:
-        self.wheels = wheels if wheels is not None else {"tabulate-0.9.0-py3-none-any.whl": b"tab"}
-        self.fail, self.index = fail, index
+
+TABULATE = {"tabulate-0.9.0-py3-none-any.whl": wheel()}
+
+
+class FakePip:
+    """Stands in for `python -m pip`: ``download`` saves into --dest the wheels of its first
+    call (``wheels``), then those of ``later`` one call at a time; ``index versions`` answers
+    from ``index``; every call is recorded."""
+
+    def __init__(self, wheels: dict[str, bytes] | None = None, fail: str = "", index: str = "",
+                 later: list[dict[str, bytes]] | None = None) -> None:
+        self.wheels = wheels if wheels is not None else TABULATE
+        self.fail, self.index, self.later = fail, index, list(later or [])
         self.calls: list[tuple[list[str], Path]] = []
 
     def __call__(self, argv: Sequence[str], cwd: Path) -> tuple[int, str]:
@@ -57,7 +73,12 @@ class FakePip:
             return 1, self.fail
         dest = Path(argv[argv.index("--dest") + 1])
         dest.mkdir(parents=True, exist_ok=True)
-        saved = {"pip-24.0-py3-none-any.whl": b"pip"} if argv[-1] == "pip" else self.wheels
+        if argv[-1] == "pip":
+            saved = {"pip-24.0-py3-none-any.whl": b"pip"}
+        elif "--constraint" in argv:
+            saved = self.later.pop(0)
+        else:
+            saved = self.wheels
         for name, data in saved.items():
             (dest / name).write_bytes(data)
         return 0, "Successfully downloaded"
@@ -100,12 +121,12 @@ def test_resolve_once_then_from_the_cache_without_pip(tmp_path: Path) -> None:
     house = wheels.resolve(BOOKWORM, req, ("psutil",), cache=tmp_path / "cache", run=pip)
     assert house.wheels == ("tabulate-0.9.0-py3-none-any.whl",)
     assert house.installer == "pip-24.0-py3-none-any.whl"
-    assert (house.folder / "wheels" / house.wheels[0]).read_bytes() == b"tab"
+    assert (house.folder / "wheels" / house.wheels[0]).read_bytes() == TABULATE[house.wheels[0]]
     assert house.folder.parent == tmp_path / "cache"
     assert len(pip.calls) == 2  # the requirements, then pip's own wheel
     assert all(cwd.parent == tmp_path / "cache" for _, cwd in pip.calls)  # never the cwd
     manifest = json.loads((house.folder / wheels.MANIFEST).read_text())
-    assert manifest["sha256"][house.wheels[0]] == hashlib.sha256(b"tab").hexdigest()
+    assert manifest["sha256"][house.wheels[0]] == hashlib.sha256(TABULATE[house.wheels[0]]).hexdigest()
 
     def no_pip(argv: Sequence[str], cwd: Path) -> tuple[int, str]:
         raise AssertionError("pip was run although the wheelhouse is cached")
@@ -120,7 +141,7 @@ def test_wheelhouse_digest_follows_wheel_bytes_and_key_follows_inputs(tmp_path: 
     req.write_text("tabulate\n")
     a = wheels.resolve(BOOKWORM, req, (), cache=tmp_path / "a", run=FakePip())
     b = wheels.resolve(BOOKWORM, req, (), cache=tmp_path / "b",
-                       run=FakePip({"tabulate-0.9.0-py3-none-any.whl": b"other bytes"}))
+                       run=FakePip({"tabulate-0.9.0-py3-none-any.whl": wheel(note="Summary: other\n")}))
     assert a.folder.name == b.folder.name and a.digest != b.digest
     key = wheels.cache_key(BOOKWORM, "tabulate\n", ())
     assert key != wheels.cache_key(BOOKWORM, "tabulate==0.9\n", ())
@@ -183,3 +204,24 @@ def test_cache_dir_is_the_users(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert wheels.cache_dir() == tmp_path / "home" / ".cache" / "topo" / "wheels"
+
+
+REDIS = {"redis-8.1.0-py3-none-any.whl": wheel('async-timeout>=4.0.3; python_full_version < "3.11.3"',
+                                               'hiredis>=3; extra == "hiredis"')}
+
+
+def test_dependencies_are_chosen_by_the_images_python_not_the_hosts(tmp_path: Path) -> None:
+    # pip evaluates markers against the Python it runs on; bookworm's 3.11.2 needs what the
+    # host's 3.11.7 would not: topo asks for it in a second round, pinned to the first.
+    old = Target(python=(3, 11), machine="x86_64", libc_version=(2, 36), full_version="3.11.2")
+    pip = FakePip(REDIS, later=[{"async_timeout-5.0.1-py3-none-any.whl": wheel()}])
+    house = wheels.resolve(old, None, ("redis",), cache=tmp_path / "old", run=pip)
+    assert house.wheels == ("async_timeout-5.0.1-py3-none-any.whl", "redis-8.1.0-py3-none-any.whl")
+    second = pip.calls[1][0]
+    assert second[-3:] == ["--constraint", str(pip.calls[1][1] / "pins.txt"), "async-timeout>=4.0.3"]
+    assert len(pip.calls) == 3  # the requirements, the missing dependency, pip's own wheel
+
+    new = Target(python=(3, 11), machine="x86_64", libc_version=(2, 36), full_version="3.11.9")
+    pip = FakePip(REDIS)
+    house = wheels.resolve(new, None, ("redis",), cache=tmp_path / "new", run=pip)
+    assert house.wheels == ("redis-8.1.0-py3-none-any.whl",) and len(pip.calls) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -146,7 +147,8 @@ class DockerRuntime:
         try:
             facts = images.facts_from_json(cached.read_text())
         except (OSError, ValueError, KeyError, TypeError):
-            labels = image.attrs.get("Config", {}).get("Labels") or {}
+            # An image built FROM the base inherits its labels: only the base itself is known.
+            labels = image.attrs.get("Config", {}).get("Labels") or {} if image.id == self.image_id(BASE_IMAGE) else {}
             facts = images.base_facts(labels, image.attrs.get("Architecture", "")) or self._probe(name)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(images.facts_to_json(facts))
@@ -433,7 +435,8 @@ def stats_from_api(doc: dict[str, Any]) -> RawStats | None:
 
 def _build_failure(e: docker.errors.BuildError) -> str:
     """The line of the build log that says what went wrong (pip's ERROR line when it is pip)."""
-    lines = [str(chunk.get("stream") or chunk.get("error") or "").strip() for chunk in e.build_log]
+    text = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in e.build_log)
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]  # stderr is coloured
     errors = [ln for ln in lines if ln.startswith("ERROR")]
     return (errors[-1] if errors else str(e))[:300]
 
