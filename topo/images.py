@@ -176,4 +176,6 @@ def added(facts: ImageFacts, from_image: str, has_code: bool, house: Wheelhouse 
     parts = ["topo agent"] + (["workload code"] if has_code else [])
     if house is not None and house.wheels:
         parts.append("wheels: " + ", ".join(house.packages()))
-    return f"from {from_image} (python {facts.python}): " + "; ".join(parts)
+    # the base image's patch level is assumed, not measured: say only what is known
+    python = ".".join(facts.python.split(".")[:2]) if facts.recorded else facts.python
+    return f"from {from_image} (python {python}): " + "; ".join(parts)

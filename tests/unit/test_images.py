@@ -100,3 +100,6 @@ def test_added_says_what_topo_put_on_top() -> None:
     facts = images.parse_probe("team/etl:1", probe_line())
     assert images.added(facts, "team/etl:1", True, HOUSE) == (
         "from team/etl:1 (python 3.12.4): topo agent; workload code; wheels: numpy 2.4.6, tabulate 0.9.0")
+    base = images.base_facts({"topo.image": "base"}, "amd64")
+    assert base is not None
+    assert images.added(base, "topo-base:bookworm", False, None) == "from topo-base:bookworm (python 3.11): topo agent"

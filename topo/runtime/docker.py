@@ -21,7 +21,7 @@ import docker.errors
 from docker.models.containers import Container
 
 import topo
-from topo import images, wheels
+from topo import cleanup, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
@@ -160,7 +160,9 @@ class DockerRuntime:
         try:
             container = self.client.containers.create(
                 name, entrypoint=["python3", "-c", images.PROBE], network_mode="none",
-                user=CONTAINER_USER, labels={MANAGED: "true", "topo.role": "probe"})
+                user=CONTAINER_USER,
+                # the owner label lets the watchdog remove it should topo die meanwhile
+                labels={MANAGED: "true", "topo.role": "probe", OWNER: cleanup.owner_label()})
             container.start()
             status = container.wait(timeout=PROBE_TIMEOUT).get("StatusCode")
             output = container.logs().decode("utf-8", "replace")
