@@ -62,7 +62,7 @@ def main() -> None:
           f"({len(house.wheels)} wheels: {', '.join(house.packages())})")
     print(f"first use:      {t_download + t_first:6.1f} s  (download {t_download:.1f} s, "
           f"{house_mb:.0f} MB of wheels and pip; build {t_first:.1f} s)")
-    print(f"second use:     {t_cached:6.2f} s  (image there: nothing resolved, nothing built)")
+    print(f"second use:     {t_cached * 1000:6.0f} ms (image there: nothing resolved, nothing built)")
     print(f"rebuild, cache: {t_rebuild:6.1f} s  (worker image removed; PIP_NO_INDEX=1, "
           f"PIP_CONFIG_FILE=/dev/null; same tag: {again == tag})")
     print(f"image size:     {worker / 1e6:6.0f} MB  ({BASE_IMAGE} {base / 1e6:.0f} MB + {(worker - base) / 1e6:.0f} MB)")
