@@ -120,18 +120,18 @@ def target_args(target: Target) -> list[str]:
 def download_command(target: Target, requirements: Path | None, extra: Sequence[str],
                      dest: Path) -> list[str]:
     """The ``pip download`` of a scenario's requirements (and the agent's ``extra`` packages)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-input", "--progress-bar", "off",
-           "--disable-pip-version-check", *target_args(target), "--dest", str(dest)]
-    if requirements is not None:
-        cmd += ["--requirement", str(requirements)]
-    return cmd + list(extra)
+    reqs = ["--requirement", str(requirements)] if requirements is not None else []
+    return _pip_download(target, dest) + reqs + list(extra)
 
 
 def installer_command(target: Target, dest: Path) -> list[str]:
     """The ``pip download`` of pip's own wheel, which installs the others inside the build."""
+    return _pip_download(target, dest) + ["--no-deps", "pip"]
+
+
+def _pip_download(target: Target, dest: Path) -> list[str]:
     return [sys.executable, "-m", "pip", "download", "--no-input", "--progress-bar", "off",
-            "--disable-pip-version-check", "--no-deps", *target_args(target),
-            "--dest", str(dest), "pip"]
+            "--disable-pip-version-check", *target_args(target), "--dest", str(dest)]
 
 
 def cache_key(target: Target, requirements_text: str, extra: Sequence[str]) -> str:
@@ -156,7 +156,10 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
     """The wheelhouse of ``requirements`` plus ``extra`` for ``target``, from the cache when
     it is there (no pip, no network), else downloaded once. Raises RequirementError naming
     the requirement that does not resolve or has no wheel for ``target``."""
-    text = requirements.read_text(encoding="utf-8") if requirements else ""
+    try:
+        text = requirements.read_text(encoding="utf-8") if requirements else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise RequirementError(f"workload.requirements: cannot read {requirements}: {e}") from None
     refuse_sources(text)
     cache = cache or cache_dir()
     folder = cache / cache_key(target, text, extra)

@@ -225,3 +225,11 @@ def test_dependencies_are_chosen_by_the_images_python_not_the_hosts(tmp_path: Pa
     pip = FakePip(REDIS)
     house = wheels.resolve(new, None, ("redis",), cache=tmp_path / "new", run=pip)
     assert house.wheels == ("redis-8.1.0-py3-none-any.whl",) and len(pip.calls) == 2
+
+
+def test_unreadable_requirements_file_is_one_line(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    req.write_bytes(b"caf\xe9\n")
+    with pytest.raises(RequirementError, match=r"^workload.requirements: cannot read .*req.txt: 'utf-8' codec"):
+        wheels.resolve(BOOKWORM, req, (), cache=tmp_path / "c", run=FakePip())
+    assert not (tmp_path / "c").exists()

@@ -6,7 +6,6 @@ into a TopoError here, so the rest of topo never sees a docker exception.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -148,7 +147,8 @@ class DockerRuntime:
             facts = images.facts_from_json(cached.read_text())
         except (OSError, ValueError, KeyError, TypeError):
             # An image built FROM the base inherits its labels: only the base itself is known.
-            labels = image.attrs.get("Config", {}).get("Labels") or {} if image.id == self.image_id(BASE_IMAGE) else {}
+            is_base = image.id == self.image_id(BASE_IMAGE)
+            labels = (image.attrs.get("Config", {}).get("Labels") or {}) if is_base else {}
             facts = images.base_facts(labels, image.attrs.get("Architecture", "")) or self._probe(name)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(images.facts_to_json(facts))
