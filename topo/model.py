@@ -31,6 +31,8 @@ class Workload:
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     path: str | None = None  # absolute folder copied into the image, for module:function
+    requirements: str | None = None  # absolute path of a requirements file, installed as wheels
+    image: str | None = None  # the team's own image the worker image is built on (None = topo's base)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class ContainerSpec:
     processes: int = 1  # worker processes it hosts (0 for redis/feeder)
     labels: Mapping[str, str] = field(default_factory=dict)
     pids_limit: int = 256
+    image: str | None = None  # None = the plan's image (Redis runs elsewhere when it lacks redis-server)
 
 
 @dataclass(frozen=True)

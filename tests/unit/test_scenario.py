@@ -88,6 +88,11 @@ MALFORMED = [
     ("params-bool-key", _wl("params: {on: 1}"), 4, "workload.params", "got true (a boolean) (quote it)"),
     ("params-int-key", _wl("params: {1: a}"), 4, "workload.params", "keys must be strings"),
     ("path-missing", _wl("path: ./nowhere"), 4, "workload.path", "no such folder"),
+    ("requirements-missing", _wl("requirements: ./nowhere.txt"), 4, "workload.requirements", "no such file"),
+    ("requirements-number", _wl("requirements: 3"), 4, "workload.requirements", "path of a file, got 3"),
+    ("image-upper", _wl("image: Team/ETL"), 4, "workload.image", "Docker image reference"),
+    ("image-space", _wl("image: 'etl 1'"), 4, "workload.image", "got 'etl 1'"),
+    ("image-number", _wl("image: 3"), 4, "workload.image", "must be a string, got 3"),
     # --- resources: numbers, sizes, cpuset and the per-worker floor
     ("cpus-zero", HEAD + "resources: {cpus: 0}\n", 5, "resources.cpus", "greater than 0, got 0"),
     ("cpus-negative", HEAD + "resources: {cpus: -1}\n", 5, "resources.cpus", "greater than 0, got -1"),
@@ -321,11 +326,14 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
     text = doc.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "workloads").mkdir()
+    (tmp_path / "requirements.txt").write_text("tabulate\n")
     path = tmp_path / "example.yaml"
     path.write_text(text)
     s = load(path)
     assert (s.name, s.workers, s.resources.cpus, s.resources.memory) == ("etl", 4, 2.0, 1024 * MiB)
     assert s.workload.path == str((tmp_path / "workloads").resolve())
+    assert s.workload.requirements == str((tmp_path / "requirements.txt").resolve())
+    assert s.workload.image == "team/etl:1.4"
     assert s.multi == MultiSpec() and s.run == RunSpec()
     # the example's kill-worker carries a duration only to show the field: it has no effect
     assert s.faults[0].kind == "kill-worker" and s.faults[0].duration is None
@@ -577,3 +585,19 @@ def test_mutated_valid_scenario(edits: list[tuple[str, object, bool, object]]) -
         assert line == 1, (line, text)
     else:
         assert text.splitlines()[line - 1].strip().startswith(f"{key}:"), (line, text)
+
+
+def test_requirements_and_image_resolution(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "req.txt").write_text("tabulate\n")
+    path = tmp_path / "conf" / "s.yaml"
+    path.write_text("name: own\nworkload:\n  task: 'team.jobs:run'\n  requirements: ../req.txt\n"
+                    "  image: registry.local:5000/team/etl:1.4\nworkers: 2\n")
+    s = load(path)
+    assert s.workload.requirements == str((tmp_path / "req.txt").resolve())
+    assert s.workload.image == "registry.local:5000/team/etl:1.4"
+    assert (parse(HEAD).workload.requirements, parse(HEAD).workload.image) == (None, None)
+    # a folder is not a requirements file
+    path.write_text("name: own\nworkload:\n  task: 'm:f'\n  requirements: ..\nworkers: 2\n")
+    with pytest.raises(ScenarioError, match=r"^s\.yaml:4: workload\.requirements: no such file: '\.\.'"):
+        load(path)
