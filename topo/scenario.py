@@ -511,8 +511,9 @@ def _data_folder(base_dir: Path) -> Callable[[Node, str], str | None]:
         if path is not None:
             blocked = unreadable(Path(path))
             if blocked is not None:
-                message = (f"{_show(str(blocked))} is not readable by the containers' user (uid "
-                           f"{CONTAINER_UID}); allow it with: chmod -R o+rX {_show(path)}")
+                # whole paths (up to a sane length): the user copies the command
+                message = (f"{_show(str(blocked), 400)} is not readable by the containers' user "
+                           f"(uid {CONTAINER_UID}); allow it with: chmod -R o+rX {_show(path, 400)}")
                 raise _Problem(_line(node), field, message)
         return path
 
