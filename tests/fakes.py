@@ -181,6 +181,9 @@ class FakeRuntime:
         self.images.append(scenario.name)
         return IMAGE
 
+    def redis_image(self, scenario: Scenario) -> str | None:
+        return None
+
     def deploy(self, plan: TopologyPlan, run_dir: str) -> Deployment:
         t_deploy = time.time()
         name = plan.labels[planning.DEPLOYMENT]

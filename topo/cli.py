@@ -93,9 +93,9 @@ def compare(
         raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
     runtime, run_id = _start_measuring()
+    image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
-    image = runtime.ensure_image(sc)
     host = result_files.host_facts(runtime.info(), image)
     path = out / "result.json"
 
@@ -112,7 +112,7 @@ def compare(
     comparison = stats.compare(sc, measured)
     started = [r for r in measured if r.t_available is not None]
     facts = reports.provenance(result_files.to_json(sc, measured, host, True))
-    for name, text in reports.files(comparison, measured, facts, run.plans(sc, run_id, image)).items():
+    for name, text in reports.files(comparison, measured, facts, run.plans(sc, run_id, image, runtime.redis_image(sc))).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
     print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),
@@ -217,7 +217,10 @@ def doctor() -> None:
     print(f"engine host: {info['cpus']} CPUs, {int(info['memory'] or 0) / 2**30:.1f} GiB")
     base = runtime.image_id(BASE_IMAGE)
     print(f"base image {BASE_IMAGE}: {base[:19] if base else 'MISSING - run scripts/bootstrap.sh'}")
-    print(f"worker images: {', '.join(runtime.worker_images()) or 'none yet (built on first compare)'}")
+    notes = runtime.worker_image_notes()
+    print(f"worker images: {len(notes) or 'none yet (built on first compare)'}")
+    for tag, note in notes:
+        print(f"  {tag}: {note}")
     if base is None:
         raise typer.Exit(1)
 

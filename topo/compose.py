@@ -112,7 +112,7 @@ def _service(
 ) -> list[str]:
     lines = [
         f"  {spec.name}:",
-        f"    image: {_q(plan.image)}",
+        f"    image: {_q(spec.image or plan.image)}",
         f"    command: [{', '.join(_arg(spec.command, i) for i in range(len(spec.command)))}]",
         f"    hostname: {_q(spec.name)}",
     ]

@@ -33,6 +33,8 @@ class Workload:
     seed: int = 0
     path: str | None = None  # absolute folder copied into the image, for module:function
     data: str | None = None  # absolute host folder, mounted read-only at /data in every worker
+    requirements: str | None = None  # absolute path of a requirements file, installed as wheels
+    image: str | None = None  # the team's own image the worker image is built on (None = topo's base)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     pids_limit: int = 256
     mounts: tuple[Mount, ...] = ()  # besides the run folder, which every container gets
+    image: str | None = None  # None = the plan's image (Redis runs elsewhere when it lacks redis-server)
 
 
 @dataclass(frozen=True)

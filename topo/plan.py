@@ -70,10 +70,11 @@ def data_mounts(scenario: Scenario) -> tuple[Mount, ...]:
 
 def plan(
     scenario: Scenario, topology: Topology, run_id: str, deployment: str, image: str,
-    redis_password: str, fault: Fault | None = None, owner: str = "",
+    redis_password: str, fault: Fault | None = None, owner: str = "", redis_image: str | None = None,
 ) -> TopologyPlan:
     """The containers of one deployment of ``topology``. ``deployment`` names it uniquely.
-    An ``oom`` fault plants its poison task in every worker's configuration."""
+    An ``oom`` fault plants its poison task in every worker's configuration. Redis runs from
+    ``redis_image`` when given (a team's own worker image need not have redis-server)."""
     base = labels(run_id, deployment, topology=topology, scenario=scenario.name, owner=owner)
     poison = poison_task(fault, scenario.workload.tasks)
     agent = {"poison": [] if poison is None else [poison], "max_attempts": MAX_ATTEMPTS}
@@ -81,7 +82,7 @@ def plan(
         containers = _single(scenario, deployment, base, agent)
         network = None
     else:
-        containers = _multi(scenario, deployment, base, redis_password, agent)
+        containers = _multi(scenario, deployment, base, redis_password, agent, redis_image)
         network = deployment
     return TopologyPlan(
         run_id=run_id,
@@ -124,7 +125,7 @@ def _single(
 
 def _multi(
     scenario: Scenario, deployment: str, base: dict[str, str], password: str,
-    agent: dict[str, Any],
+    agent: dict[str, Any], redis_image: str | None = None,
 ) -> tuple[ContainerSpec, ...]:
     spec = scenario.multi
     assert spec is not None
@@ -141,6 +142,7 @@ def _multi(
         restart=spec.restart,
         processes=0,
         labels={**base, "topo.role": "redis"},
+        image=redis_image,
     )
     common = dict(redis_host=f"{deployment}-redis", queue=spec.queue, prefetch=spec.prefetch,
                   **agent)

@@ -64,6 +64,7 @@ def compare(
     """Run every topology ``warmup + repeat`` times without a fault and once per repeat with
     each fault, topologies alternating, saving after each run."""
     image = image or runtime.ensure_image(scenario)
+    redis_image = runtime.redis_image(scenario)
     run_id = run_id or new_run_id()
     results: list[RunResult] = []
     runs = scenario.run.warmup + scenario.run.repeat
@@ -76,7 +77,7 @@ def compare(
             for topology in scenario.topologies:
                 deployment = f"topo-{run_id}-{topology[0]}{i}" + (f"f{f}" if fault else "")
                 p = planning.plan(scenario, topology, run_id, deployment, image,
-                                  secrets.token_hex(16), fault, owner)
+                                  secrets.token_hex(16), fault, owner, redis_image)
                 result = run_one(
                     runtime, p, out_dir / "raw" / deployment, index=i,
                     warmup=i < scenario.run.warmup, timeout=scenario.run.timeout, fault=fault,
@@ -92,10 +93,10 @@ def compare(
     return results
 
 
-def plans(scenario: Scenario, run_id: str, image: str) -> list[TopologyPlan]:
+def plans(scenario: Scenario, run_id: str, image: str, redis_image: str | None = None) -> list[TopologyPlan]:
     """One plan per topology as the runs deploy them (the Redis password left empty), for
     the Compose files a report ships."""
-    return [planning.plan(scenario, t, run_id, f"topo-{run_id}-{t[0]}", image, "")
+    return [planning.plan(scenario, t, run_id, f"topo-{run_id}-{t[0]}", image, "", redis_image=redis_image)
             for t in scenario.topologies]
 
 

@@ -65,6 +65,12 @@ MAX_SEED = 2**63 - 1
 
 _TAG = "tag:yaml.org,2002:"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+# Docker's image reference grammar (distribution/reference), less its 255-character cap.
+_IMAGE_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_RE = re.compile(
+    rf"(?:[A-Za-z0-9.-]+(?::\d+)?/)?{_IMAGE_PART}(?:/{_IMAGE_PART})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
 _CPUSET_RE = re.compile(r"(\d{1,4})(?:-(\d{1,4}))?")
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _SIZE_RE = re.compile(rf"{_NUMBER}\s*(?:([kmgt])i?b?|b)?", re.IGNORECASE)
@@ -483,20 +489,30 @@ def _task(node: Node, field: str) -> str:
 
 
 def _folder(base_dir: Path) -> Callable[[Node, str], str | None]:
+    return _existing(base_dir, "folder", Path.is_dir)
+
+
+def _file(base_dir: Path) -> Callable[[Node, str], str | None]:
+    return _existing(base_dir, "file", Path.is_file)
+
+
+def _existing(base_dir: Path, noun: str, exists: Callable[[Path], bool]) -> Callable[[Node, str], str | None]:
+    """A path relative to the scenario's folder, resolved, that must exist as a ``noun``."""
+
     def read(node: Node, field: str) -> str | None:
         value = _scalar(node, field)
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise _Problem(_line(node), field, f"must be the path of a folder, got {_describe(value)}")
+            raise _Problem(_line(node), field, f"must be the path of a {noun}, got {_describe(value)}")
         try:
-            folder = (base_dir / Path(value).expanduser()).resolve()
-            found = folder.is_dir()
+            path = (base_dir / Path(value).expanduser()).resolve()
+            found = exists(path)
         except (OSError, ValueError, RuntimeError):  # NUL bytes, names too long, no home dir
             found = False
         if not found:
-            raise _Problem(_line(node), field, f"no such folder: {_show(value)} (relative to {base_dir})")
-        return str(folder)
+            raise _Problem(_line(node), field, f"no such {noun}: {_show(value)} (relative to {base_dir})")
+        return str(path)
 
     return read
 
@@ -545,6 +561,17 @@ def _bool(node: Node, field: str) -> bool:
     if not isinstance(value, bool):
         raise _Problem(_line(node), field, f"must be true or false, got {_describe(value)}")
     return value
+
+
+def _image(node: Node, field: str) -> str | None:
+    value = _scalar(node, field)
+    if value is None:
+        return None
+    text = _string(node, field)
+    if not _IMAGE_RE.fullmatch(text):
+        rule = "must be a Docker image reference such as team/etl:1.4 or registry:5000/etl@sha256:..."
+        raise _Problem(_line(node), field, f"{rule}; got {_show(text)}")
+    return text
 
 
 def _json_like(node: Node, field: str) -> Any:
@@ -614,7 +641,7 @@ def _at(node: Node, field: str) -> tuple[float | None, float | None]:
 # --------------------------------------------------------------------------- sections
 
 _TOP_KEYS = ("version", "name", "description", "workload", "workers", "resources", "topologies", "faults", "run")
-_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed", "data")
+_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed", "requirements", "image", "data")
 _RESOURCES_KEYS = ("cpus", "memory", "cpuset")
 _TOPOLOGY_KEYS = ("single", "multi")
 _SINGLE_KEYS = ("pool", "processes", "preload")
@@ -664,6 +691,8 @@ def _workload(s: _Section, base_dir: Path) -> Workload:
         seed=s.take("seed", _int(0, MAX_SEED), 0),
         path=s.take("path", _folder(base_dir), None),
         data=s.take("data", _data_folder(base_dir), None),
+        requirements=s.take("requirements", _file(base_dir), None),
+        image=s.take("image", _image, None),
     )
 
 

@@ -36,6 +36,9 @@ class Runtime(Protocol):
     def ensure_image(self, scenario: Scenario) -> str:
         """Tag of a worker image holding topo's agent and the scenario's workload."""
 
+    def redis_image(self, scenario: Scenario) -> str | None:
+        """The image Redis runs from, when not the worker image (None)."""
+
     def deploy(self, plan: TopologyPlan, run_dir: str) -> Deployment:
         """Create the network and start every container of ``plan``."""
 

@@ -20,7 +20,8 @@ import docker.errors
 from docker.models.containers import Container
 
 import topo
-from topo.errors import EngineError, ImageError, RunError
+from topo import images, wheels
+from topo.errors import EngineError, ImageError, RunError, UnusableImageError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
@@ -29,6 +30,7 @@ from topo.runtime.base import ContainerState, RawStats
 BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 WORKER_REPO = "topo-worker"
 CONTAINER_USER = "10001:10001"  # no root inside any container topo starts
+PROBE_TIMEOUT = 60  # seconds for an image's python3 to say what it is
 SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and builds the images)"
 
 
@@ -87,52 +89,128 @@ class DockerRuntime:
 
     def worker_images(self) -> list[str]:
         """Tags of the worker images built so far (one per distinct agent + workload)."""
+        return [tag for tag, _ in self.worker_image_notes()]
+
+    def worker_image_notes(self) -> list[tuple[str, str]]:
+        """Each worker image's tag and what topo added to the image it is built on."""
         try:
-            images = self.client.images.list(name=WORKER_REPO)
+            found = self.client.images.list(name=WORKER_REPO)
         except docker.errors.DockerException as e:
             raise _engine_error("list images", e) from e
-        return sorted(tag for image in images for tag in image.tags)
+        notes = []
+        for image in found:
+            labels = image.attrs.get("Config", {}).get("Labels") or {}
+            note = labels.get("topo.added") or f"from {BASE_IMAGE}: topo agent"
+            base = self.client.images.list(name=labels.get("topo.from") or BASE_IMAGE)
+            if base:  # the size is the image's own and every layer below it
+                note += f"; +{(image.attrs['Size'] - base[0].attrs['Size']) / 1e6:.0f} MB"
+            notes += [(tag, note) for tag in image.tags]
+        return sorted(notes)
 
     def ensure_image(self, scenario: Scenario) -> str:
-        """Build (once per distinct input) the worker image: base + agent + workload."""
-        base_id = self.image_id(BASE_IMAGE)
-        if base_id is None:
+        """Build (once per distinct input) the worker image: topo's base or the team's own
+        image, plus topo's agent, the workload's code and the wheels of its requirements
+        (resolved on the host; the build has no network)."""
+        w = scenario.workload
+        from_image = w.image or BASE_IMAGE
+        from_id = self.image_id(from_image)
+        if from_id is None and w.image:
+            raise UnusableImageError(f"workload.image {w.image}: no such image on this engine "
+                                     "(build or pull it first; topo never pulls)")
+        if from_id is None or (self.redis_image(scenario) and self.image_id(BASE_IMAGE) is None):
             raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
+        facts = self.image_facts(from_image)
+        house = None
+        if w.requirements or facts.missing():
+            requirements = Path(w.requirements) if w.requirements else None
+            house = wheels.resolve(facts.target(), requirements, facts.missing())
         files = dict(_agent_files())
-        if scenario.workload.path:
-            files.update(_folder_files(Path(scenario.workload.path), "workloads"))
-        digest = hashlib.sha256(base_id.encode())
-        for rel, src in sorted(files.items()):
-            digest.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
-        tag = f"{WORKER_REPO}:{digest.hexdigest()[:16]}"
+        if w.path:
+            files.update(_folder_files(Path(w.path), "workloads"))
+        tag = images.worker_tag(WORKER_REPO, from_id, files, house)
         if self.image_id(tag) is None:
-            self._build(tag, files)
+            note = images.added(facts, from_image, bool(w.path), house)
+            self._build(tag, from_image, files, house, {"topo.added": note, "topo.from": from_image})
         return tag
 
-    def _build(self, tag: str, files: dict[str, Path]) -> None:
+    def redis_image(self, scenario: Scenario) -> str | None:
+        """The image Redis runs from when it is not the worker image (None): topo's base,
+        when the workers run from a team's own image, which need not have redis-server."""
+        return BASE_IMAGE if scenario.workload.image and scenario.multi is not None else None
+
+    def image_facts(self, name: str) -> images.ImageFacts:
+        """Python and platform of an image, known from its label (topo's base), else probed
+        once by a short-lived container and kept per image id under the user's cache."""
+        image = self._call(f"inspect image {name}", lambda: self.client.images.get(name))
+        cached = wheels.cache_dir().parent / "images" / f"{str(image.id).split(':')[-1]}.json"
+        try:
+            facts = images.facts_from_json(cached.read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            labels = image.attrs.get("Config", {}).get("Labels") or {}
+            facts = images.base_facts(labels, image.attrs.get("Architecture", "")) or self._probe(name)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(images.facts_to_json(facts))
+        images.check(name, facts)
+        return facts
+
+    def _probe(self, name: str) -> images.ImageFacts:
+        container = None
+        try:
+            container = self.client.containers.create(
+                name, entrypoint=["python3", "-c", images.PROBE], network_mode="none",
+                user=CONTAINER_USER, labels={MANAGED: "true", "topo.role": "probe"})
+            container.start()
+            status = container.wait(timeout=PROBE_TIMEOUT).get("StatusCode")
+            output = container.logs().decode("utf-8", "replace")
+        except docker.errors.APIError as e:
+            if "executable file not found" in str(e) or "no such file" in str(e).lower():
+                raise UnusableImageError(f"workload.image {name}: no python3 on its PATH; topo runs "
+                                         "its agent with python3 (Python 3.9 or newer)") from e
+            raise _engine_error(f"probe image {name}", e) from e
+        except Exception as e:  # the wait timed out (requests' errors)
+            raise ImageError(f"workload.image {name}: python3 did not answer within "
+                             f"{PROBE_TIMEOUT}s: {str(e).splitlines()[0][:160]}") from e
+        finally:
+            if container is not None:
+                _force_remove(container)
+        if status != 0:
+            last = (output.strip().splitlines() or ["no output"])[-1][:160]
+            raise UnusableImageError(f"workload.image {name}: python3 fails to run ({last})")
+        return images.parse_probe(name, output)
+
+    def _build(self, tag: str, from_image: str, files: dict[str, Path],
+               house: wheels.Wheelhouse | None, labels: dict[str, str]) -> None:
+        stage = {MANAGED: "true", "topo.image": "worker-deps"}
         with tempfile.TemporaryDirectory(prefix="topo-build-") as ctx:
             for rel, src in files.items():
-                dest = Path(ctx, rel)
+                dest = Path(ctx, "app", rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-            Path(ctx, "Dockerfile").write_text(
-                f"FROM {BASE_IMAGE}\n"
-                "COPY . /opt/topo/\n"
-                "ENV PYTHONPATH=/opt/topo:/opt/topo/workloads PYTHONDONTWRITEBYTECODE=1 "
-                "PYTHONUNBUFFERED=1\n"
-                "WORKDIR /opt/topo\n"
-            )
+            if house is not None:
+                wheels.copy_into(house, Path(ctx))
+            Path(ctx, "Dockerfile").write_text(images.dockerfile(from_image, house, stage))
             Path(ctx, ".dockerignore").write_text("Dockerfile\n")
             try:
                 # The build needs nothing from any network: everything is in the context.
                 self.client.images.build(
                     path=ctx, tag=tag, rm=True, forcerm=True, pull=False, network_mode="none",
-                    labels={MANAGED: "true", "topo.image": "worker", "topo.version": topo.__version__},
+                    labels={MANAGED: "true", "topo.image": "worker", "topo.version": topo.__version__,
+                            **labels},
                 )
             except docker.errors.BuildError as e:
-                raise ImageError(f"building {tag} failed: {str(e)[:300]}") from e
+                raise ImageError(f"building {tag} failed: {_build_failure(e)}") from e
             except docker.errors.DockerException as e:
                 raise _engine_error(f"build {tag}", e) from e
+            finally:
+                self._prune(f"topo.image={stage['topo.image']}")
+
+    def _prune(self, label: str) -> None:
+        """Drop the install stage a build leaves behind (wheels and all): only the worker
+        image is kept."""
+        try:
+            self.client.images.prune(filters={"dangling": True, "label": label})
+        except docker.errors.DockerException:
+            pass  # disk space only; `topo clean --images` removes it by label too
 
     # ----------------------------------------------------------------- deploy
 
@@ -159,7 +237,7 @@ class DockerRuntime:
         if restart and spec.restart == "on-failure":
             restart["MaximumRetryCount"] = 0  # type: ignore[assignment]
         container = self.client.containers.run(
-            plan.image,
+            spec.image or plan.image,
             command=list(spec.command),
             name=spec.name,
             hostname=spec.name,
@@ -353,6 +431,13 @@ def stats_from_api(doc: dict[str, Any]) -> RawStats | None:
         )
     except (KeyError, TypeError):
         return None  # a stopped container's document has no counters
+
+
+def _build_failure(e: docker.errors.BuildError) -> str:
+    """The line of the build log that says what went wrong (pip's ERROR line when it is pip)."""
+    lines = [str(chunk.get("stream") or chunk.get("error") or "").strip() for chunk in e.build_log]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    return (errors[-1] if errors else str(e))[:300]
 
 
 def _force_remove(container: Container) -> int:

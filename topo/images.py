@@ -1,0 +1,178 @@
+"""What goes into a worker image, decided on the host: the facts of the image it is built
+on, its tag, and its Dockerfile. Pure; the Docker adapter runs the probe and the build.
+
+A worker image is ``FROM`` topo's base image or the team's own image (``workload.image``),
+plus a thin layer: topo's agent, the scenario's code folder, and the wheels of the scenario's
+requirements and of whatever the agent needs that the image lacks (redis, psutil). Its tag
+is a hash of everything that goes in, so an unchanged set is never built twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from topo.errors import UnusableImageError
+from topo.wheels import Target, Wheelhouse
+
+MIN_PYTHON = (3, 9)
+AGENT_PACKAGES = ("redis", "psutil")  # what topo.agent imports besides the standard library
+SITE = "/opt/topo/site"  # where the wheels are installed in the worker image
+# topo-base:bookworm is Debian bookworm (glibc 2.36) with Debian's python3 (3.11) and
+# python3-redis, python3-psutil, however scripts/bootstrap.sh built it; the label says which
+# image is one.
+BASE_LABEL = ("topo.image", "base")
+BASE_PYTHON = "3.11"
+BASE_GLIBC = (2, 36)
+DOCKER_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "ppc64le": "ppc64le",
+               "s390x": "s390x", "arm": "armv7l"}
+
+# Run as `python3 -c PROBE` in a short-lived container of the image: one JSON line.
+PROBE = r"""
+import importlib, json, os, platform, sys
+libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+if not libc:
+    musl = [f for d in ("/lib", "/usr/lib") if os.path.isdir(d) for f in os.listdir(d) if f.startswith("ld-musl")]
+    libc = "musl 1.2" if musl else ""
+found = {}
+for name in ("redis", "psutil"):
+    try:
+        found[name] = getattr(importlib.import_module(name), "__version__", "?")
+    except Exception:
+        pass
+print(json.dumps({"python": platform.python_version(), "implementation": sys.implementation.name,
+                  "machine": platform.machine(), "libc": libc, "packages": found}))
+""".strip()
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a worker image's base offers: its Python, platform and the agent's packages."""
+
+    python: str  # "3.11.2" (or "3.11" when known from the base image's recipe)
+    machine: str  # x86_64
+    libc: str = "glibc"
+    libc_version: tuple[int, int] = (2, 17)
+    packages: Mapping[str, str] = field(default_factory=dict)  # agent package -> version
+    implementation: str = "cpython"
+    recorded: bool = False  # known from the image's label, not probed
+
+    @property
+    def python_version(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")[:2]
+        return int(major), int(minor)
+
+    def target(self) -> Target:
+        return Target(python=self.python_version, machine=self.machine, libc=self.libc,
+                      libc_version=self.libc_version)
+
+    def missing(self) -> tuple[str, ...]:
+        """The agent's packages the image lacks: topo adds their wheels."""
+        return tuple(p for p in AGENT_PACKAGES if p not in self.packages)
+
+
+def base_facts(labels: Mapping[str, str], architecture: str) -> ImageFacts | None:
+    """The facts of topo's own base image, known from how it is made; None for other images."""
+    if labels.get(BASE_LABEL[0]) != BASE_LABEL[1]:
+        return None
+    return ImageFacts(python=BASE_PYTHON, machine=DOCKER_ARCH.get(architecture, architecture),
+                      libc_version=BASE_GLIBC, packages={p: "debian" for p in AGENT_PACKAGES},
+                      recorded=True)
+
+
+def parse_probe(image: str, output: str) -> ImageFacts:
+    """The facts in the probe's output; UnusableImageError when topo cannot use this Python."""
+    try:
+        doc = json.loads(output.strip().splitlines()[-1])
+        libc_name, _, libc_ver = str(doc.get("libc") or "").partition(" ")
+        major, minor = (int(x) for x in libc_ver.split(".")[:2])
+        facts = ImageFacts(python=str(doc["python"]), machine=str(doc["machine"]),
+                           libc="musl" if libc_name == "musl" else "glibc",
+                           libc_version=(major, minor), packages=dict(doc.get("packages") or {}),
+                           implementation=str(doc.get("implementation", "cpython")))
+        facts.python_version  # noqa: B018 - it must parse
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise UnusableImageError(f"workload.image {image}: its python3 did not say what it is "
+                                 f"(got {output.strip()[-120:]!r})") from None
+    check(image, facts)
+    return facts
+
+
+def check(image: str, facts: ImageFacts) -> None:
+    """Refuse a Python topo's agent cannot run on, or wheels cannot be chosen for."""
+    if facts.implementation != "cpython":
+        raise UnusableImageError(f"workload.image {image}: python3 is {facts.implementation}; "
+                                 "topo needs CPython (wheels are chosen for it)")
+    if facts.python_version < MIN_PYTHON:
+        raise UnusableImageError(f"workload.image {image}: python3 is {facts.python}; topo needs "
+                                 f"Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
+
+
+def facts_to_json(facts: ImageFacts) -> str:
+    return json.dumps({"python": facts.python, "machine": facts.machine, "libc": facts.libc,
+                       "libc_version": list(facts.libc_version), "packages": dict(facts.packages),
+                       "implementation": facts.implementation, "recorded": facts.recorded})
+
+
+def facts_from_json(text: str) -> ImageFacts:
+    doc = json.loads(text)
+    return ImageFacts(**{**doc, "libc_version": tuple(doc["libc_version"])})
+
+
+# --------------------------------------------------------------------------- the worker image
+
+
+def worker_tag(repo: str, from_id: str, files: Mapping[str, Path], house: Wheelhouse | None) -> str:
+    """``repo:<hash>`` of everything a worker image is made of: the image it is built on (by
+    id, so a rebuilt base makes a new worker), agent and code files, and the wheelhouse
+    (its manifest names the requirements and every wheel's sha256)."""
+    digest = hashlib.sha256(from_id.encode())
+    for rel, src in sorted(files.items()):
+        digest.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+    if house is not None:
+        digest.update(b"wheels\0" + house.digest.encode())
+    return f"{repo}:{digest.hexdigest()[:16]}"
+
+
+def dockerfile(from_image: str, house: Wheelhouse | None, stage_labels: Mapping[str, str]) -> str:
+    """The worker image's Dockerfile. Wheels are installed in a first stage with pip run from
+    its own wheel and no index at all; only the installed files reach the worker image, so it
+    grows by what is installed, not by the wheels as well."""
+    lines = []
+    final = [f"FROM {from_image}"]
+    if house is not None and house.wheels:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(stage_labels.items()))
+        install = ["python3", f"/tmp/topo/tool/{house.installer}/pip", "install", "--no-index",
+                   "--find-links", "/tmp/topo/wheels", "--target", SITE, "--no-cache-dir",
+                   "--disable-pip-version-check", "--no-warn-script-location",
+                   *(f"/tmp/topo/wheels/{w}" for w in house.wheels)]
+        lines += [
+            f"FROM {from_image} AS deps",
+            f"LABEL {labels}",
+            "USER root",  # a team's image may default to a user who cannot write /opt
+            "ENV PIP_NO_INDEX=1 PIP_CONFIG_FILE=/dev/null",  # nothing but the wheels here
+            "COPY wheels /tmp/topo/wheels",
+            "COPY tool /tmp/topo/tool",
+            f"RUN {json.dumps(install)}",  # exec form: the image needs no shell
+        ]
+        final.append(f"COPY --from=deps {SITE} {SITE}")
+    final += [
+        "COPY app /opt/topo/",
+        # a team's image may set PYTHONPATH itself: keep it, after topo's own folders
+        f"ENV PYTHONPATH=/opt/topo:/opt/topo/workloads:{SITE}${{PYTHONPATH:+:$PYTHONPATH}} "
+        "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        "WORKDIR /opt/topo",
+        "ENTRYPOINT []",  # a team's image may have one; topo gives every container its command
+    ]
+    return "\n".join(lines + final) + "\n"
+
+
+def added(facts: ImageFacts, from_image: str, has_code: bool, house: Wheelhouse | None) -> str:
+    """What topo put on top of ``from_image``, as `topo doctor` shows it."""
+    parts = ["topo agent"] + (["workload code"] if has_code else [])
+    if house is not None and house.wheels:
+        parts.append("wheels: " + ", ".join(house.packages()))
+    return f"from {from_image} (python {facts.python}): " + "; ".join(parts)
