@@ -21,6 +21,7 @@ from topo.model import Mount, RunResult
 from topo.scenario import load, unreadable
 from topo.workloads import bind
 from tests.unit.test_compose import SCENARIO, started_by_runtime
+from tests.unit.test_report_cli import topo
 
 HEAD = "name: etl\nworkload:\n  task: etl\n  data: {data}\nworkers: 3\n"  # data: line 4
 
@@ -230,3 +231,14 @@ def test_a_task_that_names_data_dir_gets_it(tmp_path: Path, monkeypatch: pytest.
     assert bind("teampkg.job:run", {}, 1, "/data")(5) == (5, "/data")
     assert bind("teampkg.job:run", {}, 1)(6) == (6, None)  # no data configured
     assert bind("teampkg.job:plain", {}, 1, "/data")(7) == 7  # not named: not passed
+
+
+def test_compare_with_a_missing_data_folder_stops_before_docker_and_writes_nothing(
+        tmp_path: Path) -> None:
+    scenario = _scenario_file(tmp_path, "../gone")
+    before = sorted(tmp_path.rglob("*"))
+    p = topo("compare", str(scenario), "--out", str(tmp_path / "out"))  # docker unimportable
+    assert p.returncode == 2
+    assert p.stderr == (f"topo: error: sc.yaml:4: workload.data: no such folder: '../gone' "
+                        f"(relative to {tmp_path})\n")
+    assert sorted(tmp_path.rglob("*")) == before

@@ -53,6 +53,17 @@ def test_init_writes_a_scenario_that_loads_back_as_written_by_hand(tmp_path: Pat
     assert (sc.run.repeat, sc.run.timeout) == (3, 300.0)
 
 
+def test_init_points_at_the_requirements_file_nearest_above_the_code(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    (project / "requirements.txt").write_text("tabulate==0.9.0\n")
+    p = topo(project, "init", "team.jobs.daily:run", "--out", "scenarios/daily.yaml")
+    assert p.returncode == 0, p.stderr
+    assert "  requirements: ../requirements.txt  #" in (project / "scenarios" / "daily.yaml").read_text()
+    sc = load(project / "scenarios" / "daily.yaml")
+    assert sc.workload.requirements == str(project / "requirements.txt")
+    assert sc.workload.path == str(project / "src")
+
+
 def test_init_names_the_default_file_after_the_module_and_never_overwrites(tmp_path: Path) -> None:
     project = _project(tmp_path)
     assert topo(project, "init", "team.jobs.daily:run").returncode == 0
