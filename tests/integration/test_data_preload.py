@@ -123,3 +123,14 @@ def test_pandas_example_end_to_end(runtime: DockerRuntime, tmp_path: Path) -> No
         assert data and all(m == [{"source": str(ROOT / "examples" / "pandas-etl" / "data"),
                                    "target": "/data", "read_only": True}] for m in data)
     assert not any(x for x in (ROOT / "examples" / "pandas-etl").rglob("*.whl"))
+
+
+@pytest.mark.parametrize("pool", ["process-pool", "mp-pool", "supervisor"])
+def test_without_preload_an_import_error_in_the_workers_is_named(
+        runtime: DockerRuntime, tmp_path: Path, pool: str) -> None:
+    base = scenario(workers=2, cpus=1.0, single=SingleSpec(pool=pool, preload=False))
+    sc = replace(_with(base, "brokenimport:run", 4, {}, None), multi=None)
+    (result,) = _compare(runtime, tmp_path, sc)
+    assert result.status == "error"
+    assert result.error is not None and result.error.endswith(
+        ": ModuleNotFoundError: No module named 'not_installed_dependency'"), result.error

@@ -33,6 +33,7 @@ import statistics
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from typing import Any
@@ -123,7 +124,14 @@ def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
     events.emit(ev="expect", c=cfg["container"], n=n, t=time.time())
     with ProcessPoolExecutor(max_workers=n, initializer=_init, initargs=(cfg,),
                              mp_context=multiprocessing.get_context("fork")) as pool:
-        pool.submit(_ping).result()  # with fork, the first submit starts all N workers
+        try:
+            pool.submit(_ping).result()  # with fork, the first submit starts all N workers
+        except BrokenProcessPool:
+            if not cfg.get("preload"):
+                # A worker's import failed (its own error line says so); PID 1 says the same
+                # rather than "broken pool", whichever line the harness reads first.
+                bind_task(cfg)
+            raise
         wait_for_go()
         events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
         pending: dict[Future[dict[str, Any]], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
