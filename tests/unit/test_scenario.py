@@ -317,11 +317,14 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
     text = doc.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "workloads").mkdir()
+    (tmp_path / "partitions").mkdir(mode=0o755)
     path = tmp_path / "example.yaml"
     path.write_text(text)
     s = load(path)
     assert (s.name, s.workers, s.resources.cpus, s.resources.memory) == ("etl", 4, 2.0, 1024 * MiB)
     assert s.workload.path == str((tmp_path / "workloads").resolve())
+    assert s.workload.data == str((tmp_path / "partitions").resolve())
+    assert s.single == SingleSpec(pool="process-pool", processes=None, preload=False)
     assert s.multi == MultiSpec() and s.run == RunSpec()
     # the example's kill-worker carries a duration only to show the field: it has no effect
     assert s.faults[0].kind == "kill-worker" and s.faults[0].duration is None
