@@ -33,6 +33,11 @@ def _scenario_file(tmp_path: Path, data: str, extra: str = "") -> Path:
     return path
 
 
+def _readable(folder: Path) -> None:
+    folder.mkdir()
+    folder.chmod(0o755)  # whatever the umask: the containers' user may read it
+
+
 def _error(path: Path) -> str:
     with pytest.raises(ScenarioError) as info:
         load(path)
@@ -43,7 +48,7 @@ def _error(path: Path) -> str:
 
 
 def test_data_is_resolved_against_the_scenarios_folder(tmp_path: Path) -> None:
-    (tmp_path / "inputs").mkdir()
+    _readable(tmp_path / "inputs")
     sc = load(_scenario_file(tmp_path, "./inputs"))
     assert sc.workload.data == str((tmp_path / "inputs").resolve())
 
@@ -101,7 +106,7 @@ def test_owner_and_group_bits_count_for_the_containers_uid_and_gid(tmp_path: Pat
 
 @pytest.mark.parametrize("value, line", [("true", True), ("false", False)])
 def test_preload_reads_a_boolean(tmp_path: Path, value: str, line: bool) -> None:
-    (tmp_path / "in").mkdir()
+    _readable(tmp_path / "in")
     sc = load(_scenario_file(tmp_path, "in", f"topologies:\n  single:\n    preload: {value}\n"))
     assert sc.single is not None and sc.single.preload is line
 
@@ -109,13 +114,13 @@ def test_preload_reads_a_boolean(tmp_path: Path, value: str, line: bool) -> None
 @pytest.mark.parametrize("value, got", [("1", "got 1"), ("'true'", "got 'true' (a string)"),
                                         ("[true]", "got a list")])
 def test_preload_refuses_anything_but_a_boolean(tmp_path: Path, value: str, got: str) -> None:
-    (tmp_path / "in").mkdir()
+    _readable(tmp_path / "in")
     path = _scenario_file(tmp_path, "in", f"topologies:\n  single:\n    preload: {value}\n")
     assert _error(path) == f"sc.yaml:8: topologies.single.preload: must be true or false, {got}"
 
 
 def test_preload_defaults_to_false(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
+    _readable(tmp_path / "in")
     sc = load(_scenario_file(tmp_path, "in"))
     assert sc.single is not None and sc.single.preload is False
 

@@ -317,7 +317,8 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
     text = doc.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "workloads").mkdir()
-    (tmp_path / "partitions").mkdir(mode=0o755)
+    (tmp_path / "partitions").mkdir()
+    (tmp_path / "partitions").chmod(0o755)  # whatever the umask: the containers may read it
     path = tmp_path / "example.yaml"
     path.write_text(text)
     s = load(path)
