@@ -270,3 +270,17 @@ def test_compose_reads_the_data_mount_as_a_read_only_bind_of_that_folder(
         else:
             assert [(m["type"], m["source"], m.get("read_only")) for m in mounts] == [
                 ("bind", DATA, True)], name
+
+
+def test_the_reports_method_says_whether_single_preloaded_and_where_the_data_was() -> None:
+    from topo.model import Comparison
+    from topo.report import markdown
+
+    assert SCENARIO.single is not None
+    for preload, data in ((True, DATA), (False, None)):
+        sc = replace(SCENARIO, single=replace(SCENARIO.single, preload=preload),
+                     workload=replace(SCENARIO.workload, data=data))
+        text = markdown.render(Comparison(scenario=sc, runs=(), rows=()), {"complete": True})
+        said_preload = "forked after PID 1 imported the task module (preload)." in text
+        said_data = f"- Every worker container read {DATA} mounted read-only at /data." in text
+        assert (said_preload, said_data) == (preload, data is not None)
