@@ -112,7 +112,8 @@ def compare(
     comparison = stats.compare(sc, measured)
     started = [r for r in measured if r.t_available is not None]
     facts = reports.provenance(result_files.to_json(sc, measured, host, True))
-    for name, text in reports.files(comparison, measured, facts, run.plans(sc, run_id, image, runtime.redis_image(sc))).items():
+    plans = run.plans(sc, run_id, image, runtime.redis_image(sc))
+    for name, text in reports.files(comparison, measured, facts, plans).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
     print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),

@@ -25,7 +25,7 @@ SITE = "/opt/topo/site"  # where the wheels are installed in the worker image
 # python3-redis, python3-psutil, however scripts/bootstrap.sh built it; the label says which
 # image is one.
 BASE_LABEL = ("topo.image", "base")
-BASE_PYTHON = "3.11"
+BASE_PYTHON = "3.11.2"  # bookworm's; the official 3.11 image is newer: markers then err on the safe side
 BASE_GLIBC = (2, 36)
 DOCKER_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "ppc64le": "ppc64le",
                "s390x": "s390x", "arm": "armv7l"}
@@ -66,8 +66,9 @@ class ImageFacts:
         return int(major), int(minor)
 
     def target(self) -> Target:
+        full = self.python if self.python.count(".") == 2 else ""
         return Target(python=self.python_version, machine=self.machine, libc=self.libc,
-                      libc_version=self.libc_version)
+                      libc_version=self.libc_version, full_version=full)
 
     def missing(self) -> tuple[str, ...]:
         """The agent's packages the image lacks: topo adds their wheels."""
@@ -175,4 +176,6 @@ def added(facts: ImageFacts, from_image: str, has_code: bool, house: Wheelhouse 
     parts = ["topo agent"] + (["workload code"] if has_code else [])
     if house is not None and house.wheels:
         parts.append("wheels: " + ", ".join(house.packages()))
-    return f"from {from_image} (python {facts.python}): " + "; ".join(parts)
+    # the base image's patch level is assumed, not measured: say only what is known
+    python = ".".join(facts.python.split(".")[:2]) if facts.recorded else facts.python
+    return f"from {from_image} (python {python}): " + "; ".join(parts)

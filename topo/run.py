@@ -96,7 +96,8 @@ def compare(
 def plans(scenario: Scenario, run_id: str, image: str, redis_image: str | None = None) -> list[TopologyPlan]:
     """One plan per topology as the runs deploy them (the Redis password left empty), for
     the Compose files a report ships."""
-    return [planning.plan(scenario, t, run_id, f"topo-{run_id}-{t[0]}", image, "", redis_image=redis_image)
+    return [planning.plan(scenario, t, run_id, f"topo-{run_id}-{t[0]}", image, "",
+                          redis_image=redis_image)
             for t in scenario.topologies]
 
 

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -47,6 +48,7 @@ class Target:
     machine: str  # as uname -m says inside the image: x86_64, aarch64
     libc: str = "glibc"  # glibc | musl
     libc_version: tuple[int, int] = (2, 17)
+    full_version: str = ""  # "3.11.2": environment markers compare it; "" = X.Y.0
 
     @property
     def abi(self) -> str:
@@ -67,6 +69,16 @@ class Target:
             if m in legacy:
                 tags.append(f"{legacy[m]}_{self.machine}")
         return tags
+
+    def markers(self) -> dict[str, str]:
+        """The environment markers of the image's interpreter (PEP 508), as pip would see
+        them there; pip itself evaluates markers against the host's Python."""
+        full = self.full_version or f"{self.python[0]}.{self.python[1]}.0"
+        return {"implementation_name": "cpython", "implementation_version": full,
+                "os_name": "posix", "platform_machine": self.machine,
+                "platform_python_implementation": "CPython", "platform_system": "Linux",
+                "python_full_version": full, "python_version": f"{self.python[0]}.{self.python[1]}",
+                "sys_platform": "linux", "platform_release": "", "platform_version": "", "extra": ""}
 
     def describe(self) -> str:
         """How messages name it: ``cp311 manylinux_2_36_x86_64``."""
@@ -108,23 +120,24 @@ def target_args(target: Target) -> list[str]:
 def download_command(target: Target, requirements: Path | None, extra: Sequence[str],
                      dest: Path) -> list[str]:
     """The ``pip download`` of a scenario's requirements (and the agent's ``extra`` packages)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-input", "--progress-bar", "off",
-           "--disable-pip-version-check", *target_args(target), "--dest", str(dest)]
-    if requirements is not None:
-        cmd += ["--requirement", str(requirements)]
-    return cmd + list(extra)
+    reqs = ["--requirement", str(requirements)] if requirements is not None else []
+    return _pip_download(target, dest) + reqs + list(extra)
 
 
 def installer_command(target: Target, dest: Path) -> list[str]:
     """The ``pip download`` of pip's own wheel, which installs the others inside the build."""
+    return _pip_download(target, dest) + ["--no-deps", "pip"]
+
+
+def _pip_download(target: Target, dest: Path) -> list[str]:
     return [sys.executable, "-m", "pip", "download", "--no-input", "--progress-bar", "off",
-            "--disable-pip-version-check", "--no-deps", *target_args(target),
-            "--dest", str(dest), "pip"]
+            "--disable-pip-version-check", *target_args(target), "--dest", str(dest)]
 
 
 def cache_key(target: Target, requirements_text: str, extra: Sequence[str]) -> str:
     """Names a wheelhouse: the same requirements for the same target share one."""
-    doc = json.dumps([target.abi, target.platforms()[0], requirements_text, sorted(extra)])
+    doc = json.dumps([target.abi, target.full_version, target.platforms()[0], requirements_text,
+                      sorted(extra)])
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
 
@@ -143,7 +156,11 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
     """The wheelhouse of ``requirements`` plus ``extra`` for ``target``, from the cache when
     it is there (no pip, no network), else downloaded once. Raises RequirementError naming
     the requirement that does not resolve or has no wheel for ``target``."""
-    text = requirements.read_text(encoding="utf-8") if requirements else ""
+    try:
+        text = requirements.read_text(encoding="utf-8") if requirements else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise RequirementError(f"workload.requirements: cannot read {requirements}: {e}") from None
+    refuse_sources(text)
     cache = cache or cache_dir()
     folder = cache / cache_key(target, text, extra)
     if (folder / MANIFEST).is_file():
@@ -151,11 +168,9 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".partial-", dir=cache) as tmp:
         part = Path(tmp) / "house"
-        for argv in (download_command(target, requirements, extra, part / "wheels"),
-                     installer_command(target, part / "tool")):
-            status, output = run(argv, Path(tmp))
-            if status != 0:
-                raise _failure(output, target, run, Path(tmp))
+        _download(download_command(target, requirements, extra, part / "wheels"), target, run, Path(tmp))
+        _complete(part / "wheels", target, run, Path(tmp))
+        _download(installer_command(target, part / "tool"), target, run, Path(tmp))
         _write_manifest(part, text)
         try:
             os.rename(part, folder)  # whole or not at all, even with two topo runs at once
@@ -163,6 +178,79 @@ def resolve(target: Target, requirements: Path | None, extra: Sequence[str] = ()
             if not (folder / MANIFEST).is_file():
                 raise
     return _load(folder)
+
+
+def _download(argv: list[str], target: Target, run: Runner, cwd: Path) -> None:
+    status, output = run(argv, cwd)
+    if status != 0:
+        raise _failure(output, target, run, cwd)
+
+
+def _complete(folder: Path, target: Target, run: Runner, cwd: Path, rounds: int = 10) -> None:
+    """Add the dependencies pip left out because it evaluated their markers against the
+    host's Python, not the image's: ``redis`` needs ``async-timeout`` below Python 3.11.3,
+    backports are needed below some 3.X. What is there already is pinned, so each round
+    only adds wheels."""
+    for _ in range(rounds):
+        have = {_canonical(w.name.split("-")[0]): w.name.split("-")[1] for w in folder.glob("*.whl")}
+        wanted = sorted({r for r in _needs(folder, target) if _canonical(r) not in have})
+        if not wanted:
+            return
+        pins = cwd / "pins.txt"
+        pins.write_text("".join(f"{name}=={version}\n" for name, version in sorted(have.items())))
+        _download(download_command(target, None, ["--constraint", str(pins), *wanted], folder),
+                  target, run, cwd)
+    raise RequirementError("workload.requirements: the dependencies for the image's Python did not "
+                           f"settle after {rounds} rounds of pip download")
+
+
+def _needs(folder: Path, target: Target) -> list[str]:
+    """Every dependency the wheels in ``folder`` declare for ``target`` (markers evaluated
+    for the image's interpreter), without its marker."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    needs = []
+    for wheel in folder.glob("*.whl"):
+        for line in _requires_dist(wheel):
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate(target.markers()):
+                req.marker = None
+                needs.append(str(req))
+    return needs
+
+
+def _requires_dist(wheel: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            name = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA")), None)
+            text = z.read(name).decode("utf-8", "replace") if name else ""
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ImageError(f"pip download saved {wheel.name}, which is not a readable wheel: {e}") from None
+    return [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Requires-Dist:")]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", project_name(name)).lower()
+
+
+def refuse_sources(text: str) -> None:
+    """Refuse requirement lines pip would build on the host to learn their metadata: local
+    paths, editables, URLs and VCS links. Only projects on an index, as wheels, are taken."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-") and not line.startswith(("-e", "--editable")):
+            continue  # options (an index URL, find-links, -r) are pip's business
+        if line.endswith(".whl"):
+            continue  # a wheel by path or URL needs no build
+        if line.startswith(("-", ".", "/", "~")) or "://" in line or " @ " in line:
+            raise RequirementError(
+                f"workload.requirements: line {number}: {line[:80]}: topo installs wheels from the "
+                "package index only (no paths, URLs or VCS links); build that one into your own image")
 
 
 def _write_manifest(part: Path, requirements_text: str) -> None:
@@ -217,7 +305,7 @@ def _failure(output: str, target: Target, run: Runner, cwd: Path) -> Exception:
         versions = found.group(2).strip() if found else "none"
         return RequirementError(explain_missing(name, versions, target, _exists(project_name(name), run, cwd)))
     for pattern, what in ((_INVALID, "invalid requirement"), (_NO_FILE, "cannot open"),
-                          (_CONFLICT, "conflicting requirements, cannot install")):
+                          (_CONFLICT, "conflicting requirements")):
         if m := pattern.search(output):
             return RequirementError(f"workload.requirements: {what}: {m.group(1).strip()}")
     if any(sign in output for sign in _OFFLINE):
@@ -232,7 +320,7 @@ def explain_missing(requirement: str, versions: str, target: Target, on_index: b
     name = project_name(requirement)
     if versions and versions != "none":
         return (f"workload.requirements: {requirement}: no version with a wheel for "
-                f"{target.describe()} matches (wheels exist for {_clip(versions)})")
+                f"{target.describe()} matches (wheels exist for {_newest(versions)})")
     if on_index:
         return (f"workload.requirements: {name} has no wheel for {target.describe()} (only "
                 "source distributions, and topo never builds from source); pick a version "
@@ -258,8 +346,10 @@ def _last_error(output: str) -> str:
     return line.removeprefix("ERROR: ")[:300]
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+def _newest(versions: str, count: int = 5) -> str:
+    """The last few of pip's "from versions" list (oldest first): the ones a user wants."""
+    names = [v.strip() for v in versions.split(",")]
+    return ", ".join(names[-count:]) if len(names) <= count else "..., " + ", ".join(names[-count:])
 
 
 def copy_into(house: Wheelhouse, context: Path) -> None:

@@ -211,3 +211,14 @@ def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None
     assert files["report.md"].startswith("# topo report: small")
     assert "topo-r1-m0-redis" in yaml.safe_load(files["compose/multi.yaml"])["services"]
     assert not any(PASSWORD in text for text in files.values())
+
+
+def test_redis_runs_from_its_own_image_when_the_workers_run_a_teams_image() -> None:
+    plan = planning.plan(SCENARIO, "multi", "r1", "topo-r1-m0", "topo-worker:team", PASSWORD,
+                         redis_image="topo-base:bookworm")
+    images = {name: s["image"] for name, s in services(compose.render(plan, SCENARIO)).items()}
+    started = {name: s["image"] for name, s in started_by_runtime(plan).items()}
+    assert images == started
+    assert images.pop("topo-r1-m0-redis") == "topo-base:bookworm"
+    assert set(images.values()) == {"topo-worker:team"}  # 3 workers and the feeder
+    assert len(images) == 4

@@ -84,6 +84,11 @@ MALFORMED = [
     ("params-bool-key", _wl("params: {on: 1}"), 4, "workload.params", "got true (a boolean) (quote it)"),
     ("params-int-key", _wl("params: {1: a}"), 4, "workload.params", "keys must be strings"),
     ("path-missing", _wl("path: ./nowhere"), 4, "workload.path", "no such folder"),
+    ("requirements-missing", _wl("requirements: ./nowhere.txt"), 4, "workload.requirements", "no such file"),
+    ("requirements-number", _wl("requirements: 3"), 4, "workload.requirements", "path of a file, got 3"),
+    ("image-upper", _wl("image: Team/ETL"), 4, "workload.image", "Docker image reference"),
+    ("image-space", _wl("image: 'etl 1'"), 4, "workload.image", "got 'etl 1'"),
+    ("image-number", _wl("image: 3"), 4, "workload.image", "must be a string, got 3"),
     # --- resources: numbers, sizes, cpuset and the per-worker floor
     ("cpus-zero", HEAD + "resources: {cpus: 0}\n", 5, "resources.cpus", "greater than 0, got 0"),
     ("cpus-negative", HEAD + "resources: {cpus: -1}\n", 5, "resources.cpus", "greater than 0, got -1"),
@@ -319,6 +324,7 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     (tmp_path / "workloads").mkdir()
     (tmp_path / "partitions").mkdir()
     (tmp_path / "partitions").chmod(0o755)  # whatever the umask: the containers may read it
+    (tmp_path / "requirements.txt").write_text("tabulate\n")
     path = tmp_path / "example.yaml"
     path.write_text(text)
     s = load(path)
@@ -326,6 +332,8 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     assert s.workload.path == str((tmp_path / "workloads").resolve())
     assert s.workload.data == str((tmp_path / "partitions").resolve())
     assert s.single == SingleSpec(pool="process-pool", processes=None, preload=False)
+    assert s.workload.requirements == str((tmp_path / "requirements.txt").resolve())
+    assert s.workload.image == "team/etl:1.4"
     assert s.multi == MultiSpec() and s.run == RunSpec()
     # the example's kill-worker carries a duration only to show the field: it has no effect
     assert s.faults[0].kind == "kill-worker" and s.faults[0].duration is None
@@ -453,3 +461,19 @@ def test_mutated_valid_scenario(edits: list[tuple[list[str], object]]) -> None:
             target = target[key]
         target[path[-1]] = value
     _only_scenario_errors(yaml.safe_dump(doc))
+
+
+def test_requirements_and_image_resolution(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "req.txt").write_text("tabulate\n")
+    path = tmp_path / "conf" / "s.yaml"
+    path.write_text("name: own\nworkload:\n  task: 'team.jobs:run'\n  requirements: ../req.txt\n"
+                    "  image: registry.local:5000/team/etl:1.4\nworkers: 2\n")
+    s = load(path)
+    assert s.workload.requirements == str((tmp_path / "req.txt").resolve())
+    assert s.workload.image == "registry.local:5000/team/etl:1.4"
+    assert (parse(HEAD).workload.requirements, parse(HEAD).workload.image) == (None, None)
+    # a folder is not a requirements file
+    path.write_text("name: own\nworkload:\n  task: 'm:f'\n  requirements: ..\nworkers: 2\n")
+    with pytest.raises(ScenarioError, match=r"^s\.yaml:4: workload\.requirements: no such file: '\.\.'"):
+        load(path)

@@ -6,8 +6,8 @@ into a TopoError here, so the rest of topo never sees a docker exception.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,7 +20,7 @@ import docker.errors
 from docker.models.containers import Container
 
 import topo
-from topo import images, wheels
+from topo import cleanup, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
@@ -146,7 +146,9 @@ class DockerRuntime:
         try:
             facts = images.facts_from_json(cached.read_text())
         except (OSError, ValueError, KeyError, TypeError):
-            labels = image.attrs.get("Config", {}).get("Labels") or {}
+            # An image built FROM the base inherits its labels: only the base itself is known.
+            is_base = image.id == self.image_id(BASE_IMAGE)
+            labels = (image.attrs.get("Config", {}).get("Labels") or {}) if is_base else {}
             facts = images.base_facts(labels, image.attrs.get("Architecture", "")) or self._probe(name)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(images.facts_to_json(facts))
@@ -158,7 +160,9 @@ class DockerRuntime:
         try:
             container = self.client.containers.create(
                 name, entrypoint=["python3", "-c", images.PROBE], network_mode="none",
-                user=CONTAINER_USER, labels={MANAGED: "true", "topo.role": "probe"})
+                user=CONTAINER_USER,
+                # the owner label lets the watchdog remove it should topo die meanwhile
+                labels={MANAGED: "true", "topo.role": "probe", OWNER: cleanup.owner_label()})
             container.start()
             status = container.wait(timeout=PROBE_TIMEOUT).get("StatusCode")
             output = container.logs().decode("utf-8", "replace")
@@ -435,7 +439,8 @@ def stats_from_api(doc: dict[str, Any]) -> RawStats | None:
 
 def _build_failure(e: docker.errors.BuildError) -> str:
     """The line of the build log that says what went wrong (pip's ERROR line when it is pip)."""
-    lines = [str(chunk.get("stream") or chunk.get("error") or "").strip() for chunk in e.build_log]
+    text = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in e.build_log)
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]  # stderr is coloured
     errors = [ln for ln in lines if ln.startswith("ERROR")]
     return (errors[-1] if errors else str(e))[:300]
 
