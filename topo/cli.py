@@ -177,6 +177,33 @@ def validate(scenario_file: Path = typer.Argument(..., help="Scenario YAML file.
 
 
 @app.command()
+def init(
+    task: str = typer.Argument(..., help="Your task as package.module:function."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Scenario file to write "
+                                       "(default: <module>.yaml here); never overwritten."),
+) -> None:
+    """Write a commented scenario for your own function, checked by topo's own loader."""
+    import os
+
+    from topo import scaffold, scenario
+
+    if not scaffold.valid_task(task):
+        raise _usage(f"TASK: expected package.module:function, got {task!r}")
+    out = out or Path(f"{scaffold.name_of(task)}.yaml")
+    if out.exists():
+        raise _usage(f"{out} exists; topo init never overwrites a file (choose another --out)")
+    found = scaffold.find(task, Path.cwd().resolve())
+    text = scaffold.render(found, out, cpus=min(2, os.cpu_count() or 1))
+    scenario.parse(text, str(out), out.resolve().parent)  # never write what topo cannot read
+    with open(out, "x", encoding="utf-8") as f:
+        f.write(text)
+    if found.root is None:
+        _err(f"topo init: {task.partition(':')[0]} was not found under {Path.cwd()}: "
+             "set workload.path in the file")
+    print(f"wrote {out}; next: topo compare {out}")
+
+
+@app.command()
 def doctor() -> None:
     """Report the Docker engine, cgroups, images and host, and what to fix."""
     import os

@@ -2,9 +2,10 @@
 
 Every container keeps what ``topo.runtime.docker`` starts it with: CPU and memory limits
 (no swap), cpuset, pids limit, restart policy, unprivileged user, no capabilities,
-no-new-privileges, read-only root with /tmp in memory, the run folder at /run/topo, labels,
-and (multi) an internal network. The Redis password becomes ``${TOPO_REDIS_PASSWORD}``,
-which docker compose refuses to start without.
+no-new-privileges, read-only root with /tmp in memory, the run folder at /run/topo, the
+workload's data read-only at /data (workers only), labels, and (multi) an internal network.
+The Redis password becomes ``${TOPO_REDIS_PASSWORD}``, which docker compose refuses to start
+without.
 
 Two flavours, one template per topology (compose/<topology>.yaml.tmpl):
 - compose (default): for ``docker compose`` and ``docker-compose`` (1.27+, the Compose
@@ -31,6 +32,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "compose"
 PASSWORD_ENV = "TOPO_REDIS_PASSWORD"
 PASSWORD = "${TOPO_REDIS_PASSWORD:?set TOPO_REDIS_PASSWORD}"
 HOST_RUN_DIR = "${TOPO_RUN_DIR:-./run}"
+DATA_ENV = "TOPO_DATA_DIR"  # overrides the data folder's host path in a Compose file
 # As topo.runtime.docker starts every container (tests/unit/test_compose.py compares them).
 USER = "10001:10001"
 SECURITY_OPT = "no-new-privileges:true"
@@ -131,10 +133,22 @@ def _service(
         "      - type: bind",
         f"        source: {json.dumps(HOST_RUN_DIR)}",
         f"        target: {RUN_DIR}",
+        *_mounts(spec),
     ]
     return lines + (_swarm_limits(spec) if swarm else _compose_limits(spec)) + (
         [f"    networks: [{_q(network)}]"] if network else ["    network_mode: none"]
     )
+
+
+def _mounts(spec: ContainerSpec) -> list[str]:
+    """The data a worker reads: its host folder (TOPO_DATA_DIR overrides it), read-only."""
+    lines = []
+    for m in spec.mounts:
+        source = f"${{{DATA_ENV}:-{_q(m.source)[1:-1]}}}"
+        lines += ["      - type: bind", f'        source: "{source}"', f"        target: {_q(m.target)}"]
+        if m.read_only:
+            lines.append("        read_only: true")
+    return lines
 
 
 def _compose_limits(spec: ContainerSpec) -> list[str]:

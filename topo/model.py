@@ -19,6 +19,7 @@ QUEUE_KINDS = ("reliable", "simple")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 FAULT_KINDS = ("kill-worker", "kill-container", "kill-redis", "oom", "pause", "partition")
 BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
+CONTAINER_UID = 10001  # every container runs as this uid and gid; what it must be able to read
 
 
 # --------------------------------------------------------------------------- scenario
@@ -31,6 +32,7 @@ class Workload:
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     path: str | None = None  # absolute folder copied into the image, for module:function
+    data: str | None = None  # absolute host folder, mounted read-only at /data in every worker
     requirements: str | None = None  # absolute path of a requirements file, installed as wheels
     image: str | None = None  # the team's own image the worker image is built on (None = topo's base)
 
@@ -46,6 +48,7 @@ class Resources:
 class SingleSpec:
     pool: str = "process-pool"
     processes: int | Literal["auto"] | None = None  # None = workers
+    preload: bool = False  # PID 1 imports the task module before forking its workers
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class ContainerSpec:
     processes: int = 1  # worker processes it hosts (0 for redis/feeder)
     labels: Mapping[str, str] = field(default_factory=dict)
     pids_limit: int = 256
+    mounts: tuple[Mount, ...] = ()  # besides the run folder, which every container gets
     image: str | None = None  # None = the plan's image (Redis runs elsewhere when it lacks redis-server)
 
 

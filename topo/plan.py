@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from topo.model import ContainerSpec, Fault, Scenario, Topology, TopologyPlan
+from topo.model import ContainerSpec, Fault, Mount, Scenario, Topology, TopologyPlan
 
 LABEL_PREFIX = "topo"
 MANAGED = f"{LABEL_PREFIX}.managed"
@@ -23,6 +23,10 @@ MAX_ATTEMPTS = 3  # deliveries of one task before it is dead-lettered (reliable 
 FEEDER_CPUS = 0.25
 FEEDER_MEMORY = 64 * 1024 * 1024
 RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every container
+# Where workload.data is mounted, read-only, in every worker container of both topologies.
+# A fixed path rather than the host's: the task code and the Compose files do not depend on
+# where the data happens to live on the machine that measured.
+DATA_DIR = "/data"
 
 
 def poison_task(fault: Fault | None, task_count: int) -> int | None:
@@ -40,7 +44,9 @@ def labels(run_id: str, deployment: str, **extra: str) -> dict[str, str]:
     return out
 
 
-def _config(scenario: Scenario, container: str, **extra: Any) -> dict[str, str]:
+def _config(scenario: Scenario, container: str, *, worker: bool, **extra: Any) -> dict[str, str]:
+    """A container's environment; a ``worker`` (not Redis, not the feeder) is told where
+    the data is mounted, in its configuration and as TOPO_DATA for the task's own use."""
     w = scenario.workload
     cfg: dict[str, Any] = {
         "container": container,
@@ -50,7 +56,16 @@ def _config(scenario: Scenario, container: str, **extra: Any) -> dict[str, str]:
         "tasks": w.tasks,
         **extra,
     }
-    return {"TOPO_CONFIG": json.dumps(cfg, sort_keys=True), "TOPO_RUN_DIR": RUN_DIR}
+    data = {"TOPO_DATA": DATA_DIR} if worker and w.data is not None else {}
+    if data:
+        cfg["data_dir"] = DATA_DIR
+    return {"TOPO_CONFIG": json.dumps(cfg, sort_keys=True), "TOPO_RUN_DIR": RUN_DIR, **data}
+
+
+def data_mounts(scenario: Scenario) -> tuple[Mount, ...]:
+    """What a worker container mounts besides the run folder: the data, read-only."""
+    data = scenario.workload.data
+    return () if data is None else (Mount(source=data, target=DATA_DIR, read_only=True),)
 
 
 def plan(
@@ -98,10 +113,12 @@ def _single(
             cpus=scenario.resources.cpus,
             memory=scenario.resources.memory,
             cpuset=scenario.resources.cpuset,
-            env=_config(scenario, name, pool=spec.pool, processes=processes, **agent),
+            env=_config(scenario, name, worker=True, pool=spec.pool, processes=processes,
+                        preload=spec.preload, **agent),
             # "auto" is only known inside the container: count the host's cores as Python would
             processes=0 if processes == "auto" else int(processes),
             labels={**base, "topo.role": "single"},
+            mounts=data_mounts(scenario),
         ),
     )
 
@@ -137,10 +154,11 @@ def _multi(
             cpus=scenario.resources.cpus / n,
             memory=scenario.resources.memory // n,
             cpuset=scenario.resources.cpuset,
-            env={**_config(scenario, f"{deployment}-w{i}", **common), **secret},
+            env={**_config(scenario, f"{deployment}-w{i}", worker=True, **common), **secret},
             restart=spec.restart,
             processes=1,
             labels={**base, "topo.role": "worker"},
+            mounts=data_mounts(scenario),
         )
         for i in range(n)
     )
@@ -151,7 +169,7 @@ def _multi(
         cpus=FEEDER_CPUS,
         memory=FEEDER_MEMORY,
         cpuset=scenario.resources.cpuset,
-        env={**_config(scenario, f"{deployment}-feeder", **common), **secret},
+        env={**_config(scenario, f"{deployment}-feeder", worker=False, **common), **secret},
         processes=0,
         labels={**base, "topo.role": "feeder"},
     )

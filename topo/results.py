@@ -18,7 +18,7 @@ from typing import Any
 import topo
 from topo.errors import ResultError
 from topo.model import (
-    ContainerSpec, Fault, FaultEvent, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
+    ContainerSpec, Fault, FaultEvent, Mount, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
     Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
 )
 
@@ -193,7 +193,9 @@ def _run(d: dict[str, Any]) -> RunResult:
         "samples": tuple(Sample(**s) for s in d["samples"]),
         "workers": tuple(WorkerInfo(**w) for w in d["workers"]),
         "containers": tuple(
-            ContainerSpec(**{**c, "command": tuple(c["command"])}) for c in d["containers"]
+            ContainerSpec(**{**c, "command": tuple(c["command"]),
+                             "mounts": tuple(Mount(**m) for m in c.get("mounts", ()))})
+            for c in d["containers"]
         ),
         "fault": Fault(**d["fault"]) if d.get("fault") else None,
         "fault_events": tuple(FaultEvent(**e) for e in d.get("fault_events", ())),

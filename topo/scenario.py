@@ -18,7 +18,9 @@ import difflib
 import hashlib
 import keyword
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from topo.errors import ScenarioError
 from topo.model import (
     BUILTIN_TASKS,
+    CONTAINER_UID,
     FAULT_KINDS,
     POOL_KINDS,
     QUEUE_KINDS,
@@ -514,6 +517,52 @@ def _existing(base_dir: Path, noun: str, exists: Callable[[Path], bool]) -> Call
     return read
 
 
+def _data_folder(base_dir: Path) -> Callable[[Node, str], str | None]:
+    """A folder that exists and that the containers' user can read all of (it is mounted
+    as it is: bind mounts keep the host's owners and modes)."""
+    folder = _folder(base_dir)
+
+    def read(node: Node, field: str) -> str | None:
+        path = folder(node, field)
+        if path is not None:
+            blocked = unreadable(Path(path))
+            if blocked is not None:
+                # whole paths (up to a sane length): the user copies the command
+                message = (f"{_show(str(blocked), 400)} is not readable by the containers' user "
+                           f"(uid {CONTAINER_UID}); allow it with: chmod -R o+rX {_show(path, 400)}")
+                raise _Problem(_line(node), field, message)
+        return path
+
+    return read
+
+
+def unreadable(folder: Path, uid: int = CONTAINER_UID, gid: int = CONTAINER_UID) -> Path | None:
+    """The first file or folder under ``folder`` (itself included) that ``uid:gid`` cannot
+    read (a folder: list and enter), judged by its owner, group and mode bits; None if all
+    can be read. The folder's parents do not matter: the engine mounts it as root."""
+    paths = [folder]
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        paths += [Path(root, name) for name in (*dirs, *sorted(files))]
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:  # a dangling link, or a folder even this process may not enter
+            return path
+        need = 0o5 if stat.S_ISDIR(st.st_mode) else 0o4
+        shift = 6 if st.st_uid == uid else 3 if st.st_gid == gid else 0
+        if (st.st_mode >> shift) & need != need:
+            return path
+    return None
+
+
+def _bool(node: Node, field: str) -> bool:
+    value = _scalar(node, field)
+    if not isinstance(value, bool):
+        raise _Problem(_line(node), field, f"must be true or false, got {_describe(value)}")
+    return value
+
+
 def _image(node: Node, field: str) -> str | None:
     value = _scalar(node, field)
     if value is None:
@@ -592,10 +641,10 @@ def _at(node: Node, field: str) -> tuple[float | None, float | None]:
 # --------------------------------------------------------------------------- sections
 
 _TOP_KEYS = ("version", "name", "description", "workload", "workers", "resources", "topologies", "faults", "run")
-_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed", "requirements", "image")
+_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed", "requirements", "image", "data")
 _RESOURCES_KEYS = ("cpus", "memory", "cpuset")
 _TOPOLOGY_KEYS = ("single", "multi")
-_SINGLE_KEYS = ("pool", "processes")
+_SINGLE_KEYS = ("pool", "processes", "preload")
 _MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
 _REDIS_KEYS = ("cpus", "memory")
 _FAULT_KEYS = ("name", "kind", "at", "duration")
@@ -641,6 +690,7 @@ def _workload(s: _Section, base_dir: Path) -> Workload:
         params=s.take("params", _params, {}),
         seed=s.take("seed", _int(0, MAX_SEED), 0),
         path=s.take("path", _folder(base_dir), None),
+        data=s.take("data", _data_folder(base_dir), None),
         requirements=s.take("requirements", _file(base_dir), None),
         image=s.take("image", _image, None),
     )
@@ -678,6 +728,7 @@ def _single(s: _Section) -> SingleSpec:
     return SingleSpec(
         pool=s.take("pool", _choice(POOL_KINDS), "process-pool"),
         processes=s.take("processes", _processes, None),
+        preload=s.take("preload", _bool, False),
     )
 
 

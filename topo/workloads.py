@@ -1,8 +1,8 @@
 """Built-in tasks, and loading a user's ``package.module:function``.
 
 This module runs inside the worker containers: standard library only. Every task is called
-as ``fn(seed=<per-task seed>, **params)``; a user function receives ``seed`` and ``task_id``
-only if its signature names them. Tasks do no I/O outside the container.
+as ``fn(seed=<per-task seed>, **params)``; a user function receives ``seed``, ``task_id`` and
+``data_dir`` only if its signature names them. Tasks do no I/O outside the container.
 """
 
 from __future__ import annotations
@@ -88,8 +88,12 @@ def resolve(task: str) -> TaskFn:
     return fn
 
 
-def bind(task: str, params: dict[str, Any], seed: int) -> Callable[[int], Any]:
-    """Return ``run(task_id)`` that calls the task with its arguments for that id."""
+def bind(task: str, params: dict[str, Any], seed: int,
+         data_dir: str | None = None) -> Callable[[int], Any]:
+    """Return ``run(task_id)`` that calls the task with its arguments for that id.
+
+    A user function gets ``seed``, ``task_id`` and ``data_dir`` (the folder where
+    ``workload.data`` is mounted, None without one) only if its signature names them."""
     fn = resolve(task)
     try:
         names = set(inspect.signature(fn).parameters)
@@ -103,6 +107,8 @@ def bind(task: str, params: dict[str, Any], seed: int) -> Callable[[int], Any]:
             kwargs["seed"] = task_seed(seed, task_id)
         if "task_id" in names:
             kwargs["task_id"] = task_id
+        if "data_dir" in names:
+            kwargs["data_dir"] = data_dir
         return fn(**kwargs)
 
     return run

@@ -326,12 +326,16 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
     text = doc.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "workloads").mkdir()
+    (tmp_path / "partitions").mkdir()
+    (tmp_path / "partitions").chmod(0o755)  # whatever the umask: the containers may read it
     (tmp_path / "requirements.txt").write_text("tabulate\n")
     path = tmp_path / "example.yaml"
     path.write_text(text)
     s = load(path)
     assert (s.name, s.workers, s.resources.cpus, s.resources.memory) == ("etl", 4, 2.0, 1024 * MiB)
     assert s.workload.path == str((tmp_path / "workloads").resolve())
+    assert s.workload.data == str((tmp_path / "partitions").resolve())
+    assert s.single == SingleSpec(pool="process-pool", processes=None, preload=False)
     assert s.workload.requirements == str((tmp_path / "requirements.txt").resolve())
     assert s.workload.image == "team/etl:1.4"
     assert s.multi == MultiSpec() and s.run == RunSpec()

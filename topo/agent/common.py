@@ -133,7 +133,7 @@ def poison_ids(cfg: dict[str, Any]) -> frozenset[int]:
 def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
     """``run(task_id)`` for this agent's workload: the one task-running path every agent
     (each pool kind and the multi worker) uses, so a poison task behaves the same in all."""
-    run = workloads.bind(cfg["task"], cfg["params"], cfg["seed"])
+    run = workloads.bind(cfg["task"], cfg["params"], cfg["seed"], cfg.get("data_dir"))
     poison = poison_ids(cfg)
     if not poison:
         return run

@@ -14,11 +14,18 @@ Pool kinds (config ``pool``):
   one dies it respawns it and hands the task to another (``requeue``); a task whose
   deliveries all died ``max_attempts`` times is given up (a failed record).
 
+Preload (config ``preload``): with it, PID 1 imports the task's module (and so everything
+it imports) before it forks the workers, which then share those pages copy-on-write; without
+it, PID 1 only checks that the module can be found, without running it, and each worker
+imports it on its own. Every pool forks, so that the difference is the import alone.
+
 Usage: ``python3 -m topo.agent.single`` with ``TOPO_CONFIG`` set.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -26,6 +33,7 @@ import statistics
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from typing import Any
@@ -36,6 +44,7 @@ from topo.agent import telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, failed, fatal, task_record, wait_for_go,
 )
+from topo.workloads import BUILTINS
 
 MAX_ATTEMPTS = 3  # deliveries of one task before the supervisor gives it up
 STALL_MIN = 5.0  # seconds: the shortest stall mp-pool waits out before giving up
@@ -51,13 +60,40 @@ def _init(cfg: dict[str, Any]) -> None:
     pid = os.getpid()
     worker = f"{cfg['container']}/{pid}"
     events = Events(f"{cfg['container']}-{pid}")
-    _state.update(
-        worker=worker,
-        events=events,
-        run=bind_task(cfg),
-        core_of=psutil.Process().cpu_num,
-    )
+    try:
+        run = bind_task(cfg)  # without preload, the worker's own import of the task module
+    except Exception as exc:  # named here: the pool would only say that a worker broke
+        events.emit(ev="error", c=cfg["container"], t=time.time(),
+                    err=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    _state.update(worker=worker, events=events, run=run, core_of=psutil.Process().cpu_num)
     announce_ready(events, worker, cfg["container"])
+
+
+def locate(task: str) -> None:
+    """Check that the module of ``task`` can be found, without running it or its parent
+    packages (``importlib.util.find_spec`` of a dotted name would import the parents);
+    raise ModuleNotFoundError as ``import`` would when it cannot be."""
+    if task in BUILTINS:
+        return
+    module = task.partition(":")[0]
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)  # a top-level name is found, not run
+    if spec is None:
+        raise ModuleNotFoundError(f"No module named {top!r}", name=top)
+    folders = list(spec.submodule_search_locations or ())
+    name = top
+    for part in rest:
+        if not folders:
+            raise ModuleNotFoundError(f"No module named {module!r}; {name!r} is not a package",
+                                      name=name)
+        name = f"{name}.{part}"
+        packages = [p for p in (os.path.join(f, part) for f in folders) if os.path.isdir(p)]
+        files = [os.path.join(f, part + suffix) for f in folders
+                 for suffix in importlib.machinery.all_suffixes()]
+        if not packages and not any(os.path.isfile(p) for p in files):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        folders = packages
 
 
 def _run(task_id: int) -> dict[str, Any]:
@@ -86,8 +122,16 @@ def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
     """ProcessPoolExecutor, the common way. One dead worker breaks the whole pool."""
     n = pool_size(cfg)
     events.emit(ev="expect", c=cfg["container"], n=n, t=time.time())
-    with ProcessPoolExecutor(max_workers=n, initializer=_init, initargs=(cfg,)) as pool:
-        pool.submit(_ping).result()  # with fork, the first submit starts all N workers
+    with ProcessPoolExecutor(max_workers=n, initializer=_init, initargs=(cfg,),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        try:
+            pool.submit(_ping).result()  # with fork, the first submit starts all N workers
+        except BrokenProcessPool:
+            if not cfg.get("preload"):
+                # A worker's import failed (its own error line says so); PID 1 says the same
+                # rather than "broken pool", whichever line the harness reads first.
+                bind_task(cfg)
+            raise
         wait_for_go()
         events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
         pending: dict[Future[dict[str, Any]], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
@@ -366,9 +410,12 @@ def main() -> None:
     events = None
     try:
         events = Events(f"{cfg['container']}-{os.getpid()}")
-        # Load the workload here first: a task that cannot be imported is then reported as
-        # itself, not as the broken pool it would leave behind.
-        bind_task(cfg)
+        # Look for the workload here first: a task that cannot be imported is then reported
+        # as itself, not as the broken pool it would leave behind.
+        if cfg.get("preload"):
+            bind_task(cfg)  # imported once, here, before the fork
+        else:
+            locate(cfg["task"])
         if cfg.get("telemetry", True):
             telemetry.start(events, cfg["container"])  # sees every process of the container
         POOLS[cfg["pool"]](cfg, events)

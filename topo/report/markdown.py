@@ -176,10 +176,14 @@ def method(comparison: Comparison, provenance: Mapping[str, Any]) -> list[str]:
         f"Both topologies ran the same image ({image}) with the same task code and the same"
         f" {w.tasks} tasks ({w.task}, parameters {params}), generated from seed {w.seed}.",
     ]
+    if w.data is not None:
+        lines.append(f"Every worker container read {w.data} mounted read-only at /data.")
     if sc.single is not None:
         lines.append(
             f"single: one container with {budget.cpus:g} CPUs and {_memory(budget.memory)}"
-            f" running {_processes(sc.single.processes, n)} ({sc.single.pool})."
+            f" running {_processes(sc.single.processes, n)} ({sc.single.pool})"
+            + (", forked after PID 1 imported the task module (preload)." if sc.single.preload
+               else ".")
         )
     if sc.multi is not None:
         redis = sc.multi.redis

@@ -254,7 +254,9 @@ class DockerRuntime:
             cpuset_cpus=spec.cpuset,
             network=plan.network,
             network_mode=None if plan.network else "none",
-            volumes={run_dir: {"bind": RUN_DIR, "mode": "rw"}},
+            volumes={run_dir: {"bind": RUN_DIR, "mode": "rw"},
+                     **{m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                        for m in spec.mounts}},
             user=CONTAINER_USER,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
