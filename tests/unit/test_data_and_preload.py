@@ -250,28 +250,6 @@ def test_compare_with_a_missing_data_folder_stops_before_docker_and_writes_nothi
     assert sorted(tmp_path.rglob("*")) == before
 
 
-@pytest.mark.parametrize("topology", ["single", "multi"])
-def test_compose_reads_the_data_mount_as_a_read_only_bind_of_that_folder(
-        tmp_path: Path, topology: str) -> None:
-    from tests.unit.test_compose import _compose_cli
-
-    cli = _compose_cli()
-    assert cli is not None, "docker compose is not installed: run scripts/bootstrap.sh --test"
-    path = tmp_path / f"{topology}.yaml"
-    path.write_text(compose.render(_plan(topology), WITH_DATA))
-    env = {k: v for k, v in os.environ.items() if k != "TOPO_DATA_DIR"}
-    p = subprocess.run([*cli, "-f", str(path), "config"], capture_output=True, text=True,
-                       env={**env, "TOPO_REDIS_PASSWORD": "pw"}, timeout=60)
-    assert p.returncode == 0, p.stderr
-    for name, service in yaml.safe_load(p.stdout)["services"].items():
-        mounts = [v for v in service["volumes"] if v["target"] == "/data"]
-        if name.endswith(("-redis", "-feeder")):
-            assert mounts == []
-        else:
-            assert [(m["type"], m["source"], m.get("read_only")) for m in mounts] == [
-                ("bind", DATA, True)], name
-
-
 def test_the_reports_method_says_whether_single_preloaded_and_where_the_data_was() -> None:
     from topo.model import Comparison
     from topo.report import markdown
