@@ -182,6 +182,17 @@ OLD = Protocol("before (df021d8)", OldWorker, _configure_old, _beat_old)
 
 # --------------------------------------------------------------------------- the world
 
+# Where every task id is, read in one round trip (an invariant is checked after every step).
+PLACES = reliable.Script(f"""
+local found = {{{{'the queue', redis.call('LRANGE', '{reliable.QUEUE}', 0, -1)}}}}
+for _, key in ipairs(redis.call('KEYS', '{reliable.PROCESSING_PREFIX}*')) do
+  found[#found + 1] = {{key, redis.call('LRANGE', key, 0, -1)}}
+end
+found[#found + 1] = {{'the dead letters', redis.call('LRANGE', '{reliable.DEAD}', 0, -1)}}
+found[#found + 1] = {{'the dead letters owed a record', redis.call('HKEYS', '{reliable.OWED}')}}
+return found
+""")
+
 class World:
     """One Redis, one event log, the workers and what the test knows about tasks: how often
     each one was entered (the task function called) and how often a start was charged
@@ -196,6 +207,8 @@ class World:
         self.unconfirmed: Counter[int] = Counter()
         self.workers: dict[str, Driven] = {}
         self.round_trips = 0
+        self.orders: Counter[str] = Counter()  # what happened to each round trip
+        self.starts: Counter[str] = Counter()  # processes started per worker name
         admin.flushall()
         for script in (rq_script for rq_script in vars(reliable).values()
                        if isinstance(rq_script, reliable.Script)):
@@ -219,6 +232,7 @@ class World:
     def start(self, name: str) -> Driven:
         """A worker process named ``name`` starts (again) and stops at its first round trip."""
         assert not self.alive(name)
+        self.starts[name] += 1
         self.workers[name] = Driven(self, name)
         return self.workers[name]
 
@@ -227,26 +241,21 @@ class World:
 
     def step(self, name: str, order: str = RUN) -> None:
         self.round_trips += 1
+        self.orders[order] += 1
         self.workers[name].step(order)
 
     def kill_all(self) -> None:
         for name in list(self.workers):
             if self.alive(name):
-                self.step(name, DIE_BEFORE)
+                self.workers[name].step(DIE_BEFORE)  # the end of the test, not a round trip
 
     # ----------------------------------------------------------------- what Redis holds
 
     def places(self) -> dict[int, list[str]]:
         where: dict[int, list[str]] = defaultdict(list)
-        for raw in self.admin.lrange(reliable.QUEUE, 0, -1):
-            where[int(raw)].append("the queue")
-        for key in sorted(self.admin.scan_iter(match=reliable.PROCESSING_PREFIX + "*")):
-            for raw in self.admin.lrange(key, 0, -1):
-                where[int(raw)].append(key.decode())
-        for raw in self.admin.lrange(reliable.DEAD, 0, -1):
-            where[int(raw)].append("the dead letters")
-        for raw in self.admin.hkeys(reliable.OWED):
-            where[int(raw)].append("the dead letters owed a record")
+        for place, ids in PLACES(self.admin, [], []):  # type: ignore[union-attr]
+            for raw in ids:
+                where[int(raw)].append(place.decode())
         return where
 
     def quiet(self) -> bool:
@@ -318,17 +327,19 @@ class Driven:
         self.gate.wait_parked()
 
     def _connect(self, world: World) -> Callable[[], GatedRedis]:
-        def connect() -> GatedRedis:
-            self.clients.append(GatedRedis(self.gate, world.lost_reply, world.port))
-            return self.clients[-1]
+        def connect() -> GatedRedis:  # a new connection (the pool's old one is closed)
+            if not self.clients:
+                self.clients.append(GatedRedis(self.gate, world.lost_reply, world.port))
+            self.clients[0].connection_pool.disconnect()
+            return self.clients[0]
         return connect
 
     def _main(self) -> None:
         try:
             self.worker.begin_reliable()
             self.worker.serve(self.worker.step_reliable, self.worker.rejoin)
-        except Killed:
-            pass
+        except (Killed, redis.ConnectionError, redis.TimeoutError):
+            pass  # died, or gave up on Redis at start (as main() does: exit 1)
         except BaseException as exc:  # a bug in the worker: the test reports it
             self.crash = exc
         finally:
