@@ -96,6 +96,7 @@ if [ "$with_tests" = 1 ]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v redis-server >/dev/null || missing+=(redis-server)  # the queue tests start their own
   if [ ${#missing[@]} -gt 0 ]; then
     as_root_on_debian || { log "missing for the tests: ${missing[*]} (install them)"; exit 1; }
     log "installing ${missing[*]} for the tests"

@@ -1,11 +1,13 @@
-"""The Redis side of the ``multi`` topology: key names, connecting, the feeder.
+"""The Redis side of the ``multi`` topology: connecting, the feeder.
 
 Queue layout (task ids as decimal strings):
 - ``topo:queue``: pending tasks; the producer LPUSHes, workers take from the right end.
-- ``topo:processing:<worker>``: what a worker has taken and not yet acknowledged (reliable).
-- ``topo:heartbeat:<worker>``: expires when the worker stops beating.
-- ``topo:workers``: the workers that registered; ``topo:attempts``: deliveries per task;
-  ``topo:dead``: tasks that were delivered too many times (dead letters).
+- reliable queue only (``topo.agent.reliable`` owns these and every move between them):
+  ``topo:processing:<worker>``, what a worker has taken and not yet acknowledged;
+  ``topo:heartbeat:<worker>``, expires when the worker stops beating; ``topo:started`` and
+  ``topo:attempts``, which held task was started by whom and how often; ``topo:dead:owed``
+  and ``topo:dead``, tasks started too many times (dead letters) before and after their
+  record was written.
 """
 
 from __future__ import annotations
@@ -15,32 +17,26 @@ import time
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from topo.agent.common import Events, config, fatal, wait_for_go
-
-QUEUE = "topo:queue"
-WORKERS = "topo:workers"
-ATTEMPTS = "topo:attempts"
-DEAD = "topo:dead"
-REAPER_LOCK = "topo:reaper"
-
-
-def processing(worker: str) -> str:
-    return f"topo:processing:{worker}"
-
-
-def heartbeat(worker: str) -> str:
-    return f"topo:heartbeat:{worker}"
+from topo.agent.reliable import QUEUE
 
 
 def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
-    """Connect to the run's Redis, retrying while it starts (or restarts)."""
+    """Connect to the run's Redis, retrying while it starts (or restarts).
+
+    A command is never sent again by the client itself: a script whose reply was lost may
+    have run, and running it twice takes a second task the worker would not know it holds.
+    The worker sees the error instead and gives back what it holds (``rejoin``)."""
     client = redis.Redis(
         host=cfg["redis_host"],
         port=6379,
         password=os.environ.get("TOPO_REDIS_PASSWORD") or None,
         socket_connect_timeout=2,
         socket_timeout=10,
+        retry=Retry(NoBackoff(), 0),
     )
     deadline = time.monotonic() + wait
     delay = 0.05

@@ -1,10 +1,12 @@
 """The one process of a ``multi`` worker container.
 
-``reliable`` (at-least-once): BLMOVE each task into this worker's processing list, record the
-result, then acknowledge (LREM). A heartbeat key expires when the worker stops; a reaper,
-run by whichever worker holds a short lock, moves a dead worker's unacknowledged tasks back
-to the head of the queue and dead-letters a task delivered ``max_attempts`` times. A
-restarted worker first requeues what it held before it died.
+``reliable`` (at-least-once; the protocol is ``topo.agent.reliable``): take tasks into this
+worker's processing list, mark each one started just before running it, record its result,
+then acknowledge it (with the next take or start, in the same round trip). A heartbeat key
+expires when the worker stops; a reaper, run by whichever worker holds a short lock, gives a
+dead worker's tasks back to the head of the queue and dead-letters a task started
+``max_attempts`` times, writing the dead letter's failed record. A restarted worker first
+gives back what it held before it died.
 
 ``simple`` (at-most-once): BRPOP; a task taken by a worker that dies is lost.
 
@@ -26,6 +28,7 @@ import psutil
 import redis
 
 from topo.agent import queue as q
+from topo.agent import reliable
 from topo.agent import telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, failed, fatal, task_record,
@@ -34,36 +37,31 @@ from topo.agent.common import (
 HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
 REAP_EVERY = 1.0
-# KEYS: processing list, queue, attempts hash, dead letters; ARGV: max attempts.
-# Takes the oldest unacknowledged task, counts the delivery, and moves it back to the head
-# of the queue or, at the cap, to the dead letters. Returns nil or {id, attempts, dead}.
-REQUEUE_SCRIPT = """
-local raw = redis.call('LINDEX', KEYS[1], -1)
-if not raw then return nil end
-local attempts = redis.call('HINCRBY', KEYS[3], raw, 1)
-if attempts >= tonumber(ARGV[1]) then
-  redis.call('LMOVE', KEYS[1], KEYS[4], 'RIGHT', 'LEFT')
-  return {raw, attempts, 1}
-end
-redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT')
-return {raw, attempts, 0}
-"""
+TAKE_WAIT = 1.0  # seconds a worker blocks on an empty queue before it reaps again
 RECONNECT_WAIT = 120.0  # seconds an outage may last before the worker gives up (exit 1)
 
 
 class Worker:
-    def __init__(self, cfg: dict[str, Any], events: Events, client: redis.Redis) -> None:
+    def __init__(self, cfg: dict[str, Any], events: Events,
+                 connect: Callable[[], redis.Redis]) -> None:
         self.cfg = cfg
         self.events = events
-        self.client = client
+        self.connect = connect
+        self.client = connect()
         self.name: str = cfg["container"]
         self.worker = f"{self.name}/{os.getpid()}"
         self.run_task = bind_task(cfg)
         self.core_of: Callable[[], int] = psutil.Process().cpu_num
         self.prefetch: int = cfg["prefetch"]
         self.max_attempts: int = cfg["max_attempts"]
-        self._last_reap = 0.0
-        self._unacked: list[bytes] = []  # done, but the LREM did not reach Redis yet
+        self.reap_every = REAP_EVERY
+        self.reap_lock_ms = int(REAP_EVERY * 1000)
+        self.take_wait = TAKE_WAIT
+        self._last_reap = -float("inf")
+        self._done: list[bytes] = []  # recorded, but not acknowledged yet
+        me = f"{self.worker}/{os.urandom(4).hex()}"
+        self.queue = reliable.ReliableQueue(self.client, self.name, me, self.max_attempts,
+                                            HEARTBEAT_TTL_MS)
 
     def execute(self, raw: bytes) -> None:
         self.events.emit(**task_record(int(raw), self.worker, self.run_task, self.core_of))
@@ -71,106 +69,83 @@ class Worker:
     # ----------------------------------------------------------------- reliable
 
     def beat_forever(self) -> None:
-        """Beat, and stay registered: a Redis that restarted empty (the client may reconnect
-        without the main loop ever seeing an error) or a reaper that declared this worker
-        dead while it was frozen would otherwise leave it out of the reaper's list."""
+        """Beat: a Redis that restarted empty (the client may reconnect without the main loop
+        ever seeing an error) or a reaper that gave away this worker's tasks while it was
+        frozen would otherwise leave it without a heartbeat."""
         while True:
             try:
-                self.register()
+                self.queue.beat()
             except redis.RedisError:
                 pass  # Redis away: the main loop notices and reconnects
             time.sleep(HEARTBEAT_EVERY)
 
-    def requeue(self, owner: str) -> None:
-        """Move ``owner``'s unacknowledged tasks back to the head of the queue; a task
-        delivered ``max_attempts`` times goes to the dead letters instead.
-
-        Counting and moving are one atomic step (a script): with a move first and a
-        dead-letter check after it, a worker blocked on the queue took the poison task in
-        between, and the cap never applied (an endless OOM loop)."""
-        while True:
-            found = self.client.eval(REQUEUE_SCRIPT, 4, q.processing(owner), q.QUEUE, q.ATTEMPTS,
-                                     q.DEAD, self.max_attempts)
-            if not found:
-                return
-            raw, attempts, dead = found
-            now = time.time()
-            # a dead letter is not a re-delivery: the line still says the worker lost it
+    def requeued(self, ids: list[bytes], owner: str) -> None:
+        now = time.time()
+        for raw in ids:
             self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now,
-                             dead=bool(dead))
-            if dead:
-                failed(self.events, self.worker, int(raw),
-                       f"dead-lettered after {attempts} deliveries", now)
+                             dead=False)
+
+    def record_dead_letters(self) -> None:
+        """Write the record of every dead letter that has none yet, then say so in Redis.
+        Whoever reaps does this, so a reaper that died after dead-lettering a task leaves
+        its record to the next one."""
+        owed = self.queue.owed()
+        now = time.time()
+        for task_id, (owner, attempts) in sorted(owed.items()):
+            # a dead letter is not a re-delivery: the line still says the worker lost it
+            self.events.emit(ev="requeue", id=task_id, w=owner, by=self.worker, t=now, dead=True)
+            failed(self.events, self.worker, task_id,
+                   f"dead-lettered after {attempts} deliveries", now)
+        self.queue.recorded(owed)
 
     def maybe_reap(self) -> None:
         now = time.monotonic()
-        if now - self._last_reap < REAP_EVERY:
+        if now - self._last_reap < self.reap_every:
             return
         self._last_reap = now
-        if not self.client.set(q.REAPER_LOCK, self.name, nx=True, px=int(REAP_EVERY * 1000)):
+        if not self.queue.lock_reaper(self.reap_lock_ms):
             return
-        for raw in self.client.smembers(q.WORKERS):
-            owner = raw.decode()
-            if owner != self.name and not self.client.exists(q.heartbeat(owner)):
-                self.requeue(owner)
-                self.client.srem(q.WORKERS, owner)
-
-    def take(self) -> list[bytes]:
-        mine = q.processing(self.name)
-        first = self.client.blmove(q.QUEUE, mine, 1, "RIGHT", "LEFT")
-        if first is None:
-            return []
-        if self.prefetch == 1:
-            return [first]
-        pipe = self.client.pipeline(transaction=False)
-        for _ in range(self.prefetch - 1):
-            pipe.lmove(q.QUEUE, mine, "RIGHT", "LEFT")
-        return [first] + [raw for raw in pipe.execute() if raw is not None]
-
-    def register(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(q.heartbeat(self.name), self.worker, px=HEARTBEAT_TTL_MS)
-        pipe.sadd(q.WORKERS, self.name)
-        pipe.execute()
+        for owner in self.queue.holders():
+            if owner != self.name:
+                self.requeued(self.queue.reap(owner) or [], owner)
+        self.record_dead_letters()
 
     def rejoin(self) -> None:
-        """After an outage: register again, and give back what this worker holds without
-        knowing it (a BLMOVE whose reply was lost). Only this worker takes from its own
-        processing list while its heartbeat lives, so the look and the moves need no lock."""
-        self.register()
-        mine = q.processing(self.name)
-        held = set(self._unacked)  # done already; acknowledged by the next step
-        for raw in self.client.lrange(mine, 0, -1):
-            if raw not in held and self.client.lrem(mine, 1, raw):
-                self.client.rpush(q.QUEUE, raw)  # the head: workers take from the right
-                self.events.emit(ev="requeue", id=int(raw), w=self.name, by=self.worker,
-                                 t=time.time(), dead=False)
+        """Beat, and give back what this worker holds but has not done: after an outage, a
+        take whose reply was lost or a batch cut short; at start, what it held when it last
+        died. One script: a connection lost during it moves all of it or nothing."""
+        self.requeued(self.queue.rejoin(self._done), self.name)
 
-    def ack(self) -> None:
-        if not self._unacked:
-            return
-        mine = q.processing(self.name)
-        pipe = self.client.pipeline(transaction=False)
-        for raw in self._unacked:
-            pipe.lrem(mine, 1, raw)
-        pipe.execute()
-        self._unacked = []
+    def begin_reliable(self) -> None:
+        self.rejoin()
+        self.record_dead_letters()  # the poison task this worker died of, at the cap
 
     def run_reliable(self) -> None:
-        self.register()
-        self.requeue(self.name)  # what this worker held when it last died
+        self.begin_reliable()
         threading.Thread(target=self.beat_forever, daemon=True).start()
         announce_ready(self.events, self.worker, self.name)
         self.serve(self.step_reliable, self.rejoin)
 
     def step_reliable(self) -> None:
-        self.ack()  # what an outage kept from being acknowledged
-        batch = self.take()
-        for raw in batch:
-            self.execute(raw)
-        self._unacked = batch
-        self.ack()
+        batch = self.queue.take(self.prefetch, self._done)  # the first is started
+        self._done = []
+        if not batch:
+            raw = self.queue.wait(self.take_wait)
+            if raw is not None and self.queue.start(raw):
+                self.run_one(raw)
+        for i, raw in enumerate(batch):
+            if i == 0 or self.start(raw):
+                self.run_one(raw)
         self.maybe_reap()
+
+    def start(self, raw: bytes) -> bool:
+        started = self.queue.start(raw, self._done)
+        self._done = []
+        return started
+
+    def run_one(self, raw: bytes) -> None:
+        self.execute(raw)
+        self._done.append(raw)
 
     # ----------------------------------------------------------------- simple
 
@@ -200,7 +175,8 @@ class Worker:
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             try:
-                self.client = q.connect(self.cfg)  # waits for Redis; raises after a minute
+                self.client = self.connect()  # waits for Redis; raises after a minute
+                self.queue.client = self.client
                 register()
             except (redis.ConnectionError, redis.TimeoutError):
                 if time.monotonic() > deadline:
@@ -218,7 +194,7 @@ def main() -> None:
         events.emit(ev="expect", c=cfg["container"], n=1, t=time.time())
         if cfg.get("telemetry", True):
             telemetry.start(events, cfg["container"])
-        worker = Worker(cfg, events, q.connect(cfg))
+        worker = Worker(cfg, events, lambda: q.connect(cfg))
         worker.run_reliable() if cfg["queue"] == "reliable" else worker.run_simple()
     except Exception as exc:  # recorded for the harness, then a non-zero exit
         fatal(events, cfg.get("container", "?"), exc)

@@ -1,0 +1,140 @@
+"""Each transition of the reliable queue (topo.agent.reliable) against a real Redis; the
+expected lists and counts are worked out by hand from the queue's layout: the feeder
+LPUSHes 0..n-1, so task 0 is at the right end, where workers take."""
+
+from __future__ import annotations
+
+import redis
+
+from topo.agent import reliable as rq
+
+ME = "a/7/x"
+TTL = 60_000
+
+
+def _queue(admin: redis.Redis, tasks: int = 5, name: str = "a", me: str = ME) -> rq.ReliableQueue:
+    if tasks:
+        admin.lpush(rq.QUEUE, *range(tasks))
+    return rq.ReliableQueue(admin, name, me, max_attempts=3, heartbeat_ttl_ms=TTL)
+
+
+def _ints(values: list[bytes]) -> list[int]:
+    return [int(v) for v in values]
+
+
+def _held(admin: redis.Redis, name: str = "a") -> list[int]:
+    return _ints(admin.lrange(rq.processing(name), 0, -1))
+
+
+def _hash(admin: redis.Redis, key: str) -> dict[int, str]:
+    return {int(k): v.decode() for k, v in admin.hgetall(key).items()}
+
+
+def test_take_moves_up_to_n_and_starts_only_the_first(admin: redis.Redis) -> None:
+    q = _queue(admin)
+    assert _ints(q.take(2)) == [0, 1]
+    assert _held(admin) == [1, 0]  # newest on the left
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [4, 3, 2]
+    assert _hash(admin, rq.STARTED) == {0: ME}
+    assert _hash(admin, rq.ATTEMPTS) == {0: "1"}
+    assert _ints(q.take(9)) == [2, 3, 4] and q.take(1) == []
+
+
+def test_take_acknowledges_what_is_done_in_the_same_round_trip(admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=3)
+    q.take(1)
+    assert _ints(q.take(1, done=[b"0"])) == [1]
+    assert _held(admin) == [1]
+    assert _hash(admin, rq.STARTED) == {1: ME} and _hash(admin, rq.ATTEMPTS) == {1: "1"}
+
+
+def test_start_charges_a_held_task_and_refuses_one_taken_away(admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=3)
+    q.take(3)
+    assert q.start(b"1", done=[b"0"])
+    assert _held(admin) == [2, 1]
+    assert _hash(admin, rq.ATTEMPTS) == {1: "1"}
+    assert not q.start(b"0")  # acknowledged: no longer this worker's
+    assert not q.start(b"7")
+    assert _hash(admin, rq.ATTEMPTS) == {1: "1"} and _hash(admin, rq.STARTED) == {1: ME}
+
+
+def test_wait_takes_one_task_without_starting_it(admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=1)
+    assert q.wait(0.01) == b"0"
+    assert _held(admin) == [0] and admin.hlen(rq.ATTEMPTS) == 0
+    assert q.wait(0.01) is None
+
+
+def test_rejoin_beats_keeps_what_is_done_and_gives_back_the_rest(admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=4)
+    q.take(3)  # 0 started
+    q.start(b"1")  # its reply lost, say: this process never ran 1
+    moved = q.rejoin(keep=[b"0"])
+    assert _ints(moved) == [2, 1]  # newest first, so the oldest ends at the head
+    assert _held(admin) == [0]
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [3, 2, 1]  # 1 is taken next
+    assert _hash(admin, rq.ATTEMPTS) == {0: "1"}  # 1 uncharged: never ran
+    assert _hash(admin, rq.STARTED) == {0: ME}
+    assert admin.get(rq.heartbeat("a")) == ME.encode()
+    assert 0 < admin.pttl(rq.heartbeat("a")) <= TTL
+
+
+def test_rejoin_of_a_new_process_charges_what_the_old_one_started(admin: redis.Redis) -> None:
+    old = _queue(admin, tasks=2)
+    old.take(2)  # 0 started by the process that then died
+    new = _queue(admin, tasks=0, me="a/7/y")  # the same PID after a restart
+    assert _ints(new.rejoin()) == [1, 0]
+    assert _hash(admin, rq.ATTEMPTS) == {0: "1"} and admin.hlen(rq.STARTED) == 0
+
+
+def test_reap_leaves_a_worker_whose_heartbeat_lives(admin: redis.Redis) -> None:
+    a = _queue(admin, tasks=2)
+    a.rejoin()  # beats
+    a.take(1)
+    assert _queue(admin, tasks=0, name="b", me="b/1/x").reap("a") is None
+    assert _held(admin) == [0] and _ints(admin.lrange(rq.QUEUE, 0, -1)) == [1]
+
+
+def test_reap_gives_back_a_dead_workers_tasks_charging_only_the_started(admin: redis.Redis) -> None:
+    a = _queue(admin, tasks=3)
+    a.take(3)  # 0 started (it killed the worker), 1 and 2 never began
+    reaper = _queue(admin, tasks=0, name="b", me="b/1/x")
+    assert _ints(reaper.reap("a") or []) == [2, 1, 0]
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [2, 1, 0]
+    assert _hash(admin, rq.ATTEMPTS) == {0: "1"} and admin.hlen(rq.STARTED) == 0
+    assert not admin.exists(rq.processing("a"))
+
+
+def test_reap_dead_letters_a_task_started_max_times(admin: redis.Redis) -> None:
+    a = _queue(admin, tasks=2)
+    admin.hset(rq.ATTEMPTS, "0", 2)
+    a.take(2)  # the third start of 0
+    reaper = _queue(admin, tasks=0, name="b", me="b/1/x")
+    assert _ints(reaper.reap("a") or []) == [1]
+    assert reaper.owed() == {0: ("a", 3)}
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [1]
+    assert admin.hlen(rq.ATTEMPTS) == 0 and admin.llen(rq.DEAD) == 0
+
+
+def test_recorded_moves_owed_dead_letters_once(admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=0)
+    admin.hset(rq.OWED, mapping={"4": "a 3", "9": "b 3"})
+    q.recorded([4])
+    q.recorded([4])  # a second writer after the first died before saying so
+    assert q.owed() == {9: ("b", 3)}
+    assert _ints(admin.lrange(rq.DEAD, 0, -1)) == [4]
+
+
+def test_holders_are_found_whether_or_not_they_beat(admin: redis.Redis) -> None:
+    a = _queue(admin, tasks=3)
+    a.take(1)
+    _queue(admin, tasks=0, name="c", me="c/1/x").take(1)
+    assert a.holders() == ["a", "c"]
+
+
+def test_scripts_are_sent_whole_to_a_redis_that_does_not_know_them(admin: redis.Redis) -> None:
+    admin.script_flush()
+    q = _queue(admin, tasks=1)
+    assert _ints(q.take(1)) == [0]
+    assert admin.script_exists(rq.TAKE.sha) == [True]
