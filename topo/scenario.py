@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from topo.errors import ScenarioError
 from topo.model import (
+    APPENDONLY,
     BUILTIN_TASKS,
     FAULT_KINDS,
     POOL_KINDS,
@@ -570,7 +571,7 @@ _RESOURCES_KEYS = ("cpus", "memory", "cpuset")
 _TOPOLOGY_KEYS = ("single", "multi")
 _SINGLE_KEYS = ("pool", "processes")
 _MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
-_REDIS_KEYS = ("cpus", "memory")
+_REDIS_KEYS = ("cpus", "memory", "appendonly")
 _FAULT_KEYS = ("name", "kind", "at", "duration")
 _RUN_KEYS = ("repeat", "warmup", "timeout")
 _TIMED_FAULTS = ("pause", "partition")
@@ -661,6 +662,7 @@ def _multi(s: _Section) -> MultiSpec:
         redis=RedisSpec(
             cpus=redis.take("cpus", _number(MAX_CPUS), 0.5),
             memory=redis.take("memory", _size(MIN_REDIS_MEMORY), 256 * MiB),
+            appendonly=redis.take("appendonly", _choice(APPENDONLY), "no"),
         ),
     )
 
