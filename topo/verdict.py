@@ -58,7 +58,7 @@ def decide(comparison: Comparison) -> Verdict:
     """The verdict of a comparison: speed, memory and CPU per task, then each fault."""
     rows = {row.key: row for row in comparison.rows}
     findings = _figures(rows)
-    for fault, radii in _faults(comparison).items():
+    for fault, radii in by_fault(comparison).items():
         finding = fault_finding(comparison.scenario, fault, radii)
         if finding is not None:
             findings.append(finding)
@@ -105,21 +105,16 @@ def speed(row: FigureRow) -> Finding | None:
 
 def memory(row: FigureRow | None) -> Finding | None:
     """"single uses 2.6× less memory (peak 35 vs 89 MiB; 95% CI 2.4–2.8)", only if significant."""
-    if row is None or row.ratio is None or not row.ratio.significant:
-        return None
-    if row.single is None or row.multi is None:
-        return None
-    winner, factor, low, high = _winner(row.ratio, higher_is_better=False)
-    less, more = sorted((row.single.median, row.multi.median))
-    return Finding(
-        "peak_memory",
-        f"{winner} uses {_times(factor)}× less memory (peak {_num(less)} vs {_num(more)} MiB;"
-        f" 95% CI {_ci(low, high, factor)})",
-        (*_cited(row.ratio), ("single", row.single.median), ("multi", row.multi.median)))
+    return _less(row, "uses", "memory", "peak ", "MiB")
 
 
 def cpu_per_task(row: FigureRow | None) -> Finding | None:
     """"multi spends 1.25× less CPU per task (51 vs 63 ms; 95% CI …)", only if significant."""
+    return _less(row, "spends", "CPU per task", "", "ms")
+
+
+def _less(row: FigureRow | None, verb: str, what: str, prefix: str, unit: str) -> Finding | None:
+    # A figure where less is better, named only when its interval excludes 1.
     if row is None or row.ratio is None or not row.ratio.significant:
         return None
     if row.single is None or row.multi is None:
@@ -127,9 +122,9 @@ def cpu_per_task(row: FigureRow | None) -> Finding | None:
     winner, factor, low, high = _winner(row.ratio, higher_is_better=False)
     less, more = sorted((row.single.median, row.multi.median))
     return Finding(
-        "cpu_per_task",
-        f"{winner} spends {_times(factor)}× less CPU per task ({_num(less)} vs {_num(more)} ms;"
-        f" 95% CI {_ci(low, high, factor)})",
+        row.key,
+        f"{winner} {verb} {_times(factor)}× less {what} ({prefix}{_num(less)} vs {_num(more)}"
+        f" {unit}; 95% CI {_ci(low, high, factor)})",
         (*_cited(row.ratio), ("single", row.single.median), ("multi", row.multi.median)))
 
 
@@ -167,7 +162,9 @@ def _num(value: float) -> str:
 # --------------------------------------------------------------------------- faults
 
 
-def _faults(comparison: Comparison) -> dict[str, list[BlastRadius]]:
+def by_fault(comparison: Comparison) -> dict[str, list[BlastRadius]]:
+    """The blast radii of each fault, faults in scenario order; a fault the scenario does not
+    name (an older result file) comes last."""
     order = {f.name: i for i, f in enumerate(comparison.scenario.faults)}
     groups: dict[str, list[BlastRadius]] = {}
     for radius in sorted(comparison.blast, key=lambda b: order.get(b.fault, len(order))):

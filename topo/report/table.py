@@ -13,7 +13,7 @@ from tabulate import SEPARATING_LINE, tabulate
 
 from topo.model import TOPOLOGIES, BlastRadius, Comparison, FigureRow, Ratio, Spread
 from topo.stats import verdict
-from topo.verdict import decide, fault_label
+from topo.verdict import by_fault, decide, fault_label
 
 MISSING = "—"
 HEADERS = ("figure", "single", "multi", "multi/single")
@@ -125,7 +125,7 @@ def blast_table(comparison: Comparison) -> list[str]:
         return []
     topologies = comparison.scenario.topologies or TOPOLOGIES
     rows: list[Any] = []
-    for fault, radii in _by_fault(comparison).items():
+    for fault, radii in by_fault(comparison).items():
         if rows:
             rows.append(SEPARATING_LINE)  # tabulate drops blank rows between multi-line ones
         cells = [blast_cell([b for b in radii if b.topology == t]) for t in topologies]
@@ -134,15 +134,6 @@ def blast_table(comparison: Comparison) -> list[str]:
         rows, headers=("fault", *topologies), tablefmt="simple", disable_numparse=True
     )
     return [BLAST_TITLE, "", *(line.rstrip() for line in table.splitlines())]
-
-
-def _by_fault(comparison: Comparison) -> dict[str, list[BlastRadius]]:
-    # Scenario order; a fault the scenario does not name (an older result file) comes last.
-    order = {fault.name: i for i, fault in enumerate(comparison.scenario.faults)}
-    groups: dict[str, list[BlastRadius]] = {}
-    for radius in sorted(comparison.blast, key=lambda b: order.get(b.fault, len(order))):
-        groups.setdefault(radius.fault, []).append(radius)
-    return groups
 
 
 def blast_cell(radii: Sequence[BlastRadius]) -> str:
