@@ -72,13 +72,13 @@ def _figures(rows: dict[str, FigureRow]) -> list[Finding]:
     throughput = rows.get("throughput")
     if throughput is None or throughput.ratio is None:
         return []  # one topology only: nothing to compare
-    if throughput.ratio.ci_low is None:
+    ratio = throughput.ratio
+    if ratio.ci_low is None or ratio.ci_high is None:
         return [Finding("throughput", "no difference can be called: one run per topology"
                         " gives no confidence interval (set run.repeat ≥ 3)", significant=False)]
     found = [f for f in (speed(throughput), memory(rows.get("peak_memory")),
                          cpu_per_task(rows.get("cpu_per_task"))) if f is not None]
     if not any(f.significant for f in found):
-        ratio = throughput.ratio
         return [Finding(
             "throughput",
             "no significant difference in speed, memory or CPU per task (every 95% interval"
