@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from topo.model import BlastRadius, Comparison, FigureRow, Ratio, Scenario
+from topo.stats import BUSY_HOST_CORES
 
 INJECTED = "injected"
 
@@ -62,7 +63,20 @@ def decide(comparison: Comparison) -> Verdict:
         finding = fault_finding(comparison.scenario, fault, radii)
         if finding is not None:
             findings.append(finding)
-    return Verdict(tuple(findings))
+    caveat = disturbed(comparison)
+    return Verdict(tuple(findings + ([caveat] if caveat else [])))
+
+
+def disturbed(comparison: Comparison) -> Finding | None:
+    """A warning that travels with the verdict: runs the host's other work competed with
+    (stats.BUSY_HOST_CORES) measured the machine as much as the topologies."""
+    busy = [f for f in comparison.runs if (f.outside_cores or 0.0) > BUSY_HOST_CORES]
+    if not busy:
+        return None
+    return Finding("disturbed", f"but {len(busy)} of {len(comparison.runs)} runs were"
+                   " disturbed by other work on the host (see the warnings): rerun on a quiet"
+                   " machine before quoting the speed", (("disturbed", float(len(busy))),),
+                   significant=False)
 
 
 # --------------------------------------------------------------------------- figures

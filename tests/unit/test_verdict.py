@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from topo.model import (
-    BlastRadius, Comparison, Fault, FigureRow, MultiSpec, Ratio, RedisSpec, Resources, Scenario,
-    SingleSpec, Spread, Workload,
+    BlastRadius, Comparison, Fault, FigureRow, Ledger, MultiSpec, Ratio, RedisSpec, Resources,
+    RunFigures, Scenario, SingleSpec, Spread, Workload,
 )
 from topo.verdict import Verdict, decide
 
@@ -137,6 +137,25 @@ def test_no_fault_no_blast_sentence_and_a_fault_injected_nowhere_is_silent():
     missed = (blast("single", status="not-reached"), blast("multi", status="failed"))
     v = verdict(throughput(Ratio(1.12, 1.05, 1.19)), blast=missed)
     assert [f.key for f in v.findings] == ["throughput"]
+
+
+def test_runs_disturbed_by_the_host_qualify_the_verdict():
+    def run(topology: str, outside: float | None) -> RunFigures:
+        return RunFigures(topology=topology, index=0, status="ok",  # type: ignore[arg-type]
+                          ledger=Ledger(10, 10, 0, 0, 0, 0), makespan=1.0, throughput=10.0,
+                          steady_rate=None, startup_ready=None, startup_first=None,
+                          cpu_workers=1.0, cpu_coordination=0.0, task_cpu=1.0, mean_cores=1.0,
+                          utilisation=0.5, cpu_per_task=0.1, peak_memory=0, containers=(),
+                          outside_cores=outside)
+
+    # 0.3 cores outside the run is the threshold of stats' "host was busy" warning
+    runs = (run("single", 0.05), run("multi", 0.9), run("single", None), run("multi", 0.31))
+    v = decide(Comparison(SCENARIO, runs, (throughput(Ratio(0.54, 0.35, 0.65)),)))
+    assert v.text == ("Single is 1.85× faster (95% CI 1.54–2.86); but 2 of 4 runs were disturbed"
+                      " by other work on the host (see the warnings): rerun on a quiet machine"
+                      " before quoting the speed.")
+    quiet = decide(Comparison(SCENARIO, runs[:1], (throughput(Ratio(0.54, 0.35, 0.65)),)))
+    assert quiet.text == "Single is 1.85× faster (95% CI 1.54–2.86)."
 
 
 def test_one_topology_only_gives_no_verdict():
