@@ -344,7 +344,7 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("etl", dict(task="etl", tasks=100, params=["rows"], seed=7, workers=4, cpus=2.0, memory=1024 * MiB,
+        ("etl", dict(task="etl", tasks=150, params=["rows"], seed=7, workers=4, cpus=2.0, memory=1024 * MiB,
                      repeat=3, timeout=120.0)),
         ("cpu", dict(task="cpu", tasks=300, params=["work"], seed=0, workers=3, cpus=1.5, memory=768 * MiB,
                      repeat=1, timeout=180.0)),
@@ -361,8 +361,8 @@ def test_shipped_scenarios_load(name: str, expected: dict[str, object]) -> None:
     assert (s.name, got) == (name, expected)
     # The param names are the contract with the tasks; their sizes are tuned elsewhere.
     assert all(isinstance(v, int) and v > 0 for v in s.workload.params.values())
-    # The default demo shows a blast radius too: one worker killed halfway through the batch.
-    faults = (Fault("one worker dies", "kill-worker", at_fraction=0.5),) if name == "etl" else ()
+    # The default demo shows a blast radius too: one worker killed at 60% of the batch.
+    faults = (Fault("one worker dies", "kill-worker", at_fraction=0.6),) if name == "etl" else ()
     assert s.single == SingleSpec() and s.multi == MultiSpec() and s.faults == faults and s.run.warmup == 0
     assert s.source == str(path) and s.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
