@@ -157,7 +157,7 @@ class FakeRuntime:
         memory_per_process: int = 8 * MIB, cpu_count: int = 2,
         fail_ids: Iterable[int] = (), lose_ids: Iterable[int] = (),
         duplicate_ids: Iterable[int] = (), never_ready: bool = False,
-        exit_before_ready: bool = False,
+        exit_before_ready: bool = False, engine: dict[str, Any] | None = None,
     ) -> None:
         self.task_seconds = task_seconds
         self.cpu_per_task = cpu_per_task
@@ -174,8 +174,15 @@ class FakeRuntime:
         self.plans: list[TopologyPlan] = []
         self.calls: list[tuple[str, str]] = []  # (pause | unpause | ..., container)
         self._live: dict[str, _Live] = {}
+        # What info() reports: a local 2-CPU, 4 GiB cgroup v1 engine, overridable per key.
+        self.engine = {"cpus": 2, "memory": 4 * 1024 * MIB, "cgroup_version": "1",
+                       "cpu_quota": True, "memory_limit": True, "cpuset": True,
+                       "freezer": True, "local": True, **(engine or {})}
 
     # ----------------------------------------------------------------- Runtime protocol
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.engine)
 
     def ensure_image(self, scenario: Scenario) -> str:
         self.images.append(scenario.name)

@@ -65,13 +65,15 @@ def _handle_signals() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
 
 
-def _start_measuring() -> tuple[Any, str]:
-    """Connect to the engine, sweep what vanished runs left, and start the watchdog that
-    removes this run's containers even if topo is SIGKILLed."""
-    from topo import cleanup, run
+def _start_measuring(sc: Any) -> tuple[Any, str]:
+    """Connect to the engine, check that it has what the scenario asks for (exit 2 before any
+    deploy if not), sweep what vanished runs left, and start the watchdog that removes this
+    run's containers even if topo is SIGKILLed."""
+    from topo import cleanup, preflight, run
     from topo.runtime.docker import DockerRuntime
 
     runtime = DockerRuntime.connect()
+    preflight.check(sc, runtime)
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
     cleanup.start_watchdog()
@@ -92,7 +94,7 @@ def compare(
     if fmt not in ("table", "md", "json"):
         raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
-    runtime, run_id = _start_measuring()
+    runtime, run_id = _start_measuring(sc)
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +144,7 @@ def sweep(
             raise ValueError
     except ValueError:
         raise ScenarioError(f"--workers: a comma-separated list of counts from 1 to 64, got {workers!r}")
-    runtime, run_id = _start_measuring()
+    runtime, run_id = _start_measuring(sc)
     out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     host = result_files.host_facts(runtime.info())
 

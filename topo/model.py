@@ -17,6 +17,7 @@ TOPOLOGIES: tuple[Topology, ...] = ("single", "multi")
 POOL_KINDS = ("process-pool", "mp-pool", "supervisor")
 QUEUE_KINDS = ("reliable", "simple")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+APPENDONLY = ("no", "everysec", "always")  # redis-server's appendfsync: how often the AOF is synced
 FAULT_KINDS = ("kill-worker", "kill-container", "kill-redis", "oom", "pause", "partition")
 BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
 CONTAINER_UID = 10001  # every container runs as this uid and gid; what it must be able to read
@@ -55,6 +56,7 @@ class SingleSpec:
 class RedisSpec:
     cpus: float = 0.5
     memory: int = 256 * 1024 * 1024
+    appendonly: str = "no"  # no: nothing on disk | everysec | always (see APPENDONLY)
 
 
 @dataclass(frozen=True)

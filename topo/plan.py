@@ -27,6 +27,8 @@ RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every contain
 # A fixed path rather than the host's: the task code and the Compose files do not depend on
 # where the data happens to live on the machine that measured.
 DATA_DIR = "/data"
+REDIS_FOLDER = "redis"  # in the run folder: Redis' append-only file, removed after teardown
+REDIS_DIR = f"{RUN_DIR}/{REDIS_FOLDER}"
 
 
 def poison_task(fault: Fault | None, task_count: int) -> int | None:
@@ -123,6 +125,18 @@ def _single(
     )
 
 
+def redis_command(appendonly: str, password: str) -> tuple[str, ...]:
+    """redis-server's command line. ``appendonly`` no keeps nothing on disk (the default);
+    everysec or always log every write to an append-only file synced that often, in
+    REDIS_DIR: a folder of the run's own folder on the host, because the container's /tmp is
+    a tmpfs that Docker wipes when a restart policy brings the killed Redis back."""
+    durable = appendonly != "no"
+    return ("redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no",
+            "--save", "", "--appendonly", "yes" if durable else "no",
+            *(("--appendfsync", appendonly) if durable else ()),
+            "--dir", REDIS_DIR if durable else "/tmp", "--requirepass", password)
+
+
 def _multi(
     scenario: Scenario, deployment: str, base: dict[str, str], password: str,
     agent: dict[str, Any], redis_image: str | None = None,
@@ -134,8 +148,7 @@ def _multi(
     redis = ContainerSpec(
         name=f"{deployment}-redis",
         role="redis",
-        command=("redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no",
-                 "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass", password),
+        command=redis_command(spec.redis.appendonly, password),
         cpus=spec.redis.cpus,
         memory=spec.redis.memory,
         cpuset=scenario.resources.cpuset,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -104,8 +105,10 @@ def plans(scenario: Scenario, run_id: str, image: str, redis_image: str | None =
 def _prepare_run_dir(run_dir: Path) -> None:
     events = run_dir / "events"
     events.mkdir(parents=True, exist_ok=True)
+    redis = run_dir / planning.REDIS_FOLDER  # a durable Redis' append-only file
+    redis.mkdir(exist_ok=True)
     # Containers run as an unprivileged user: let it write its event files, nothing more.
-    for path in (run_dir, events):
+    for path in (run_dir, events, redis):
         if os.geteuid() == 0:
             os.chown(path, CONTAINER_UID, CONTAINER_UID)
         else:
@@ -159,6 +162,8 @@ def run_one(
                     runtime.teardown(None, deployment_name)
                 except TopoError as e:
                     error = error or f"teardown incomplete: {e}"
+                # The append-only file is Redis' state, not a result: it goes with the run.
+                shutil.rmtree(run_dir / planning.REDIS_FOLDER, ignore_errors=True)
     log.poll()
     if error is None and log.errors and status != "ok":
         error = log.errors[0]

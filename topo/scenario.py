@@ -32,6 +32,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from topo.errors import ScenarioError
 from topo.model import (
+    APPENDONLY,
     BUILTIN_TASKS,
     CONTAINER_UID,
     FAULT_KINDS,
@@ -646,7 +647,7 @@ _RESOURCES_KEYS = ("cpus", "memory", "cpuset")
 _TOPOLOGY_KEYS = ("single", "multi")
 _SINGLE_KEYS = ("pool", "processes", "preload")
 _MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
-_REDIS_KEYS = ("cpus", "memory")
+_REDIS_KEYS = ("cpus", "memory", "appendonly")
 _FAULT_KEYS = ("name", "kind", "at", "duration")
 _RUN_KEYS = ("repeat", "warmup", "timeout")
 _TIMED_FAULTS = ("pause", "partition")
@@ -741,6 +742,7 @@ def _multi(s: _Section) -> MultiSpec:
         redis=RedisSpec(
             cpus=redis.take("cpus", _number(MAX_CPUS), 0.5),
             memory=redis.take("memory", _size(MIN_REDIS_MEMORY), 256 * MiB),
+            appendonly=redis.take("appendonly", _choice(APPENDONLY), "no"),
         ),
     )
 

@@ -211,3 +211,38 @@ def test_a_workload_that_cannot_start_is_named_and_fails(runtime: DockerRuntime,
     assert "Traceback" not in p.stderr
     for run_dir in (tmp_path / "out" / "raw").glob("*"):
         assert leftovers(runtime, run_dir.name.split("-")[1]) == []
+
+
+TOO_BIG = """\
+version: 1
+name: toobig
+workload: {task: noop, tasks: 10}
+workers: 2
+resources:
+  cpus: 64
+  memory: 256m
+run: {repeat: 1, timeout: 30s}
+"""
+
+
+@pytest.mark.docker
+def test_a_budget_the_engine_lacks_is_refused_before_any_deploy(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    path = tmp_path / "toobig.yaml"
+    path.write_text(TOO_BIG)
+    cpus = runtime.info()["cpus"]
+    assert cpus < 64  # the premise: this engine has fewer CPUs than the budget
+    since = time.time()
+    for args in (("compare", str(path)), ("sweep", str(path), "--workers", "1,2")):
+        p = subprocess.run([*TOPO, *args], capture_output=True, text=True, timeout=60,
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert p.returncode == 2, p.stderr
+        assert p.stderr == (f"topo: error: toobig.yaml:6: resources.cpus: a budget of 64 CPUs"
+                            f" on an engine with {cpus}: at most {cpus}\n")
+        assert p.stdout == ""
+    # The engine saw no container of this scenario created, and nothing was written.
+    events = runtime.client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                                   filters={"type": "container", "label": "topo.scenario=toobig"})
+    assert list(events) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toobig.yaml"]

@@ -84,6 +84,22 @@ def test_kill_redis_is_multis_single_point_of_failure(runtime: DockerRuntime, tm
     assert multi.status in ("stalled", "timeout")
 
 
+def test_kill_redis_with_appendonly_everysec_loses_nothing(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    fault = Fault("kr", "kill-redis", at_fraction=0.3)
+    durable = MultiSpec(redis=dataclasses.replace(MultiSpec().redis, appendonly="everysec"))
+    r, lg = _one(_run(runtime, tmp_path, fault, single=None, multi=durable))
+    assert r.fault_events[0].status == "injected"
+    # Redis replays its append-only file after the restart: the queue is still there. A
+    # write of the last second may be missing; the reliable queue then runs a task again
+    # (a duplicate), never loses it.
+    assert (lg.completed, lg.lost, lg.failed) == (TASKS, 0, 0), r.error
+    assert blast_radius(r, 4).survived
+    # the append-only file went with the run
+    assert [p for p in tmp_path.glob("raw/*/redis")] == []
+
+
 def test_oom(runtime: DockerRuntime, tmp_path: Path) -> None:
     fault = Fault("oom", "oom", at_fraction=0.3)
     single, multi = _run(runtime, tmp_path, fault, single=SingleSpec(pool="supervisor"),

@@ -163,3 +163,21 @@ def test_an_oom_fault_plants_the_same_poison_task_in_every_agent(fault, poison):
                           fault)  # type: ignore[arg-type]
         agents = [c for c in p.containers if c.role != "redis"]
         assert [config(c.env)["poison"] for c in agents] == [poison] * len(agents)
+
+
+def test_redis_keeps_nothing_on_disk_unless_asked() -> None:
+    from topo.plan import redis_command
+
+    def flags(command: tuple[str, ...]) -> dict[str, str]:
+        args = command[1:]
+        return dict(zip(args[::2], args[1::2]))
+
+    plain = flags(redis_command("no", "pw"))
+    assert (plain["--appendonly"], plain["--save"], plain["--dir"]) == ("no", "", "/tmp")
+    assert "--appendfsync" not in plain
+    for sync in ("everysec", "always"):
+        durable = flags(redis_command(sync, "pw"))
+        # /tmp is a tmpfs Docker wipes on restart: the file lives in the run's host folder.
+        assert (durable["--appendonly"], durable["--appendfsync"], durable["--dir"]) == (
+            "yes", sync, "/run/topo/redis")
+        assert durable["--requirepass"] == "pw"

@@ -27,7 +27,8 @@ def topo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_report_renders_every_format_without_docker(tmp_path: Path) -> None:
     table = topo("report", SMALL)
     assert table.returncode == 0, table.stderr
-    assert table.stdout.startswith("scenario small: task cpu × 120")
+    verdict, header = table.stdout.split("\n\n")[:2]
+    assert verdict.startswith("verdict: ") and header.startswith("scenario small: task cpu × 120")
     as_json = topo("report", SMALL, "--format", "json")
     assert json.loads(as_json.stdout)["schema"] == "topo.comparison"
     out = tmp_path / "report.html"

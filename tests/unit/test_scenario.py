@@ -127,6 +127,12 @@ MALFORMED = [
      "at least 8 MiB"),
     ("redis-cpus", HEAD + "topologies:\n  multi:\n    redis:\n      cpus: 0\n", 8, "topologies.multi.redis.cpus",
      "greater than 0"),
+    ("appendonly-bad", HEAD + "topologies:\n  multi:\n    redis: {appendonly: hourly}\n", 7,
+     "topologies.multi.redis.appendonly", "must be one of no, everysec, always; got 'hourly' (a string)"),
+    ("appendonly-yes", HEAD + "topologies:\n  multi:\n    redis:\n      appendonly: yes\n", 8,
+     "topologies.multi.redis.appendonly", "got true (a boolean)"),
+    ("appendonly-typo", HEAD + "topologies:\n  multi:\n    redis: {appendonly: everysecond}\n", 7,
+     "topologies.multi.redis.appendonly", "(did you mean 'everysec'?)"),
     # --- faults
     ("faults-mapping", HEAD + "faults: {name: x}\n", 5, "faults", "must be a list"),
     ("fault-scalar", HEAD + "faults:\n  - boom\n", 6, "faults[0]", "must be a mapping"),
@@ -292,6 +298,13 @@ def test_conversions() -> None:
     assert s.run == RunSpec(repeat=1, warmup=2, timeout=120.0)
 
 
+@pytest.mark.parametrize("written", ["no", "'no'", "everysec", "always"])
+def test_redis_appendonly(written: str) -> None:
+    s = parse(HEAD + f"topologies:\n  multi:\n    redis: {{appendonly: {written}}}\n")
+    assert s.multi is not None and s.multi.redis.appendonly == written.strip("'")
+    assert parse(HEAD).multi.redis.appendonly == "no"  # type: ignore[union-attr]
+
+
 def test_only_listed_topologies_run() -> None:
     assert parse(HEAD + "topologies: {single: null}\n").topologies == ("single",)
     only_multi = parse(HEAD + "topologies:\n  multi:\n    prefetch: 4\n")
@@ -347,8 +360,8 @@ def test_design_doc_example_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("etl", dict(task="etl", tasks=400, params=["rows"], seed=7, workers=4, cpus=2.0, memory=1024 * MiB,
-                     repeat=1, timeout=120.0)),
+        ("etl", dict(task="etl", tasks=150, params=["rows"], seed=7, workers=4, cpus=2.0, memory=1024 * MiB,
+                     repeat=3, timeout=120.0)),
         ("cpu", dict(task="cpu", tasks=300, params=["work"], seed=0, workers=3, cpus=1.5, memory=768 * MiB,
                      repeat=1, timeout=180.0)),
         ("io", dict(task="io", tasks=400, params=["ms"], seed=0, workers=8, cpus=1.0, memory=1024 * MiB,
@@ -364,7 +377,9 @@ def test_shipped_scenarios_load(name: str, expected: dict[str, object]) -> None:
     assert (s.name, got) == (name, expected)
     # The param names are the contract with the tasks; their sizes are tuned elsewhere.
     assert all(isinstance(v, int) and v > 0 for v in s.workload.params.values())
-    assert s.single == SingleSpec() and s.multi == MultiSpec() and s.faults == () and s.run.warmup == 0
+    # The default demo shows a blast radius too: one worker killed at 60% of the batch.
+    faults = (Fault("one worker dies", "kill-worker", at_fraction=0.6),) if name == "etl" else ()
+    assert s.single == SingleSpec() and s.multi == MultiSpec() and s.faults == faults and s.run.warmup == 0
     assert s.source == str(path) and s.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -435,9 +450,9 @@ def _parsed_or_located(text: str) -> Scenario | None:
 
 _KEYS = ["version", "name", "workload", "task", "tasks", "params", "seed", "path", "workers", "resources", "cpus",
          "memory", "cpuset", "topologies", "single", "multi", "pool", "processes", "queue", "prefetch", "restart",
-         "redis", "faults", "kind", "at", "duration", "run", "repeat", "warmup", "timeout", "description"]
+         "redis", "appendonly", "faults", "kind", "at", "duration", "run", "repeat", "warmup", "timeout", "description"]
 _SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-            | st.sampled_from(["30%", "5s", "1g", "auto", "no", "etl", "m:f", "0-1", "pause", "-1", "1e9"]))
+            | st.sampled_from(["30%", "5s", "1g", "auto", "no", "etl", "m:f", "0-1", "pause", "-1", "1e9", "everysec"]))
 _TREES = st.recursive(
     _SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=8), inner,

@@ -15,6 +15,7 @@ from topo.model import Comparison, RunResult
 from topo.report import INCOMPLETE, INCOMPLETE_NOTE
 from topo.report import markdown as md
 from topo.report.plots import PLOTS
+from topo.verdict import decide
 
 STYLE = """
 :root { --single: #1f77b4; --multi: #d95f02; --line: #d0d7de; --muted: #57606a; }
@@ -36,6 +37,8 @@ td.better-multi { color: var(--multi); font-weight: 600; }
 .incomplete { border: 2px solid #cf222e; background: #ffebe9; color: #82071e;
   padding: 8px 12px; font-weight: 600; }
 .question { font-size: 16px; }
+.verdict { font-size: 17px; border-left: 4px solid var(--multi); padding: 4px 12px;
+  background: #fff8f2; }
 .warnings li { color: #9a6700; }
 .muted { color: var(--muted); }
 figure { margin: 16px 0 24px; }
@@ -54,6 +57,8 @@ def render(
     if provenance.get("complete") is False:
         body.append(f'<p class="incomplete" id="incomplete">{INCOMPLETE}:'
                     f" {escape(INCOMPLETE_NOTE)}.</p>")
+    body.append(f'<p class="verdict" id="verdict"><strong>Verdict:</strong>'
+                f" {escape(decide(comparison).text)}</p>")
     if sc.description:
         body.append(f'<p class="muted">{escape(sc.description)}</p>')
     body.append(f'<p class="question"><strong>Question:</strong> {escape(md.question(sc))}</p>')

@@ -16,6 +16,7 @@ from topo.report import INCOMPLETE, INCOMPLETE_NOTE
 from topo.report.table import MISSING, numbers
 from topo.report.table import ratio_cell, spread_cell
 from topo.stats import verdict
+from topo.verdict import decide, fault_label
 
 MIB = 1024 * 1024
 # Figures a reviewer decides on, in this order (those a comparison lacks are left out).
@@ -116,7 +117,8 @@ def blast_rows(comparison: Comparison) -> list[list[str]]:
     groups: dict[tuple[str, str], list[BlastRadius]] = {}
     for b in comparison.blast:
         groups.setdefault((b.fault, b.topology), []).append(b)
-    return [_blast_row(fault, topology, runs) for (fault, topology), runs in groups.items()]
+    return [_blast_row(fault_label(comparison.scenario, fault, runs[0].kind), topology, runs)
+            for (fault, topology), runs in groups.items()]
 
 
 def _blast_row(fault: str, topology: str, runs: Sequence[BlastRadius]) -> list[str]:
@@ -190,7 +192,8 @@ def method(comparison: Comparison, provenance: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"multi: {n} containers of one worker process with {budget.cpus / n:g} CPUs and"
             f" {_memory(budget.memory // n)} each, a Redis with {redis.cpus:g} CPUs and"
-            f" {_memory(redis.memory)} (its CPU is counted as coordination) and a feeder"
+            f" {_memory(redis.memory)} and appendonly {redis.appendonly} (its CPU is counted"
+            " as coordination) and a feeder"
             f" that puts the batch on the {sc.multi.queue} queue."
         )
     lines.append(
@@ -276,6 +279,7 @@ def render(comparison: Comparison, provenance: Mapping[str, Any],
     out = [f"# topo report: {sc.name}", ""]
     if provenance.get("complete") is False:
         out += [f"> **{INCOMPLETE}**: {INCOMPLETE_NOTE}.", ""]
+    out += [f"**Verdict:** {decide(comparison).text}", ""]
     if sc.description:
         out += [sc.description, ""]
     out += [f"**Question:** {question(sc)}", "", "## Decision", ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -12,14 +13,16 @@ from tabulate import SEPARATING_LINE, tabulate
 
 from topo.model import TOPOLOGIES, BlastRadius, Comparison, FigureRow, Ratio, Spread
 from topo.stats import verdict
+from topo.verdict import by_fault, decide, fault_label
 
 MISSING = "—"
 HEADERS = ("figure", "single", "multi", "multi/single")
+VERDICT_WIDTH = 100
 
 
 def render(comparison: Comparison) -> str:
-    """Header line, one table row per figure, then verdicts, the blast radius of each
-    fault (when faults ran) and warnings.
+    """The verdict in words, a header line, one table row per figure, then the per-figure
+    verdicts, the blast radius of each fault (when faults ran) and warnings.
 
     A topology that did not run shows "—" in its column and in the ratio column.
     """
@@ -35,10 +38,17 @@ def render(comparison: Comparison) -> str:
     blast = blast_table(comparison)
     return (
         "\n".join(
-            [_header(comparison), "", table, *_block(verdicts), *_block(blast), *_block(warnings)]
+            [_verdict(comparison), "", _header(comparison), "", table,
+             *_block(verdicts), *_block(blast), *_block(warnings)]
         )
         + "\n"
     )
+
+
+def _verdict(comparison: Comparison) -> str:
+    # Wrapped so that the table stays within 120 columns; reflowed, it pastes as one line.
+    return textwrap.fill(f"verdict: {decide(comparison).text}", width=VERDICT_WIDTH,
+                         subsequent_indent=" " * len("verdict: "), break_on_hyphens=False)
 
 
 def _header(comparison: Comparison) -> str:
@@ -115,24 +125,15 @@ def blast_table(comparison: Comparison) -> list[str]:
         return []
     topologies = comparison.scenario.topologies or TOPOLOGIES
     rows: list[Any] = []
-    for fault, radii in _by_fault(comparison).items():
+    for fault, radii in by_fault(comparison).items():
         if rows:
             rows.append(SEPARATING_LINE)  # tabulate drops blank rows between multi-line ones
         cells = [blast_cell([b for b in radii if b.topology == t]) for t in topologies]
-        rows.append([fault, *cells])
+        rows.append([fault_label(comparison.scenario, fault, radii[0].kind), *cells])
     table = tabulate(
         rows, headers=("fault", *topologies), tablefmt="simple", disable_numparse=True
     )
     return [BLAST_TITLE, "", *(line.rstrip() for line in table.splitlines())]
-
-
-def _by_fault(comparison: Comparison) -> dict[str, list[BlastRadius]]:
-    # Scenario order; a fault the scenario does not name (an older result file) comes last.
-    order = {fault.name: i for i, fault in enumerate(comparison.scenario.faults)}
-    groups: dict[str, list[BlastRadius]] = {}
-    for radius in sorted(comparison.blast, key=lambda b: order.get(b.fault, len(order))):
-        groups.setdefault(radius.fault, []).append(radius)
-    return groups
 
 
 def blast_cell(radii: Sequence[BlastRadius]) -> str:

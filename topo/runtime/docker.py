@@ -75,7 +75,19 @@ class DockerRuntime:
             "os": info.get("OperatingSystem"),
             "cpus": info.get("NCPU"),
             "memory": info.get("MemTotal"),
+            # What topo.preflight checks a scenario against before any deploy.
+            "cpu_quota": info.get("CpuCfsQuota"),
+            "memory_limit": info.get("MemoryLimit"),
+            "cpuset": info.get("CPUSet"),
+            "freezer": _freezer(info.get("CgroupVersion")) if self.local else None,
+            "local": self.local,
         }
+
+    @property
+    def local(self) -> bool:
+        """Whether the engine runs on this host (a unix socket): faults signal host PIDs."""
+        # docker-py names a unix socket http+docker://localhost; ssh is http+docker://ssh.
+        return str(self.client.api.base_url).startswith(("http+docker://localhost", "http+unix://"))
 
     def image_id(self, tag: str) -> str | None:
         try:
@@ -403,6 +415,19 @@ class DockerRuntime:
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
         return removed
+
+
+def _freezer(cgroup_version: str | None, cgroups: str = "/proc/cgroups") -> bool | None:
+    """Whether `docker pause` can work here: cgroup v2 freezes natively; v1 needs the
+    freezer controller enabled (/proc/cgroups). None when that cannot be read."""
+    if str(cgroup_version) == "2":
+        return True
+    try:
+        with open(cgroups, encoding="ascii") as f:
+            rows = [line.split() for line in f if not line.startswith("#")]
+    except OSError:
+        return None
+    return any(row[0] == "freezer" and row[-1] == "1" for row in rows if len(row) >= 4)
 
 
 def _timestamp(text: str | None) -> float | None:
