@@ -201,6 +201,7 @@ class WorkerInfo:
     cpu_count: int
     affinity: int
     quota: float | None  # CPUs allowed by the CFS quota, None if unlimited
+    tid: int | None = None  # the kernel's id of the thread that runs its tasks
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ class ProcSample:
     rss: int  # bytes
     uss: int | None = None  # bytes only this process holds
     pss: int | None = None  # bytes, shared pages divided among their sharers
+    threads: tuple[tuple[int, float], ...] = ()  # (tid, CPU seconds so far) per live thread
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,9 @@ class RunFigures:
     pss_sum: int | None = None  # bytes: peak summed PSS of the worker processes
     outside_cores: float | None = None  # host CPU busy outside the run's containers, cores
     steal_cores: float | None = None  # CPU the hypervisor took from this host, cores
+    # CPU seconds in the window of the worker processes' threads other than the one that runs
+    # tasks (telemetry, heartbeat, single's PID 1); None without per-thread telemetry
+    cpu_agents: float | None = None
 
 
 @dataclass(frozen=True)

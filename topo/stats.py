@@ -97,6 +97,7 @@ def run_figures(result: RunResult) -> RunFigures:
         cores=_cores(result),
         **_footprint(result.processes, _worker_containers(result)),
         **_disturbance(result.host, window, spent),
+        cpu_agents=agent_cpu(result, window),
     )
 
 
@@ -178,6 +179,57 @@ def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[st
         return sum(peaks.values()) if peaks else None
 
     return {"rss_sum": peak_sum(rss), "pss_sum": peak_sum(pss)}
+
+
+def agent_cpu(result: RunResult, window: tuple[float, float] | None) -> float | None:
+    """CPU seconds in ``window`` of the worker containers' threads that run no task: the
+    telemetry thread, a multi worker's heartbeat, single's PID 1 dispatching (every thread of
+    a process that announced no task thread). Each thread's counter comes from the in-container
+    telemetry; the task thread of a process is the one its ``ready`` line named. None when
+    the telemetry sent no per-thread figures, or a worker did not say which thread is its."""
+    if window is None:
+        return None
+    task_tid: dict[tuple[str, int], int | None] = {}
+    for w in result.workers:
+        task_tid[(w.container, _pid_of(w.worker))] = w.tid
+    per_thread: dict[tuple[str, int, int], list[tuple[float, float]]] = defaultdict(list)
+    workers = _worker_containers(result)
+    measured = False
+    for p in result.processes:
+        if p.container not in workers or not p.threads:
+            continue
+        measured = True
+        key = (p.container, p.pid)
+        if key in task_tid and task_tid[key] is None:
+            return None  # a worker from before the ready line named its task thread
+        for tid, cpu in p.threads:
+            if tid != task_tid.get(key):
+                per_thread[(p.container, p.pid, tid)].append((p.t, cpu))
+    if not measured:
+        return None
+    total = 0.0
+    for points in per_thread.values():
+        series = _grown(sorted(points))
+        total += cumulative_at(series, window[1]) - cumulative_at(series, window[0])
+    return total
+
+
+def _pid_of(worker: str) -> int:
+    # "<container>/<pid>", the pid as seen inside the container, like the telemetry's
+    tail = worker.rpartition("/")[2]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _grown(points: Sequence[tuple[float, float]]) -> list[Sample]:
+    """A thread's CPU counter as a series that only grows: it restarts from 0 when its
+    container restarts (the same pid and tid, a new process)."""
+    out, offset, last = [], 0.0, 0.0
+    for t, cpu in points:
+        if cpu < last:
+            offset += last
+        last = cpu
+        out.append(Sample(t, "", offset + cpu, 0))
+    return out
 
 
 def _makespan(t_available: float | None, times: Sequence[float]) -> float | None:
@@ -430,6 +482,9 @@ ROWS: tuple[_RowDef, ...] = (
         lambda f: _in_window(f, f.cpu_coordination),
     ),
     _RowDef("task_cpu", "CPU in tasks (s)", "s", None, lambda f: f.task_cpu),
+    # Part of the overhead below, measured where it is spent: the agents' own threads.
+    _RowDef("cpu_agents", "agent threads CPU (s)", "s", False,
+            lambda f: None if f.cpu_agents is None else _in_window(f, f.cpu_agents)),
     # metrics.md: coordination overhead = Redis CPU + (worker CPU - task CPU).
     _RowDef(
         "overhead",
