@@ -184,34 +184,47 @@ def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[st
 def agent_cpu(result: RunResult, window: tuple[float, float] | None) -> float | None:
     """CPU seconds in ``window`` of the worker containers' threads that run no task: the
     telemetry thread, a multi worker's heartbeat, single's PID 1 dispatching (every thread of
-    a process that announced no task thread). Each thread's counter comes from the in-container
-    telemetry; the task thread of a process is the one its ``ready`` line named. None when
-    the telemetry sent no per-thread figures, or a worker did not say which thread is its."""
+    a process that announced no task thread), and any thread a task started. Each thread's
+    counter comes from the in-container telemetry; the task thread of a process is the one
+    its ``ready`` line named. None when the telemetry sent no per-thread figures, or a
+    worker did not say which thread is its task thread."""
     if window is None:
         return None
-    task_tid: dict[tuple[str, int], int | None] = {}
-    for w in result.workers:
-        task_tid[(w.container, _pid_of(w.worker))] = w.tid
+    threads = _agent_threads(result)
+    if threads is None:
+        return None
+    return sum((cumulative_at(series, window[1]) - cumulative_at(series, window[0])
+                for series in threads), 0.0)
+
+
+def _agent_threads(result: RunResult) -> list[list[Sample]] | None:
+    """One growing CPU series per agent thread of the worker containers (see agent_cpu)."""
+    task_tid = {(w.container, _pid_of(w.worker)): w.tid for w in result.workers}
     per_thread: dict[tuple[str, int, int], list[tuple[float, float]]] = defaultdict(list)
+    passes: dict[tuple[str, int], set[float]] = defaultdict(set)  # when each process was seen
     workers = _worker_containers(result)
-    measured = False
     for p in result.processes:
         if p.container not in workers or not p.threads:
             continue
-        measured = True
         key = (p.container, p.pid)
         if key in task_tid and task_tid[key] is None:
             return None  # a worker from before the ready line named its task thread
+        passes[key].add(p.t)
         for tid, cpu in p.threads:
             if tid != task_tid.get(key):
                 per_thread[(p.container, p.pid, tid)].append((p.t, cpu))
-    if not measured:
+    if not passes:
         return None
-    total = 0.0
-    for points in per_thread.values():
-        series = _grown(sorted(points))
-        total += cumulative_at(series, window[1]) - cumulative_at(series, window[0])
-    return total
+    out = []
+    for (container, pid, _), points in per_thread.items():
+        points.sort()
+        # Not there at the pass before: born since then, with no CPU (the first value seen
+        # would otherwise count from the window's start on, losing what it used until then).
+        before = [t for t in passes[(container, pid)] if t < points[0][0]]
+        if before:
+            points.insert(0, (max(before), 0.0))
+        out.append(_grown(points))
+    return out
 
 
 def _pid_of(worker: str) -> int:

@@ -199,3 +199,18 @@ def test_per_thread_cpu_survives_the_result_file(tmp_path) -> None:  # type: ign
     results.save(path, results.to_json(scenario(), [r], {}, complete=True))
     _, [loaded], _ = results.load(path)
     assert loaded == r
+
+
+def test_a_thread_born_in_the_window_counts_from_zero_at_the_pass_before() -> None:
+    from topo.stats import run_figures
+
+    from .test_stats import result, spec
+
+    # the worker's process was seen at 99 and 101 with its task thread only; tid 9 appears
+    # at 103 having used 0.3 s, and has used 0.6 s at 106
+    procs = [_proc(99.0, "w0", 1, (1, 0.0)), _proc(101.0, "w0", 1, (1, 0.1)),
+             _proc(103.0, "w0", 1, (1, 0.2), (9, 0.3)), _proc(106.0, "w0", 1, (1, 0.3), (9, 0.6))]
+    r = result(topology="multi", processes=tuple(procs), workers=(_worker("w0", 1, 1),),
+               containers=(spec("w0"),))
+    # by hand: born after 101, 0.3 s by 103, then 0.1 s/s until the window ends at 105: 0.5
+    assert run_figures(r).cpu_agents == pytest.approx(0.5)
