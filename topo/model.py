@@ -327,7 +327,7 @@ class RunFigures:
     startup_first: float | None  # deploy call -> first task completed
     cpu_workers: float  # CPU seconds of the worker containers in the makespan window
     cpu_coordination: float  # redis + feeder CPU seconds in the window
-    task_cpu: float  # CPU seconds the tasks themselves used (completed attempts)
+    task_cpu: float  # CPU seconds of the task threads during completed attempts
     mean_cores: float | None  # (cpu_workers + cpu_coordination) / makespan
     utilisation: float | None  # mean_cores / budget cpus
     cpu_per_task: float | None  # (cpu_workers + cpu_coordination) / completed
