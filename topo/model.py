@@ -217,7 +217,8 @@ class ProcSample:
     rss: int  # bytes
     uss: int | None = None  # bytes only this process holds
     pss: int | None = None  # bytes, shared pages divided among their sharers
-    threads: tuple[tuple[int, float], ...] = ()  # (tid, CPU seconds so far) per live thread
+    # per live thread: (tid, CPU seconds so far, host time it started or None)
+    threads: tuple[tuple[int, float, float | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -190,18 +190,19 @@ def agent_cpu(result: RunResult, window: tuple[float, float] | None) -> float | 
     worker did not say which thread is its task thread."""
     if window is None:
         return None
-    threads = _agent_threads(result)
+    threads = _agent_threads(result, window[1])
     if threads is None:
         return None
     return sum((cumulative_at(series, window[1]) - cumulative_at(series, window[0])
                 for series in threads), 0.0)
 
 
-def _agent_threads(result: RunResult) -> list[list[Sample]] | None:
+def _agent_threads(result: RunResult, t_end: float) -> list[list[Sample]] | None:
     """One growing CPU series per agent thread of the worker containers (see agent_cpu)."""
     task_tid = {(w.container, _pid_of(w.worker)): w.tid for w in result.workers}
-    per_thread: dict[tuple[str, int, int], list[tuple[float, float]]] = defaultdict(list)
-    passes: dict[tuple[str, int], set[float]] = defaultdict(set)  # when each process was seen
+    per_thread: dict[tuple[str, int, int], list[tuple[float, float, float | None]]] = (
+        defaultdict(list))
+    last_seen: dict[tuple[str, int], float] = {}  # each process's last telemetry pass
     workers = _worker_containers(result)
     for p in result.processes:
         if p.container not in workers or not p.threads:
@@ -209,21 +210,36 @@ def _agent_threads(result: RunResult) -> list[list[Sample]] | None:
         key = (p.container, p.pid)
         if key in task_tid and task_tid[key] is None:
             return None  # a worker from before the ready line named its task thread
-        passes[key].add(p.t)
-        for tid, cpu in p.threads:
+        last_seen[key] = max(p.t, last_seen.get(key, p.t))
+        for tid, cpu, born in p.threads:
             if tid != task_tid.get(key):
-                per_thread[(p.container, p.pid, tid)].append((p.t, cpu))
-    if not passes:
+                per_thread[(p.container, p.pid, tid)].append((p.t, cpu, born))
+    if not last_seen:
         return None
-    out = []
-    for (container, pid, _), points in per_thread.items():
-        points.sort()
-        # Not there at the pass before: born since then, with no CPU (the first value seen
-        # would otherwise count from the window's start on, losing what it used until then).
-        before = [t for t in passes[(container, pid)] if t < points[0][0]]
-        if before:
-            points.insert(0, (max(before), 0.0))
-        out.append(_grown(points))
+    return [_thread_series(sorted(points), last_seen[key[:2]] <= points[-1][0], t_end)
+            for key, points in per_thread.items() if points]
+
+
+def _thread_series(points: Sequence[tuple[float, float, float | None]], to_the_end: bool,
+                   t_end: float) -> list[Sample]:
+    """A thread's CPU counter as a series that only grows. It starts at 0 when the thread
+    was born (it used CPU before its first pass); it restarts from 0 when its container
+    restarts (the same pid and tid, a new process). When its process was never seen again
+    after its last pass (its container ended with the batch), it is taken to have gone on at
+    its last rate until ``t_end``; one seen again without it had ended."""
+    first_t, _, born = points[0]
+    series = [(born, 0.0)] if born is not None and born < first_t else []
+    series += [(t, cpu) for t, cpu, _ in points]
+    out, offset, last = [], 0.0, 0.0
+    for t, cpu in series:
+        if cpu < last:
+            offset += last
+        last = cpu
+        out.append(Sample(t, "", offset + cpu, 0))
+    if to_the_end and len(out) >= 2 and out[-1].t < t_end:
+        a, b = out[-2], out[-1]
+        rate = max(0.0, (b.cpu - a.cpu) / (b.t - a.t)) if b.t > a.t else 0.0
+        out.append(Sample(t_end, "", b.cpu + rate * (t_end - b.t), 0))
     return out
 
 
@@ -231,18 +247,6 @@ def _pid_of(worker: str) -> int:
     # "<container>/<pid>", the pid as seen inside the container, like the telemetry's
     tail = worker.rpartition("/")[2]
     return int(tail) if tail.isdigit() else -1
-
-
-def _grown(points: Sequence[tuple[float, float]]) -> list[Sample]:
-    """A thread's CPU counter as a series that only grows: it restarts from 0 when its
-    container restarts (the same pid and tid, a new process)."""
-    out, offset, last = [], 0.0, 0.0
-    for t, cpu in points:
-        if cpu < last:
-            offset += last
-        last = cpu
-        out.append(Sample(t, "", offset + cpu, 0))
-    return out
 
 
 def _makespan(t_available: float | None, times: Sequence[float]) -> float | None:

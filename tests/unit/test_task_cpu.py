@@ -73,7 +73,7 @@ def test_thread_cpu_gives_each_thread_its_own_clock(burner: Burner) -> None:
 
     here = threading.get_native_id()
     mine0, b0 = time.thread_time(), burner.used
-    threads = dict(thread_cpu(os.getpid()))
+    threads = {tid: cpu for tid, cpu, _ in thread_cpu(os.getpid())}
     mine1, b1 = time.thread_time(), burner.used
     assert burner.native_id in threads and here in threads
     # Each thread's figure lies between what that thread itself read just before and after;
@@ -86,24 +86,33 @@ def test_thread_cpu_reads_ticks_where_there_is_no_schedstat(tmp_path) -> None:  
     from topo.agent.telemetry import thread_cpu
 
     tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    (tmp_path / "uptime").write_text("1000.00 1500.00\n")  # booted 1000 s ago
     (tmp_path / "42/task/42").mkdir(parents=True)
     (tmp_path / "42/task/43").mkdir()
+    # utime 150, stime 50 and starttime are the 14th, 15th and 22nd fields; a ")" in the
+    # name is fine
+    stat = "{tid} (py) thon) S 1 1 1 0 -1 4194560 10 0 0 0 150 50 0 0 20 0 2 0 {start} 0 0\n"
+    (tmp_path / "42/task/42/stat").write_text(stat.format(tid=42, start=0))
     (tmp_path / "42/task/42/schedstat").write_text("1500000000 2000 7\n")  # 1.5 s in ns
-    # utime 150 and stime 50 ticks are the 14th and 15th fields; a ")" in the name is fine
-    (tmp_path / "42/task/43/stat").write_text(
-        "43 (py) thon) S 1 1 1 0 -1 4194560 10 0 0 0 150 50 0 0 20 0 2 0 100 0 0\n")
-    assert thread_cpu(42, proc=str(tmp_path)) == [[42, 1.5], [43, round(200 * tick, 6)]]
+    (tmp_path / "42/task/43/stat").write_text(stat.format(tid=43, start=int(900 / tick)))
+    now = time.time()
+    [(t42, cpu42, born42), (t43, cpu43, born43)] = thread_cpu(42, proc=str(tmp_path))
+    assert (t42, cpu42, t43, cpu43) == (42, 1.5, 43, round(200 * tick, 6))
+    # born at boot, and 900 s after it: 1000 s and 100 s ago
+    assert born42 == pytest.approx(now - 1000, abs=0.5)
+    assert born43 == pytest.approx(now - 100, abs=0.5)
     assert thread_cpu(41, proc=str(tmp_path)) == []  # a process that is gone
 
 
 # --------------------------------------------------------------------------- harness
 
 
-def _proc(t: float, container: str, pid: int, *threads: tuple[int, float]):  # type: ignore[no-untyped-def]
+def _proc(t: float, container: str, pid: int, *threads: tuple):  # type: ignore[no-untyped-def]
+    """A telemetry pass's view of one process; threads are (tid, cpu[, born])."""
     from topo.model import ProcSample
 
-    return ProcSample(t, container, pid, 0, "python3", sum(c for _, c in threads), 1,
-                      threads=tuple(threads))
+    full = tuple((x[0], x[1], x[2] if len(x) > 2 else None) for x in threads)
+    return ProcSample(t, container, pid, 0, "python3", sum(x[1] for x in full), 1, threads=full)
 
 
 def _worker(container: str, pid: int, tid: int | None):  # type: ignore[no-untyped-def]
@@ -179,13 +188,13 @@ def test_event_lines_carry_the_task_thread_and_per_thread_cpu(tmp_path) -> None:
          "affinity": 2, "quota": 1.0, "tid": 7},
         {"ev": "procs", "c": "single", "t": 2.0, "procs": [
             {"pid": 7, "ppid": 1, "name": "python3", "cpu": 0.5, "rss": 10,
-             "thr": [[7, 0.25], [9, 0.125]]}]},
+             "thr": [[7, 0.25, 1.5], [9, 0.125, None], [11, 0.5]]}]},
     ]
     (tmp_path / "single-7.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     log = EventLog(tmp_path, 1)
     log.poll()
     assert log.workers["single/7"].tid == 7
-    assert log.processes[0].threads == ((7, 0.25), (9, 0.125))
+    assert log.processes[0].threads == ((7, 0.25, 1.5), (9, 0.125, None), (11, 0.5, None))
 
 
 def test_per_thread_cpu_survives_the_result_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -193,7 +202,7 @@ def test_per_thread_cpu_survives_the_result_file(tmp_path) -> None:  # type: ign
 
     from .test_stats import result, scenario
 
-    r = result(processes=(_proc(101.0, "single", 7, (7, 1.5), (9, 0.25)),),
+    r = result(processes=(_proc(101.0, "single", 7, (7, 1.5, 99.5), (9, 0.25)),),
                workers=(_worker("single", 7, 7),))
     path = tmp_path / "result.json"
     results.save(path, results.to_json(scenario(), [r], {}, complete=True))
@@ -201,16 +210,35 @@ def test_per_thread_cpu_survives_the_result_file(tmp_path) -> None:  # type: ign
     assert loaded == r
 
 
-def test_a_thread_born_in_the_window_counts_from_zero_at_the_pass_before() -> None:
+def test_a_thread_born_in_the_window_counts_from_zero_when_it_was_born() -> None:
     from topo.stats import run_figures
 
     from .test_stats import result, spec
 
-    # the worker's process was seen at 99 and 101 with its task thread only; tid 9 appears
-    # at 103 having used 0.3 s, and has used 0.6 s at 106
+    # the worker's process was seen at 99 and 101 with its task thread only; tid 9, born at
+    # 102, appears at 103 having used 0.3 s, and has used 0.6 s at 106
     procs = [_proc(99.0, "w0", 1, (1, 0.0)), _proc(101.0, "w0", 1, (1, 0.1)),
-             _proc(103.0, "w0", 1, (1, 0.2), (9, 0.3)), _proc(106.0, "w0", 1, (1, 0.3), (9, 0.6))]
+             _proc(103.0, "w0", 1, (1, 0.2), (9, 0.3, 102.0)),
+             _proc(106.0, "w0", 1, (1, 0.3), (9, 0.6, 102.0))]
     r = result(topology="multi", processes=tuple(procs), workers=(_worker("w0", 1, 1),),
                containers=(spec("w0"),))
-    # by hand: born after 101, 0.3 s by 103, then 0.1 s/s until the window ends at 105: 0.5
+    # by hand: 0.3 s by 103, then 0.1 s/s until the window ends at 105: 0.5
     assert run_figures(r).cpu_agents == pytest.approx(0.5)
+
+
+def test_a_thread_whose_container_ended_goes_on_at_its_rate_to_the_window_end() -> None:
+    from topo.stats import run_figures
+
+    from .test_stats import result, spec
+
+    # window [100, 105]; PID 1's telemetry (tid 5) ran at 0.1 s/s; its last pass was at 104
+    # (the container ended with the batch): 0.1 s/s over the 5 s window is 0.5 s
+    containers = (spec("single", "single", 2.0, 1),)
+    procs = (_proc(99.0, "single", 1, (1, 0.0), (5, 0.0)),
+             _proc(104.0, "single", 1, (1, 0.0), (5, 0.5)))
+    assert run_figures(result(processes=procs, containers=containers)).cpu_agents == (
+        pytest.approx(0.5))
+    # seen again at 106 without tid 5: that thread had ended, at most 0.4 s in the window
+    ended = procs + (_proc(106.0, "single", 1, (1, 0.0)),)
+    assert run_figures(result(processes=ended, containers=containers)).cpu_agents == (
+        pytest.approx(0.4))
