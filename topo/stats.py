@@ -202,7 +202,7 @@ def _agent_threads(result: RunResult, t_end: float) -> list[list[Sample]] | None
     task_tid = {(w.container, _pid_of(w.worker)): w.tid for w in result.workers}
     per_thread: dict[tuple[str, int, int], list[tuple[float, float, float | None]]] = (
         defaultdict(list))
-    last_seen: dict[tuple[str, int], float] = {}  # each process's last telemetry pass
+    passes: dict[tuple[str, int], set[float]] = defaultdict(set)  # when each process was seen
     workers = _worker_containers(result)
     for p in result.processes:
         if p.container not in workers or not p.threads:
@@ -210,23 +210,29 @@ def _agent_threads(result: RunResult, t_end: float) -> list[list[Sample]] | None
         key = (p.container, p.pid)
         if key in task_tid and task_tid[key] is None:
             return None  # a worker from before the ready line named its task thread
-        last_seen[key] = max(p.t, last_seen.get(key, p.t))
+        passes[key].add(p.t)
         for tid, cpu, born in p.threads:
             if tid != task_tid.get(key):
                 per_thread[(p.container, p.pid, tid)].append((p.t, cpu, born))
-    if not last_seen:
+    if not passes:
         return None
-    return [_thread_series(sorted(points), last_seen[key[:2]] <= points[-1][0], t_end)
-            for key, points in per_thread.items() if points]
+    out = []
+    for key, points in per_thread.items():
+        points.sort()
+        # the first pass that saw the process without this thread: it had ended by then
+        gone = min((t for t in passes[key[:2]] if t > points[-1][0]), default=math.inf)
+        out.append(_thread_series(points, min(gone, t_end)))
+    return out
 
 
-def _thread_series(points: Sequence[tuple[float, float, float | None]], to_the_end: bool,
-                   t_end: float) -> list[Sample]:
+def _thread_series(points: Sequence[tuple[float, float, float | None]],
+                   until: float) -> list[Sample]:
     """A thread's CPU counter as a series that only grows. It starts at 0 when the thread
     was born (it used CPU before its first pass); it restarts from 0 when its container
-    restarts (the same pid and tid, a new process). When its process was never seen again
-    after its last pass (its container ended with the batch), it is taken to have gone on at
-    its last rate until ``t_end``; one seen again without it had ended."""
+    restarts (the same pid and tid, a new process). After its last pass it is taken to go on
+    at its last rate until ``until``: the end of the window, or the pass that found it gone
+    (threads end mostly with their process, at the end of the batch, and a process that
+    ends with its container is never seen again)."""
     first_t, _, born = points[0]
     series = [(born, 0.0)] if born is not None and born < first_t else []
     series += [(t, cpu) for t, cpu, _ in points]
@@ -236,10 +242,10 @@ def _thread_series(points: Sequence[tuple[float, float, float | None]], to_the_e
             offset += last
         last = cpu
         out.append(Sample(t, "", offset + cpu, 0))
-    if to_the_end and len(out) >= 2 and out[-1].t < t_end:
+    if len(out) >= 2 and out[-1].t < until:
         a, b = out[-2], out[-1]
         rate = max(0.0, (b.cpu - a.cpu) / (b.t - a.t)) if b.t > a.t else 0.0
-        out.append(Sample(t_end, "", b.cpu + rate * (t_end - b.t), 0))
+        out.append(Sample(until, "", b.cpu + rate * (until - b.t), 0))
     return out
 
 

@@ -55,7 +55,7 @@ def test_cgroup_cpu_is_the_known_task_cost_plus_the_measured_agent_threads(
     sc = scenario(task="cpu", tasks=tasks, workers=2, cpus=1.0, params={"cpu_ms": CPU_MS})
     for r in _compare(runtime, tmp_path, sc):
         f = stats.run_figures(r)
-        assert (f.ledger.completed, f.ledger.duplicated) == (tasks, 0)
+        assert (f.ledger.completed, f.ledger.duplicated) == (tasks, 0), (r.status, r.error)
         assert f.cpu_agents is not None and f.cpu_agents > 0, r.topology  # telemetry, at least
         predicted = tasks * cost + f.cpu_agents
         assert f.cpu_workers == pytest.approx(predicted, rel=0.03), (
@@ -110,7 +110,7 @@ def test_a_busy_thread_beside_the_task_is_not_task_cpu(runtime: DockerRuntime,
     sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, path=str(folder)))
     for r in _compare(runtime, tmp_path, sc):
         f = stats.run_figures(r)
-        assert f.ledger.completed == tasks
+        assert f.ledger.completed == tasks, (r.status, r.error)
         assert f.cpu_agents is not None and f.cpu_agents > 0.1 * tasks * cost, (
             r.topology, f.cpu_agents)  # the neighbour really ran beside the tasks
         assert f.task_cpu == pytest.approx(tasks * cost, rel=0.01)

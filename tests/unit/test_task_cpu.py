@@ -238,7 +238,7 @@ def test_a_thread_whose_container_ended_goes_on_at_its_rate_to_the_window_end() 
              _proc(104.0, "single", 1, (1, 0.0), (5, 0.5)))
     assert run_figures(result(processes=procs, containers=containers)).cpu_agents == (
         pytest.approx(0.5))
-    # seen again at 106 without tid 5: that thread had ended, at most 0.4 s in the window
-    ended = procs + (_proc(106.0, "single", 1, (1, 0.0)),)
+    # seen again at 104.5 without tid 5: it had ended by then, so its rate goes on to 104.5
+    ended = procs + (_proc(104.5, "single", 1, (1, 0.0)),)
     assert run_figures(result(processes=ended, containers=containers)).cpu_agents == (
-        pytest.approx(0.4))
+        pytest.approx(0.45))
