@@ -110,6 +110,7 @@ class EventLog:
             self.processes.append(ProcSample(
                 t=t, container=c, pid=int(p["pid"]), ppid=int(p["ppid"]), name=str(p["name"]),
                 cpu=float(p["cpu"]), rss=int(p["rss"]), uss=p.get("uss"), pss=p.get("pss"),
+                threads=tuple(_thread(x) for x in p.get("thr") or ()),
             ))
 
     def _ready(self, ev: dict[str, Any]) -> None:
@@ -120,6 +121,7 @@ class EventLog:
                 worker=worker, container=str(ev["c"]), t_ready=float(ev["t"]),
                 cpu_count=int(ev["cpu_count"]), affinity=int(ev["affinity"]),
                 quota=None if ev.get("quota") is None else float(ev["quota"]),
+                tid=None if ev.get("tid") is None else int(ev["tid"]),
             )
 
     def all_ready(self, containers: list[str]) -> bool:
@@ -138,3 +140,9 @@ class EventLog:
     @property
     def t_available(self) -> float | None:
         return min(self.available, default=None)
+
+
+def _thread(entry: list[Any]) -> tuple[int, float, float | None]:
+    """``[tid, cpu, born]`` of the telemetry (born may be missing or null)."""
+    born = entry[2] if len(entry) > 2 else None
+    return int(entry[0]), float(entry[1]), None if born is None else float(born)

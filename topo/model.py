@@ -210,6 +210,7 @@ class WorkerInfo:
     cpu_count: int
     affinity: int
     quota: float | None  # CPUs allowed by the CFS quota, None if unlimited
+    tid: int | None = None  # the kernel's id of the thread that runs its tasks
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,8 @@ class ProcSample:
     rss: int  # bytes
     uss: int | None = None  # bytes only this process holds
     pss: int | None = None  # bytes, shared pages divided among their sharers
+    # per live thread: (tid, CPU seconds so far, host time it started or None)
+    threads: tuple[tuple[int, float, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ class RunFigures:
     startup_first: float | None  # deploy call -> first task completed
     cpu_workers: float  # CPU seconds of the worker containers in the makespan window
     cpu_coordination: float  # redis + feeder CPU seconds in the window
-    task_cpu: float  # CPU seconds the tasks themselves used (completed attempts)
+    task_cpu: float  # CPU seconds of the task threads during completed attempts
     mean_cores: float | None  # (cpu_workers + cpu_coordination) / makespan
     utilisation: float | None  # mean_cores / budget cpus
     cpu_per_task: float | None  # (cpu_workers + cpu_coordination) / completed
@@ -348,6 +351,9 @@ class RunFigures:
     pss_sum: int | None = None  # bytes: peak summed PSS of the worker processes
     outside_cores: float | None = None  # host CPU busy outside the run's containers, cores
     steal_cores: float | None = None  # CPU the hypervisor took from this host, cores
+    # CPU seconds in the window of the worker processes' threads other than the one that runs
+    # tasks (telemetry, heartbeat, single's PID 1); None without per-thread telemetry
+    cpu_agents: float | None = None
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,7 @@ def _run(d: dict[str, Any]) -> RunResult:
         "fault": Fault(**d["fault"]) if d.get("fault") else None,
         "fault_events": tuple(FaultEvent(**e) for e in d.get("fault_events", ())),
         "signals": tuple(Signal(**x) for x in d.get("signals", ())),
-        "processes": tuple(ProcSample(**x) for x in d.get("processes", ())),
+        "processes": tuple(ProcSample(**{**x, "threads": tuple(map(tuple, x.get("threads", ())))})
+                           for x in d.get("processes", ())),
         "host": tuple(tuple(x) for x in d.get("host", ())),
     })

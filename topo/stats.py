@@ -97,6 +97,7 @@ def run_figures(result: RunResult) -> RunFigures:
         cores=_cores(result),
         **_footprint(result.processes, _worker_containers(result)),
         **_disturbance(result.host, window, spent),
+        cpu_agents=agent_cpu(result, window),
     )
 
 
@@ -178,6 +179,80 @@ def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[st
         return sum(peaks.values()) if peaks else None
 
     return {"rss_sum": peak_sum(rss), "pss_sum": peak_sum(pss)}
+
+
+def agent_cpu(result: RunResult, window: tuple[float, float] | None) -> float | None:
+    """CPU seconds in ``window`` of the worker containers' threads that run no task: the
+    telemetry thread, a multi worker's heartbeat, single's PID 1 dispatching (every thread of
+    a process that announced no task thread), and any thread a task started. Each thread's
+    counter comes from the in-container telemetry; the task thread of a process is the one
+    its ``ready`` line named. None when the telemetry sent no per-thread figures, or a
+    worker did not say which thread is its task thread."""
+    if window is None:
+        return None
+    threads = _agent_threads(result, window[1])
+    if threads is None:
+        return None
+    return sum((cumulative_at(series, window[1]) - cumulative_at(series, window[0])
+                for series in threads), 0.0)
+
+
+def _agent_threads(result: RunResult, t_end: float) -> list[list[Sample]] | None:
+    """One growing CPU series per agent thread of the worker containers (see agent_cpu)."""
+    task_tid = {(w.container, _pid_of(w.worker)): w.tid for w in result.workers}
+    per_thread: dict[tuple[str, int, int], list[tuple[float, float, float | None]]] = (
+        defaultdict(list))
+    passes: dict[tuple[str, int], set[float]] = defaultdict(set)  # when each process was seen
+    workers = _worker_containers(result)
+    for p in result.processes:
+        if p.container not in workers or not p.threads:
+            continue
+        key = (p.container, p.pid)
+        if key in task_tid and task_tid[key] is None:
+            return None  # a worker from before the ready line named its task thread
+        passes[key].add(p.t)
+        for tid, cpu, born in p.threads:
+            if tid != task_tid.get(key):
+                per_thread[(p.container, p.pid, tid)].append((p.t, cpu, born))
+    if not passes:
+        return None
+    out = []
+    for key, points in per_thread.items():
+        points.sort()
+        # the first pass that saw the process without this thread: it had ended by then
+        gone = min((t for t in passes[key[:2]] if t > points[-1][0]), default=math.inf)
+        out.append(_thread_series(points, min(gone, t_end)))
+    return out
+
+
+def _thread_series(points: Sequence[tuple[float, float, float | None]],
+                   until: float) -> list[Sample]:
+    """A thread's CPU counter as a series that only grows. It starts at 0 when the thread
+    was born (it used CPU before its first pass); it restarts from 0 when its container
+    restarts (the same pid and tid, a new process). After its last pass it is taken to go on
+    at its last rate until ``until``: the end of the window, or the pass that found it gone
+    (threads end mostly with their process, at the end of the batch, and a process that
+    ends with its container is never seen again)."""
+    first_t, _, born = points[0]
+    series = [(born, 0.0)] if born is not None and born < first_t else []
+    series += [(t, cpu) for t, cpu, _ in points]
+    out, offset, last = [], 0.0, 0.0
+    for t, cpu in series:
+        if cpu < last:
+            offset += last
+        last = cpu
+        out.append(Sample(t, "", offset + cpu, 0))
+    if len(out) >= 2 and out[-1].t < until:
+        a, b = out[-2], out[-1]
+        rate = max(0.0, (b.cpu - a.cpu) / (b.t - a.t)) if b.t > a.t else 0.0
+        out.append(Sample(until, "", b.cpu + rate * (until - b.t), 0))
+    return out
+
+
+def _pid_of(worker: str) -> int:
+    # "<container>/<pid>", the pid as seen inside the container, like the telemetry's
+    tail = worker.rpartition("/")[2]
+    return int(tail) if tail.isdigit() else -1
 
 
 def _makespan(t_available: float | None, times: Sequence[float]) -> float | None:
@@ -430,6 +505,9 @@ ROWS: tuple[_RowDef, ...] = (
         lambda f: _in_window(f, f.cpu_coordination),
     ),
     _RowDef("task_cpu", "CPU in tasks (s)", "s", None, lambda f: f.task_cpu),
+    # Part of the overhead below, measured where it is spent: the agents' own threads.
+    _RowDef("cpu_agents", "agent threads CPU (s)", "s", False,
+            lambda f: None if f.cpu_agents is None else _in_window(f, f.cpu_agents)),
     # metrics.md: coordination overhead = Redis CPU + (worker CPU - task CPU).
     _RowDef(
         "overhead",

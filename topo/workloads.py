@@ -23,14 +23,16 @@ def noop(seed: int = 0) -> None:
 
 def cpu(seed: int = 0, work: int = 0, cpu_ms: float = 0.0) -> int:
     """Pure CPU. ``work``: a fixed number of loop iterations (its cost depends on the
-    machine, so calibrate it); ``cpu_ms``: spin until this process has used that much CPU
-    time (a cost known by construction)."""
+    machine, so calibrate it); ``cpu_ms``: spin until the calling thread has used that much
+    CPU time (a cost known by construction). The thread's own clock, not the process's:
+    other threads of the process (an agent's telemetry, a heartbeat) add to the process
+    clock, and the task would stop early, having done less than it claims."""
     acc = seed & 0xFFFF
     for i in range(int(work)):
         acc = (acc * 1103515245 + i) & 0x7FFFFFFF
     if cpu_ms > 0:
-        deadline = time.process_time() + cpu_ms / 1000.0
-        while time.process_time() < deadline:
+        deadline = time.thread_time() + cpu_ms / 1000.0
+        while time.thread_time() < deadline:
             acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF
     return acc
 

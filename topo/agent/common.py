@@ -64,7 +64,11 @@ def cpu_quota() -> float | None:
 
 
 def announce_ready(events: Events, worker: str, container: str) -> None:
-    """Say this worker process is ready, with what it sees of its CPUs (the cpu_count trap)."""
+    """Say this worker process is ready, with what it sees of its CPUs (the cpu_count trap).
+
+    Call it from the thread that will run the tasks: its id (``tid``, the kernel's, as in
+    /proc/<pid>/task/) is how the harness tells task CPU from the CPU of the agent's other
+    threads in the telemetry's per-thread figures."""
     events.emit(
         ev="ready",
         w=worker,
@@ -73,6 +77,7 @@ def announce_ready(events: Events, worker: str, container: str) -> None:
         cpu_count=os.cpu_count(),
         affinity=len(os.sched_getaffinity(0)),
         quota=cpu_quota(),
+        tid=threading.get_native_id(),
     )
 
 
@@ -151,8 +156,13 @@ def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
 
 
 def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, Any]:
-    """Run ``fn(task_id)`` and describe the attempt; an exception is a failed attempt."""
-    cpu0 = time.process_time()
+    """Run ``fn(task_id)`` and describe the attempt; an exception is a failed attempt.
+
+    ``cpu`` is this thread's own CPU clock around the call: the process clock would also
+    count the telemetry and heartbeat threads that run beside the task, charging their CPU
+    to the task and hiding it from coordination. (Threads the task itself starts are not
+    counted here; the telemetry counts them with the agent's other threads.)"""
+    cpu0 = time.thread_time()
     t0 = time.time()
     err = None
     try:
@@ -167,7 +177,7 @@ def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, A
         "ok": err is None,
         "t0": t0,
         "t1": t1,
-        "cpu": time.process_time() - cpu0,
+        "cpu": time.thread_time() - cpu0,
         "core": core_of(),
         "err": err,
     }
