@@ -21,8 +21,30 @@ app = typer.Typer(
 _debug = False
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"topo {_version()}")
+        raise typer.Exit()
+
+
+def _version() -> str:
+    """The installed distribution's version; topo's own when it runs from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("topo")
+    except metadata.PackageNotFoundError:
+        import topo
+
+        return topo.__version__
+
+
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print topo's version and exit."),
+) -> None:
     global _debug
     _debug = debug
 

@@ -74,3 +74,5 @@ def test_an_installed_wheel_compares_from_outside_the_repository(
         assert sorted(n.rsplit("-", 1)[1] for n in names) == roles, names
     for run_dir in (work / "out" / "raw").glob("*"):
         assert leftovers(runtime, run_dir.name.split("-")[1]) == []
+    # topo-<version>-py3-none-any.whl: the version the installed command must report
+    assert _run(topo, "--version", cwd=work).stdout == f"topo {wheel.name.split('-')[1]}\n"
