@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -19,6 +20,25 @@ app = typer.Typer(
     help="One container with N worker processes, or N containers and a queue? Measure both.",
 )
 _debug = False
+
+
+# What each command can print (typer lists the choices in --help and refuses others, exit 2).
+class CompareFormat(str, Enum):
+    table = "table"
+    md = "md"
+    json = "json"
+
+
+class ReportFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
+    table = "table"
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+class DiffFormat(str, Enum):
+    table = "table"
+    json = "json"
 
 
 def _print_version(wanted: bool) -> None:
@@ -107,14 +127,12 @@ def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Folder for result.json, report.md/html, compose files, raw events."),
-    fmt: str = typer.Option("table", "--format", help="What to print: table | md | json"),
+    fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
     from topo import cleanup, run, scenario, stats
     from topo import report as reports
 
-    if fmt not in ("table", "md", "json"):
-        raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
     runtime, run_id = _start_measuring(sc)
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
@@ -140,8 +158,8 @@ def compare(
     for name, text in reports.files(comparison, measured, facts, plans).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
-    print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),
-          end="" if fmt == "json" else "\n")
+    print(reports.render(comparison, fmt.value, results=measured, provenance=facts,
+                         color=_color()), end="" if fmt is CompareFormat.json else "\n")
     _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
     if not started:  # nothing was measured at all: say why, and fail
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
@@ -156,7 +174,6 @@ def sweep(
     """Both topologies at each N under the same budget: a scaling table and the crossover."""
     from topo import cleanup, run, scenario
     from topo import sweep as sweeping
-    from topo.errors import ScenarioError
     from topo.report import sweep as sweep_report
 
     sc = scenario.load(scenario_file)
@@ -165,7 +182,8 @@ def sweep(
         if not counts or min(counts) < 1 or max(counts) > 64:
             raise ValueError
     except ValueError:
-        raise ScenarioError(f"--workers: a comma-separated list of counts from 1 to 64, got {workers!r}")
+        raise typer.BadParameter(f"a comma-separated list of counts from 1 to 64, got {workers!r}",
+                                 param_hint="'--workers'") from None
     runtime, run_id = _start_measuring(sc)
     out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     host = result_files.host_facts(runtime.info())
@@ -212,10 +230,12 @@ def init(
     from topo import scaffold, scenario
 
     if not scaffold.valid_task(task):
-        raise _usage(f"TASK: expected package.module:function, got {task!r}")
+        raise typer.BadParameter(f"expected package.module:function, got {task!r}",
+                                 param_hint="TASK")
     out = out or Path(f"{scaffold.name_of(task)}.yaml")
     if out.exists():
-        raise _usage(f"{out} exists; topo init never overwrites a file (choose another --out)")
+        raise typer.BadParameter(f"{out} exists; topo init never overwrites a file",
+                                 param_hint="'--out'")
     found = scaffold.find(task, Path.cwd().resolve())
     text = scaffold.render(found, out, cpus=min(2, os.cpu_count() or 1))
     scenario.parse(text, str(out), out.resolve().parent)  # never write what topo cannot read
@@ -267,10 +287,16 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _usage(msg: str) -> typer.Exit:
-    """Say what is wrong with the command line; the caller raises the exit (code 2)."""
-    _err(f"topo: usage error: {msg}")
-    return typer.Exit(2)
+def _command_line_error(e: typer.TyperException) -> NoReturn:
+    """One line on stderr for what typer (or a command, with typer.BadParameter) refuses on
+    the command line: exit 2 for usage. ``topo`` alone is the exception: its "error" is the
+    help itself, which typer has already printed (with rich) or left in the message."""
+    message = e.format_message().strip()
+    if "\n" in message:
+        _err(message)
+    elif message:
+        _err(f"topo: {'usage error' if e.exit_code == 2 else 'error'}: {message}")
+    sys.exit(e.exit_code)
 
 
 def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -289,16 +315,14 @@ def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
 @app.command()
 def report(
     result_file: Path = typer.Argument(..., help="A result.json saved by `topo compare`."),
-    fmt: str = typer.Option("table", "--format", help="table | md | html | json"),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="The format."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),
 ) -> None:
     """Render a saved result again, in any format, without Docker."""
     from topo import report as reports
 
-    if fmt not in reports.FORMATS:
-        raise _usage(f"--format: choose one of {', '.join(reports.FORMATS)}")
     comparison, runs, facts = _comparison(result_file)
-    text = reports.render(comparison, fmt, results=runs, provenance=facts,
+    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
                           color=out is None and _color())
     if out is None:
         sys.stdout.write(text)
@@ -314,22 +338,20 @@ def diff(
     fail_if: Optional[list[str]] = typer.Option(
         None, "--fail-if", help='Exit 3 when true for B, e.g. "multi.throughput < 0.9 *'
         ' single.throughput". Repeatable.'),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
+    fmt: DiffFormat = typer.Option(DiffFormat.table, "--format", help="The format."),
 ) -> None:
     """Compare two saved results figure by figure; flag regressions of more than 10%."""
     from topo.report import diff as diffs
 
-    if fmt not in ("table", "json"):
-        raise _usage("--format: choose table or json")
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
         (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
         changes = diffs.diff(old, new)
         failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
     except diffs.ThresholdError as e:
-        raise _usage(f"--fail-if: {e}") from e
+        raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
     notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
-    if fmt == "json":
+    if fmt is DiffFormat.json:
         sys.stdout.write(diffs.render_json(changes, str(a), str(b), notes))
     else:
         sys.stdout.write(diffs.render_table(changes, str(a), str(b), notes=notes, color=_color()))
@@ -360,16 +382,10 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:
-        # Usage errors and Abort come from the click that typer ships (vendored in recent
-        # typer releases, so not importable as `click`): recognise them by their shape.
-        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
-            sys.exit(code)
-        if type(e).__name__ == "Abort":
-            sys.exit(130)
-        raise
+    except typer.TyperException as e:  # every command-line error, typer.BadParameter among them
+        _command_line_error(e)
+    except typer.Abort:
+        sys.exit(130)
 
 
 if __name__ == "__main__":
