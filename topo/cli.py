@@ -73,27 +73,62 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _progress() -> Any:
+    """How a run's progress is shown: a live bar per run on a terminal, a plain line per
+    phase when stderr is piped (logs, CI, the tests read those lines)."""
+    return _LiveBars() if sys.stderr.isatty() else _ProgressLine()
+
+
+def _describe(p: Any) -> str:
+    fault = f"  [{p.fault}]" if p.fault else ""
+    return f"{p.topology:<6} run {p.index + 1}/{p.runs}{fault}  {p.phase:<8}"
+
+
 class _ProgressLine:
-    """One line on stderr, rewritten in place on a terminal, a line per phase otherwise."""
+    """A line on stderr each time a run enters a phase."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._last = ("", 0.0)
+        self._phase = ""
 
     def __call__(self, p: Any) -> None:
-        fault = f"  [{p.fault}]" if p.fault else ""
-        text = (f"{p.topology:<6} run {p.index + 1}/{p.runs}{fault}  {p.phase:<8} "
-                f"{p.completed}/{p.total} tasks  {p.elapsed:5.1f}s")
-        if self.tty:
-            if time.monotonic() - self._last[1] > 0.2 or p.phase != self._last[0]:  # ≤ 5 Hz
-                sys.stderr.write("\r" + text + "\033[K")
-                sys.stderr.flush()
-                self._last = (p.phase, time.monotonic())
-            if p.phase == "teardown":
-                sys.stderr.write("\n")
-        elif p.phase != self._last[0]:
-            _err(text)
-            self._last = (p.phase, 0.0)
+        if p.phase != self._phase:
+            _err(f"{_describe(p)} {p.completed}/{p.total} tasks  {p.elapsed:5.1f}s")
+            self._phase = p.phase
+
+
+class _LiveBars:
+    """A rich progress bar per run on stderr, redrawn in place while the run lasts and left
+    on screen when it ends (teardown, which topo.run reports whatever happens). No colours
+    when NO_COLOR is set (no-color.org)."""
+
+    def __init__(self, console: Any = None) -> None:
+        import os
+
+        from rich.console import Console
+
+        self._console = console or Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+        self._bar: Any = None
+        self._task: Any = None
+        self._drawn = ("", 0.0)  # the phase and the time last drawn
+
+    def __call__(self, p: Any) -> None:
+        from rich import progress as rp
+
+        if self._bar is None:
+            self._bar = rp.Progress(
+                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                rp.TextColumn("tasks  {task.fields[elapsed]:5.1f}s"),
+                console=self._console, auto_refresh=False, redirect_stdout=False)
+            self._task = self._bar.add_task(_describe(p), total=p.total, elapsed=p.elapsed)
+            self._bar.start()  # draws at once: the task must be described already
+        self._bar.update(self._task, description=_describe(p), completed=p.completed,
+                         total=p.total, elapsed=p.elapsed)
+        if p.phase != self._drawn[0] or time.monotonic() - self._drawn[1] > 0.2:  # ≤ 5 Hz
+            self._bar.refresh()
+            self._drawn = (p.phase, time.monotonic())
+        if p.phase == "teardown":
+            self._bar.stop()
+            self._bar = None
 
 
 def _sigterm(_signo: int, _frame: Any) -> None:
@@ -146,7 +181,7 @@ def compare(
 
     _handle_signals()
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id,
+        measured = run.compare(sc, runtime, out, save, progress=_progress(), run_id=run_id,
                                owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
@@ -195,7 +230,7 @@ def sweep(
         def save(done: list[Any], complete: bool) -> None:
             result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
 
-        return run.compare(at_n, runtime, folder, save, progress=_ProgressLine(),
+        return run.compare(at_n, runtime, folder, save, progress=_progress(),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
 
     _handle_signals()

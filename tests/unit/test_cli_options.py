@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .terminal import run_on_a_terminal
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,3 +85,54 @@ def test_sweep_refuses_worker_counts_as_a_usage_error_before_the_engine(workers:
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr == ("topo: usage error: Invalid value for '--workers': a comma-separated list"
                         f" of counts from 1 to 64, got {workers!r}\n")
+
+
+# One run of 20 tasks as topo.run reports it, then a second run's start and end.
+FEED = """
+import sys
+from topo import cli
+from topo.run import Progress
+show = cli._progress()
+for topology, phase, done, t in [("single", "deploy", 0, 0.0), ("single", "ready", 0, 0.4),
+                                 ("single", "run", 5, 1.0), ("single", "run", 20, 2.0),
+                                 ("single", "teardown", 20, 2.1), ("multi", "deploy", 0, 0.0),
+                                 ("multi", "teardown", 0, 0.3)]:
+    show(Progress(topology, 0, 1, done, 20, t, phase))
+print(type(show).__name__, file=sys.stderr)
+"""
+COLOUR = re.compile(r"\x1b\[[0-9;]*\b(3[0-7]|38|9[0-7])[;m]")  # a foreground colour (SGR)
+
+
+def test_piped_progress_is_a_plain_line_per_phase() -> None:
+    p = subprocess.run([sys.executable, "-c", FEED], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    assert p.stderr.splitlines() == [
+        "single run 1/1  deploy   0/20 tasks    0.0s",
+        "single run 1/1  ready    0/20 tasks    0.4s",
+        "single run 1/1  run      5/20 tasks    1.0s",
+        "single run 1/1  teardown 20/20 tasks    2.1s",
+        "multi  run 1/1  deploy   0/20 tasks    0.0s",
+        "multi  run 1/1  teardown 0/20 tasks    0.3s",
+        "_ProgressLine",
+    ]
+
+
+def on_a_terminal(**env: str) -> str:
+    """FEED's stderr when it is a terminal (a pseudo-terminal here)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+    return run_on_a_terminal([sys.executable, "-c", FEED], stream="stderr", cwd=ROOT,
+                             env={**environ, "TERM": "xterm-256color", **env})
+
+
+def test_on_a_terminal_each_run_is_a_live_bar_coloured_unless_no_color() -> None:
+    text = on_a_terminal()
+    assert text.rstrip().endswith("_LiveBars")
+    final = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line).strip()
+             for line in text.replace("\r", "\n").splitlines()]
+    assert re.search(r"single run 1/1  teardown .*━.* 20/20 tasks    2\.1s", "\n".join(final))
+    assert any(line.startswith("multi  run 1/1  teardown") and "0/20 tasks    0.3s" in line
+               for line in final)
+    assert COLOUR.search(text)
+    plain = on_a_terminal(NO_COLOR="1")
+    assert plain.rstrip().endswith("_LiveBars") and "20/20 tasks" in plain
+    assert not COLOUR.search(plain)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .terminal import run_on_a_terminal
+
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SMALL = str(GOLDEN / "small.result.json")
 REGRESSED = str(GOLDEN / "small-regressed.result.json")
@@ -84,23 +86,8 @@ def test_diff_refuses_code_in_a_threshold_with_exit_2() -> None:
 def on_a_terminal(*args: str, **env: str) -> str:
     """What `topo` prints when its stdout is a terminal (a pseudo-terminal here)."""
     environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    master, slave = os.openpty()
-    try:
-        subprocess.run([sys.executable, "-c", NO_DOCKER, *args], stdout=slave,
-                       stderr=subprocess.DEVNULL, timeout=120, env={**environ, **env})
-    finally:
-        os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other end is closed and drained
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    return b"".join(chunks).decode()
+    return run_on_a_terminal([sys.executable, "-c", NO_DOCKER, *args], stream="stdout",
+                             env={**environ, **env})
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
