@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -21,8 +22,49 @@ app = typer.Typer(
 _debug = False
 
 
+# What each command can print (typer lists the choices in --help and refuses others, exit 2).
+class CompareFormat(str, Enum):
+    table = "table"
+    md = "md"
+    json = "json"
+
+
+class ReportFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
+    table = "table"
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+class DiffFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"topo {_version()}")
+        raise typer.Exit()
+
+
+def _version() -> str:
+    """The installed distribution's version; topo's own when it runs from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("topo")
+    except metadata.PackageNotFoundError:
+        import topo
+
+        return topo.__version__
+
+
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print topo's version and exit."),
+) -> None:
     global _debug
     _debug = debug
 
@@ -31,27 +73,62 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _progress() -> Any:
+    """How a run's progress is shown: a live bar per run on a terminal, a plain line per
+    phase when stderr is piped (logs, CI, the tests read those lines)."""
+    return _LiveBars() if sys.stderr.isatty() else _ProgressLine()
+
+
+def _describe(p: Any) -> str:
+    fault = f"  [{p.fault}]" if p.fault else ""
+    return f"{p.topology:<6} run {p.index + 1}/{p.runs}{fault}  {p.phase:<8}"
+
+
 class _ProgressLine:
-    """One line on stderr, rewritten in place on a terminal, a line per phase otherwise."""
+    """A line on stderr each time a run enters a phase."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._last = ("", 0.0)
+        self._phase = ""
 
     def __call__(self, p: Any) -> None:
-        fault = f"  [{p.fault}]" if p.fault else ""
-        text = (f"{p.topology:<6} run {p.index + 1}/{p.runs}{fault}  {p.phase:<8} "
-                f"{p.completed}/{p.total} tasks  {p.elapsed:5.1f}s")
-        if self.tty:
-            if time.monotonic() - self._last[1] > 0.2 or p.phase != self._last[0]:  # ≤ 5 Hz
-                sys.stderr.write("\r" + text + "\033[K")
-                sys.stderr.flush()
-                self._last = (p.phase, time.monotonic())
-            if p.phase == "teardown":
-                sys.stderr.write("\n")
-        elif p.phase != self._last[0]:
-            _err(text)
-            self._last = (p.phase, 0.0)
+        if p.phase != self._phase:
+            _err(f"{_describe(p)} {p.completed}/{p.total} tasks  {p.elapsed:5.1f}s")
+            self._phase = p.phase
+
+
+class _LiveBars:
+    """A rich progress bar per run on stderr, redrawn in place while the run lasts and left
+    on screen when it ends (teardown, which topo.run reports whatever happens). No colours
+    when NO_COLOR is set (no-color.org)."""
+
+    def __init__(self, console: Any = None) -> None:
+        import os
+
+        from rich.console import Console
+
+        self._console = console or Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+        self._bar: Any = None
+        self._task: Any = None
+        self._drawn = ("", 0.0)  # the phase and the time last drawn
+
+    def __call__(self, p: Any) -> None:
+        from rich import progress as rp
+
+        if self._bar is None:
+            self._bar = rp.Progress(
+                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                rp.TextColumn("tasks  {task.fields[elapsed]:5.1f}s"),
+                console=self._console, auto_refresh=False, redirect_stdout=False)
+            self._task = self._bar.add_task(_describe(p), total=p.total, elapsed=p.elapsed)
+            self._bar.start()  # draws at once: the task must be described already
+        self._bar.update(self._task, description=_describe(p), completed=p.completed,
+                         total=p.total, elapsed=p.elapsed)
+        if p.phase != self._drawn[0] or time.monotonic() - self._drawn[1] > 0.2:  # ≤ 5 Hz
+            self._bar.refresh()
+            self._drawn = (p.phase, time.monotonic())
+        if p.phase == "teardown":
+            self._bar.stop()
+            self._bar = None
 
 
 def _sigterm(_signo: int, _frame: Any) -> None:
@@ -85,14 +162,12 @@ def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Folder for result.json, report.md/html, compose files, raw events."),
-    fmt: str = typer.Option("table", "--format", help="What to print: table | md | json"),
+    fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
     from topo import cleanup, run, scenario, stats
     from topo import report as reports
 
-    if fmt not in ("table", "md", "json"):
-        raise _usage("--format: choose table, md or json")
     sc = scenario.load(scenario_file)
     runtime, run_id = _start_measuring(sc)
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
@@ -106,7 +181,7 @@ def compare(
 
     _handle_signals()
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_ProgressLine(), run_id=run_id,
+        measured = run.compare(sc, runtime, out, save, progress=_progress(), run_id=run_id,
                                owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
@@ -118,8 +193,8 @@ def compare(
     for name, text in reports.files(comparison, measured, facts, plans).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
-    print(reports.render(comparison, fmt, results=measured, provenance=facts, color=_color()),
-          end="" if fmt == "json" else "\n")
+    print(reports.render(comparison, fmt.value, results=measured, provenance=facts,
+                         color=_color()), end="" if fmt is CompareFormat.json else "\n")
     _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
     if not started:  # nothing was measured at all: say why, and fail
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
@@ -134,7 +209,6 @@ def sweep(
     """Both topologies at each N under the same budget: a scaling table and the crossover."""
     from topo import cleanup, run, scenario
     from topo import sweep as sweeping
-    from topo.errors import ScenarioError
     from topo.report import sweep as sweep_report
 
     sc = scenario.load(scenario_file)
@@ -143,7 +217,8 @@ def sweep(
         if not counts or min(counts) < 1 or max(counts) > 64:
             raise ValueError
     except ValueError:
-        raise ScenarioError(f"--workers: a comma-separated list of counts from 1 to 64, got {workers!r}")
+        raise typer.BadParameter(f"a comma-separated list of counts from 1 to 64, got {workers!r}",
+                                 param_hint="'--workers'") from None
     runtime, run_id = _start_measuring(sc)
     out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     host = result_files.host_facts(runtime.info())
@@ -155,7 +230,7 @@ def sweep(
         def save(done: list[Any], complete: bool) -> None:
             result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
 
-        return run.compare(at_n, runtime, folder, save, progress=_ProgressLine(),
+        return run.compare(at_n, runtime, folder, save, progress=_progress(),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
 
     _handle_signals()
@@ -190,10 +265,12 @@ def init(
     from topo import scaffold, scenario
 
     if not scaffold.valid_task(task):
-        raise _usage(f"TASK: expected package.module:function, got {task!r}")
+        raise typer.BadParameter(f"expected package.module:function, got {task!r}",
+                                 param_hint="TASK")
     out = out or Path(f"{scaffold.name_of(task)}.yaml")
     if out.exists():
-        raise _usage(f"{out} exists; topo init never overwrites a file (choose another --out)")
+        raise typer.BadParameter(f"{out} exists; topo init never overwrites a file",
+                                 param_hint="'--out'")
     found = scaffold.find(task, Path.cwd().resolve())
     text = scaffold.render(found, out, cpus=min(2, os.cpu_count() or 1))
     scenario.parse(text, str(out), out.resolve().parent)  # never write what topo cannot read
@@ -245,10 +322,16 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _usage(msg: str) -> typer.Exit:
-    """Say what is wrong with the command line; the caller raises the exit (code 2)."""
-    _err(f"topo: usage error: {msg}")
-    return typer.Exit(2)
+def _command_line_error(e: typer.TyperException) -> NoReturn:
+    """One line on stderr for what typer (or a command, with typer.BadParameter) refuses on
+    the command line: exit 2 for usage. ``topo`` alone is the exception: its "error" is the
+    help itself, which typer has already printed (with rich) or left in the message."""
+    message = e.format_message().strip()
+    if "\n" in message:
+        _err(message)
+    elif message:
+        _err(f"topo: {'usage error' if e.exit_code == 2 else 'error'}: {message}")
+    sys.exit(e.exit_code)
 
 
 def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -267,16 +350,14 @@ def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
 @app.command()
 def report(
     result_file: Path = typer.Argument(..., help="A result.json saved by `topo compare`."),
-    fmt: str = typer.Option("table", "--format", help="table | md | html | json"),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="The format."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),
 ) -> None:
     """Render a saved result again, in any format, without Docker."""
     from topo import report as reports
 
-    if fmt not in reports.FORMATS:
-        raise _usage(f"--format: choose one of {', '.join(reports.FORMATS)}")
     comparison, runs, facts = _comparison(result_file)
-    text = reports.render(comparison, fmt, results=runs, provenance=facts,
+    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
                           color=out is None and _color())
     if out is None:
         sys.stdout.write(text)
@@ -292,22 +373,20 @@ def diff(
     fail_if: Optional[list[str]] = typer.Option(
         None, "--fail-if", help='Exit 3 when true for B, e.g. "multi.throughput < 0.9 *'
         ' single.throughput". Repeatable.'),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
+    fmt: DiffFormat = typer.Option(DiffFormat.table, "--format", help="The format."),
 ) -> None:
     """Compare two saved results figure by figure; flag regressions of more than 10%."""
     from topo.report import diff as diffs
 
-    if fmt not in ("table", "json"):
-        raise _usage("--format: choose table or json")
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
         (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
         changes = diffs.diff(old, new)
         failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
     except diffs.ThresholdError as e:
-        raise _usage(f"--fail-if: {e}") from e
+        raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
     notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
-    if fmt == "json":
+    if fmt is DiffFormat.json:
         sys.stdout.write(diffs.render_json(changes, str(a), str(b), notes))
     else:
         sys.stdout.write(diffs.render_table(changes, str(a), str(b), notes=notes, color=_color()))
@@ -338,16 +417,10 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:
-        # Usage errors and Abort come from the click that typer ships (vendored in recent
-        # typer releases, so not importable as `click`): recognise them by their shape.
-        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
-            sys.exit(code)
-        if type(e).__name__ == "Abort":
-            sys.exit(130)
-        raise
+    except typer.TyperException as e:  # every command-line error, typer.BadParameter among them
+        _command_line_error(e)
+    except typer.Abort:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

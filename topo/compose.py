@@ -7,7 +7,8 @@ workload's data read-only at /data (workers only), labels, and (multi) an intern
 The Redis password becomes ``${TOPO_REDIS_PASSWORD}``, which docker compose refuses to start
 without.
 
-Two flavours, one template per topology (compose/<topology>.yaml.tmpl):
+Two flavours, one template per topology (topo/templates/compose/<topology>.yaml.tmpl,
+package data read through importlib.resources so that an installed wheel has them too):
 - compose (default): for ``docker compose`` and ``docker-compose`` (1.27+, the Compose
   Specification, so no ``version`` key): every limit as measured;
 - swarm: for ``docker stack deploy``, which refuses cpuset, mem_limit, memswap_limit,
@@ -21,14 +22,14 @@ Pure: it returns text and deploys nothing.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
 from string import Template
 
 import topo
 from topo.model import ContainerSpec, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, RUN_DIR
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "compose"
+TEMPLATES = "templates/compose"  # under the topo package, shipped as package data
 PASSWORD_ENV = "TOPO_REDIS_PASSWORD"
 PASSWORD = "${TOPO_REDIS_PASSWORD:?set TOPO_REDIS_PASSWORD}"
 HOST_RUN_DIR = "${TOPO_RUN_DIR:-./run}"
@@ -53,7 +54,7 @@ SWARM_NOTE = (
 
 def render(plan: TopologyPlan, scenario: Scenario, *, swarm: bool = False) -> str:
     """The Compose file of ``plan`` (a deployment of ``scenario``), as text."""
-    template = Template((TEMPLATES / f"{plan.topology}.yaml.tmpl").read_text())
+    template = Template(template_text(plan.topology))
     network = plan.network
     if network is None and swarm:  # Swarm has no "network_mode: none": a network of its own
         network = f"{plan.labels.get(DEPLOYMENT, plan.run_id)}-net"
@@ -74,6 +75,15 @@ def render(plan: TopologyPlan, scenario: Scenario, *, swarm: bool = False) -> st
         **_summary(plan, scenario),
     }
     return template.substitute(fields).rstrip("\n") + "\n"
+
+
+def template_text(topology: str) -> str:
+    """The Compose template of ``topology``, from the installed package (not the checkout)."""
+    # One name per "/" step: a Traversable (a zip, say) need not take a path in one go.
+    folder = resources.files("topo")
+    for part in (*TEMPLATES.split("/"), f"{topology}.yaml.tmpl"):
+        folder = folder / part
+    return folder.read_text(encoding="utf-8")
 
 
 def _comment(text: str, width: int = 88) -> str:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +186,33 @@ def test_redis_runs_from_its_own_image_when_the_workers_run_a_teams_image() -> N
     assert images.pop("topo-r1-m0-redis") == "topo-base:bookworm"
     assert set(images.values()) == {"topo-worker:team"}  # 3 workers and the feeder
     assert len(images) == 4
+
+
+_RENDER_ELSEWHERE = """
+import json, pickle, sys
+sys.path.insert(0, sys.argv[1])
+import topo
+from topo import compose
+plans, scenario = pickle.load(sys.stdin.buffer)
+print(json.dumps({"package": topo.__file__,
+                  "texts": [compose.render(p, scenario) for p in plans]}))
+"""
+
+
+def test_templates_are_read_from_the_installed_package_not_the_checkout(tmp_path: Path) -> None:
+    # The topo package alone, away from the repository (as a wheel installs it), imported
+    # from a working directory that has no compose/ folder either.
+    package = Path(compose.__file__).resolve().parent
+    site = tmp_path / "site"
+    shutil.copytree(package, site / "topo", ignore=shutil.ignore_patterns("__pycache__"))
+    plans = [make_plan("single"), make_plan("multi")]
+    done = subprocess.run(
+        [sys.executable, "-c", _RENDER_ELSEWHERE, str(site)], cwd=tmp_path,
+        input=pickle.dumps((plans, SCENARIO)), capture_output=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-600:]
+    out = json.loads(done.stdout)
+    assert Path(out["package"]).parent == site / "topo"
+    for p, text in zip(plans, out["texts"]):
+        assert set(services(text)) == {c.name for c in p.containers}
+        assert text == compose.render(p, SCENARIO)

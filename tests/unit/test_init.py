@@ -71,8 +71,8 @@ def test_init_names_the_default_file_after_the_module_and_never_overwrites(tmp_p
     assert "  path: ./src  #" in before
     p = topo(project, "init", "team.jobs.daily:run")
     assert p.returncode == 2
-    assert p.stderr == ("topo: usage error: daily.yaml exists; topo init never overwrites a file"
-                        " (choose another --out)\n")
+    assert p.stderr == ("topo: usage error: Invalid value for '--out': daily.yaml exists; topo init"
+                        " never overwrites a file\n")
     assert (project / "daily.yaml").read_text() == before
 
 
@@ -88,7 +88,8 @@ def test_a_module_not_found_is_said_and_left_for_the_user_to_fill_in(tmp_path: P
 def test_a_task_that_is_not_module_function_is_a_usage_error(tmp_path: Path, task: str) -> None:
     p = topo(tmp_path, "init", task)
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr == f"topo: usage error: TASK: expected package.module:function, got {task!r}\n"
+    assert p.stderr == ("topo: usage error: Invalid value for TASK: expected package.module:function,"
+                        f" got {task!r}\n")
     assert list(tmp_path.iterdir()) == []
 
 
