@@ -11,6 +11,7 @@ containers share the host's clock, so they are host wall-clock seconds.
 
 from __future__ import annotations
 
+import encodings.ascii  # noqa: F401  (see below)
 import json
 import os
 import sys
@@ -19,6 +20,12 @@ import time
 from typing import Any, Callable, NoReturn
 
 from topo import workloads
+
+# The agents read /proc and /sys with encoding="ascii", from the telemetry thread and from
+# every process, and the pools fork while that thread runs. The codec's module is imported
+# on first use, under an import lock: a fork taken while the telemetry thread held it left
+# the child blocked on that lock for good (an mp-pool worker that never became ready). So
+# the codec is imported here, before any thread starts.
 
 RUN_DIR = os.environ.get("TOPO_RUN_DIR", "/run/topo")
 GO_FILE = "go"
