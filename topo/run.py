@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from topo import cleanup
 from topo import plan as planning
 from topo import results
 from topo.errors import RunError, TopoError
@@ -60,10 +61,13 @@ def new_run_id() -> str:
 def compare(
     scenario: Scenario, runtime: Runtime, out_dir: Path, save: Saver,
     progress: Callable[[Progress], None] = lambda p: None, run_id: str | None = None,
-    owner: str = "", image: str | None = None,
+    owner: str | None = None, image: str | None = None,
 ) -> list[RunResult]:
     """Run every topology ``warmup + repeat`` times without a fault and once per repeat with
-    each fault, topologies alternating, saving after each run."""
+    each fault, topologies alternating, saving after each run. Every container and network
+    carries ``owner`` (by default this process), so that whatever a killed caller leaves
+    behind is found and removed by the next start's sweep."""
+    owner = cleanup.owner_label() if owner is None else owner
     image = image or runtime.ensure_image(scenario)
     redis_image = runtime.redis_image(scenario)
     run_id = run_id or new_run_id()

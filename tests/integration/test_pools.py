@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from topo import ledger, run
+from topo import cleanup, ledger, run
 from topo import plan as planning
 from topo.model import ContainerSpec, Resources, RunResult, Scenario, SingleSpec
 from topo.runtime.docker import DockerRuntime
@@ -271,7 +271,8 @@ def _run_poisoned(runtime: DockerRuntime, tmp_path: Path, sc: Scenario,
     image = runtime.ensure_image(sc)
     run_id = run.new_run_id()
     deployment = f"topo-{run_id}-{topology[0]}0"
-    p = planning.plan(sc, topology, run_id, deployment, image, secrets.token_hex(16))
+    p = planning.plan(sc, topology, run_id, deployment, image, secrets.token_hex(16),
+                      owner=cleanup.owner_label())
     p = replace(p, containers=tuple(
         _poisoned(c, poison) if c.role in ("single", "worker") else c for c in p.containers))
     run_dir = tmp_path / "raw" / deployment

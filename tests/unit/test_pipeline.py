@@ -75,6 +75,19 @@ def test_runs_alternate_single_multi(faulty):
     assert {p.image for p in faulty["runtime"].plans} == {IMAGE}
 
 
+def test_every_deployment_names_this_process_as_its_owner(faulty):
+    """A caller that gives no owner (the integration tests) still labels what it starts, so a
+    killed test run's containers are found by the next sweep. The label names this process
+    by host and PID (read here from the OS, not from topo.cleanup)."""
+    import os
+    import socket
+
+    owners = {p.labels["topo.owner"] for p in faulty["runtime"].plans}
+    assert len(owners) == 1
+    host, pid, _started = owners.pop().split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid())
+
+
 def test_every_ledger_balances_and_shows_the_configured_faults(faulty):
     for r in faulty["results"]:
         # A lost task never resolves; the workers exit when the queue is empty.
