@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import multiprocessing
+import multiprocessing.pool
 import os
 import queue
 import statistics
@@ -228,16 +229,22 @@ def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
                 break
     except Exception as exc:
         if deaths or _live_children() != known:
-            _abandon_pool(events, container, exc)
+            _abandon_pool(pool, events, container, exc)
         pool.terminate()
         raise
     if deaths or _live_children() != known:
-        _abandon_pool(events, container, None)
+        _abandon_pool(pool, events, container, None)
     pool.terminate()
 
 
-def _abandon_pool(events: Events, container: str, exc: BaseException | None) -> None:
-    """Kill every pool worker and exit now, without Pool.terminate (see run_mp_pool)."""
+def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException | None) -> None:
+    """Kill every pool worker and exit now, without Pool.terminate (see run_mp_pool).
+
+    First the Pool's worker-handler thread is told to stop, as Pool.terminate does (a private
+    attribute: terminate itself is what may hang): it wakes on each death, and would otherwise
+    fork a replacement for every worker killed here, one of which could announce itself
+    before this process exits (a worker too many in the run's count)."""
+    pool._worker_handler._state = multiprocessing.pool.TERMINATE
     for child in psutil.Process().children():
         try:
             child.kill()
