@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from typing import Any, Mapping
 
 import yaml
@@ -350,11 +351,11 @@ def _not_carried(plan: TopologyPlan, scenario: Scenario) -> list[str]:
     if scenario.resources.cpuset:
         notes.append(f"Nor cpuset {scenario.resources.cpuset!r}: pinning needs the kubelet's"
                      " static CPU manager and whole CPUs.")
-    exact = [c for c in plan.containers if abs(c.cpus * 1000 - round(c.cpus * 1000)) > 1e-6]
-    if exact:
+    rounded = sorted({c.cpus for c in plan.containers
+                      if abs(c.cpus * 1000 - round(c.cpus * 1000)) > 1e-6})
+    if rounded:
         notes.append("CPU rounded to whole millicores (Kubernetes' finest unit): "
-                     + ", ".join(f"{c.cpus:.9g} -> {millicores(c.cpus)}" for c in exact[:1])
-                     + ".")
+                     + ", ".join(f"{cpus:.9g} -> {millicores(cpus)}" for cpus in rounded) + ".")
     if plan.topology == "multi" and any(c.restart == "no" for c in plan.containers
                                         if c.role in ("worker", "redis")):
         notes.append("The scenario's restart policy is \"no\", but a Deployment always restarts"
@@ -382,14 +383,7 @@ def _apply(plan: TopologyPlan, name: str) -> list[str]:
     return steps
 
 
-def _wrap(text: str, width: int = 88) -> list[str]:
+def _wrap(text: str, width: int = 86) -> list[str]:
     if text.startswith("  "):  # a command: one line, as it must be typed
         return [text]
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + len(word) + 3 > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return [*lines, line]
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)

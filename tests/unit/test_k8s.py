@@ -8,7 +8,7 @@ import copy
 import json
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -157,7 +157,7 @@ def test_the_configuration_reaches_the_agents_as_the_runtime_gives_it() -> None:
 
 def test_the_password_comes_from_a_secret_and_never_appears() -> None:
     for topology in ("single", "multi"):
-        plan = planning.plan(SCENARIO, topology, "r1", "topo-r1-x0", "img", PASSWORD)  # type: ignore[arg-type]
+        plan = planning.plan(SCENARIO, topology, "r1", "topo-r1-x0", "img", PASSWORD)
         assert PASSWORD not in k8s.render(plan, SCENARIO)
     multi = by_name(docs(SCENARIO, "multi"))
     ref = {"secretKeyRef": {"name": "topo-redis", "key": "password"}}
