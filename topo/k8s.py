@@ -356,6 +356,10 @@ def _not_carried(plan: TopologyPlan, scenario: Scenario) -> list[str]:
     if rounded:
         notes.append("CPU rounded to whole millicores (Kubernetes' finest unit): "
                      + ", ".join(f"{cpus:.9g} -> {millicores(cpus)}" for cpus in rounded) + ".")
+    if scenario.multi and scenario.multi.redis.appendonly != "no" and plan.topology == "multi":
+        notes.append(f"Redis keeps its append-only file in an emptyDir at {REDIS_DIR}: it"
+                     " survives a restart of the container, not a move of the pod to another"
+                     " node (mount a PersistentVolumeClaim there to keep it).")
     if plan.topology == "multi" and any(c.restart == "no" for c in plan.containers
                                         if c.role in ("worker", "redis")):
         notes.append("The scenario's restart policy is \"no\", but a Deployment always restarts"
@@ -377,6 +381,8 @@ def _apply(plan: TopologyPlan, name: str) -> list[str]:
     steps += [
         f"  kubectl apply -f {plan.topology}.yaml",
         f"  kubectl exec {release} -- touch {RUN_DIR}/go    # releases the batch",
+        f"  kubectl delete -f {plan.topology}.yaml" + (
+            "    # the workers serve the queue until then" if plan.topology == "multi" else ""),
         f"Each pod writes its event lines (the ledger) to {EVENTS_DIR}, an emptyDir that goes"
         " with the pod: copy them out while it runs (kubectl cp), or mount a volume there.",
     ]

@@ -238,3 +238,16 @@ def test_a_label_value_kubernetes_refuses_becomes_an_annotation() -> None:
         assert "topo.owner" not in manifest["metadata"]["labels"]
         assert manifest["metadata"]["annotations"] == {"topo.owner": "host:4242:1700000000.5"}
         validate(manifest, VERSIONS[-1])
+
+
+def test_a_durable_redis_keeps_its_file_in_a_volume_of_the_pod_and_says_so() -> None:
+    from dataclasses import replace
+
+    durable = replace(FOUR, multi=MultiSpec(redis=RedisSpec(appendonly="everysec")))
+    plan = planning.plan(durable, "multi", "r1", "topo-r1-m0", "img", "")
+    redis = container(by_name(docs(durable, "multi"))["Deployment/topo-r1-m0-redis"])
+    command = redis["command"]
+    assert command[command.index("--dir") + 1] == "/run/topo/redis"  # redis_command's REDIS_DIR
+    assert {"name": "redis", "mountPath": "/run/topo/redis"} in redis["volumeMounts"]
+    assert "not a move of the pod" in k8s.render(plan, durable).replace("\n# ", " ")
+    assert "append-only" not in k8s.render(make_plan("multi"), SCENARIO)  # appendonly: no
