@@ -171,7 +171,7 @@ def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None
     files = report.files(stats.compare(sc, runs), runs, report.provenance(document), plans)
     assert sorted(files) == ["compose/multi.stack.yaml", "compose/multi.yaml",
                              "compose/single.stack.yaml", "compose/single.yaml",
-                             "report.html", "report.md"]
+                             "k8s/multi.yaml", "k8s/single.yaml", "report.html", "report.md"]
     assert files["report.md"].startswith("# topo report: small")
     assert "topo-r1-m0-redis" in yaml.safe_load(files["compose/multi.yaml"])["services"]
     assert not any(PASSWORD in text for text in files.values())

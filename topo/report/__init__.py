@@ -77,10 +77,11 @@ def files(
     """Every file a comparison leaves for a design review: relative name -> content.
 
     report.md, report.html and, per plan, compose/<topology>.yaml (docker compose /
-    docker-compose) and compose/<topology>.stack.yaml (docker stack deploy, which refuses
-    some of the limits; see topo.compose). The caller writes them.
+    docker-compose), compose/<topology>.stack.yaml (docker stack deploy, which refuses
+    some of the limits; see topo.compose) and k8s/<topology>.yaml (Kubernetes; see
+    topo.k8s). The caller writes them.
     """
-    from topo import compose
+    from topo import compose, k8s
     from topo.report import html, markdown
 
     out = {
@@ -92,6 +93,7 @@ def files(
         out[f"compose/{plan.topology}.stack.yaml"] = compose.render(
             plan, comparison.scenario, swarm=True
         )
+        out[f"k8s/{plan.topology}.yaml"] = k8s.render(plan, comparison.scenario)
     return out
 
 
