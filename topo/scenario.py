@@ -104,15 +104,15 @@ def load(path: str | Path) -> Scenario:
         with path.open("rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)  # one byte more tells "too large" apart
     except OSError as e:
-        raise ScenarioError(f"{path.name}: cannot read the scenario file: {e.strerror or e}") from None
+        raise ScenarioError(f"{path}: cannot read the scenario file: {e.strerror or e}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{path.name}:1: the file is larger than 1 MiB; a scenario is a short text file")
+        raise ScenarioError(f"{path}:1: the file is larger than 1 MiB; a scenario is a short text file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ScenarioError(
-            f"{path.name}:{line}: the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+            f"{path}:{line}: the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
         ) from None
     return _parse(text, str(path), hashlib.sha256(data).hexdigest(), path.parent.resolve())
 
@@ -125,7 +125,7 @@ def parse(text: str, source: str = "<string>", base_dir: str | Path | None = Non
     """
     data = text.encode("utf-8", "surrogatepass")  # lone surrogates are rejected by the reader
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{Path(source).name}:1: the text is larger than 1 MiB; a scenario is short")
+        raise ScenarioError(f"{source}:1: the text is larger than 1 MiB; a scenario is short")
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _parse(text, source, hashlib.sha256(data).hexdigest(), base)
 
@@ -175,7 +175,7 @@ def _parse(text: str, source: str, sha256: str, base_dir: Path) -> Scenario:
         root = _compose(text)
         scenario = _scenario(root, base_dir)
     except _Problem as p:
-        where = f"{Path(source).name}:{p.line}"
+        where = f"{source}:{p.line}"  # as given, folder included: an editor jumps there
         message = f"{p.field}: {p.message}" if p.field else p.message
         raise ScenarioError(_one_line(f"{where}: {message}")) from None
     return replace(scenario, source=source, sha256=sha256)
