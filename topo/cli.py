@@ -336,6 +336,16 @@ def validate(scenario_file: Path = typer.Argument(..., help="Scenario YAML file.
 
 
 @app.command()
+def schema(
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write here instead of stdout."),
+) -> None:
+    """Print the JSON Schema of scenario files (editors use it to complete and check them)."""
+    from topo import scenario
+
+    _emit(scenario.schema_text(), out, False, "schema")
+
+
+@app.command()
 def init(
     task: str = typer.Argument(..., help="Your task as package.module:function."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Scenario file to write "

@@ -22,8 +22,8 @@ from docker.models.containers import Container
 import topo
 from topo import cleanup, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
-from topo.output import shorten
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
+from topo.output import shorten
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
