@@ -136,3 +136,20 @@ def test_report_exports_csv_and_writes_quietly(tmp_path: Path) -> None:
 def test_runs_and_warmup_must_be_in_range() -> None:
     p = topo("compare", "scenarios/cpu.yaml", "--runs", "0")
     assert p.returncode == 2 and "--runs" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_runs_and_warmup_replace_the_scenarios_counts() -> None:
+    from topo import cli
+
+    # scenarios/cpu.yaml says repeat: 1, timeout: 180s (and no warmup: 0)
+    assert cli._load_scenario(ROOT / "scenarios" / "cpu.yaml").run.repeat == 1
+    run = cli._load_scenario(ROOT / "scenarios" / "cpu.yaml", runs=5, warmup=2).run
+    assert (run.repeat, run.warmup, run.timeout) == (5, 2, 180.0)
+
+
+def test_diff_writes_markdown_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "diff.md"
+    p = topo("diff", SMALL, SMALL, "-f", "md", "-o", str(out))
+    assert p.returncode == 0 and p.stdout == "" and p.stderr == f"diff: {out}\n"
+    lines = out.read_text().splitlines()
+    assert lines[0] == f"A: {SMALL}  " and lines[3].startswith("| figure ")
