@@ -10,35 +10,67 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 import typer
+import typer.core
 
+from topo import output
 from topo import results as result_files
-from topo.errors import RunError, TopoError
+from topo.errors import ResultError, RunError, ScenarioError, TopoError
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
+    # click's plain help: flags without a "<bool>" type after them, and shell completion
+    # (--install-completion / --show-completion) listing the enums' choices
+    rich_markup_mode=None,
     help="One container with N worker processes, or N containers and a queue? Measure both.",
 )
 _debug = False
 
 
-# What each command can print (typer lists the choices in --help and refuses others, exit 2).
-class CompareFormat(str, Enum):
-    table = "table"
-    md = "md"
-    json = "json"
+def _usage_name(self: typer.core.TyperArgument) -> str:
+    # Typer 0.29 writes a required argument as {name} in the usage line; the usual form is
+    # NAME (and [NAME] when optional), which the help's argument list also uses.
+    name = self.name.upper() if self.metavar is None and self.name else str(self.metavar)
+    return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
 
 
-class ReportFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
+typer.core.TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
+
+# What each command can print (typer lists the choices in --help and completion and refuses
+# others, exit 2). The same name means the same format in every command.
+class CompareFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
     table = "table"
     md = "md"
     html = "html"
     json = "json"
 
 
+ReportFormat = CompareFormat
+
+
 class DiffFormat(str, Enum):
     table = "table"
+    md = "md"
     json = "json"
+
+
+class SweepFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+# One vocabulary of options, declared once (hyperfine's names where it has them).
+def _format_option(default: Enum) -> Any:
+    return typer.Option(default, "-f", "--format", help="What to print.")
+
+
+QUIET = typer.Option(False, "-q", "--quiet", help="Print only the report (and errors).")
+RUNS = typer.Option(None, "--runs", min=1, max=100, metavar="N",
+                    help="Measured runs per topology, instead of the scenario's run.repeat.")
+WARMUP = typer.Option(None, "--warmup", min=0, max=10, metavar="N",
+                      help="Warm-up runs per topology, instead of the scenario's run.warmup.")
+EXPORT_CSV = typer.Option(None, "--export-csv", metavar="FILE", dir_okay=False,
+                          help="Also write the figures as CSV to FILE.")
 
 
 def _print_version(wanted: bool) -> None:
@@ -73,9 +105,11 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _progress() -> Any:
+def _progress(quiet: bool = False) -> Any:
     """How a run's progress is shown: a live bar per run on a terminal, a plain line per
-    phase when stderr is piped (logs, CI, the tests read those lines)."""
+    phase when stderr is piped (logs, CI, the tests read those lines); nothing if quiet."""
+    if quiet:
+        return lambda p: None
     return _LiveBars() if sys.stderr.isatty() else _ProgressLine()
 
 
@@ -157,18 +191,49 @@ def _start_measuring(sc: Any) -> tuple[Any, str]:
     return runtime, run.new_run_id()
 
 
+def _load_scenario(path: Path, runs: int | None = None, warmup: int | None = None) -> Any:
+    """The scenario in ``path``, with ``--runs``/``--warmup`` in place of its own counts; a
+    result or other file given instead is named for what it is (exit 2)."""
+    import dataclasses
+
+    from topo import scenario
+
+    try:
+        sc = scenario.load(path)
+    except ScenarioError:
+        wrong = output.not_a("scenario", str(path), output.file_kind(path))
+        if wrong:
+            raise ScenarioError(wrong) from None
+        raise
+    counts = {k: v for k, v in (("repeat", runs), ("warmup", warmup)) if v is not None}
+    return dataclasses.replace(sc, run=dataclasses.replace(sc.run, **counts)) if counts else sc
+
+
+def _export_csv(path: Optional[Path], text: str, quiet: bool) -> None:
+    if path is not None:
+        path.write_text(text, encoding="utf-8")
+        if not quiet:
+            _err(f"csv: {path}")
+
+
 @app.command()
 def compare(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="Folder for result.json, report.md/html, compose files, raw events."),
-    fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
+        None, "-o", "--out",
+        help="Folder for result.json, report.md/html, compose files, raw events."),
+    fmt: CompareFormat = _format_option(CompareFormat.table),
+    runs: Optional[int] = RUNS,
+    warmup: Optional[int] = WARMUP,
+    quiet: bool = QUIET,
+    export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import cleanup, run, scenario, stats
+    from topo import cleanup, run, stats
     from topo import report as reports
+    from topo.report import csvexport
 
-    sc = scenario.load(scenario_file)
+    sc = _load_scenario(scenario_file, runs, warmup)
     runtime, run_id = _start_measuring(sc)
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
@@ -181,7 +246,7 @@ def compare(
 
     _handle_signals()
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_progress(), run_id=run_id,
+        measured = run.compare(sc, runtime, out, save, progress=_progress(quiet), run_id=run_id,
                                owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
@@ -193,9 +258,12 @@ def compare(
     for name, text in reports.files(comparison, measured, facts, plans).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
-    print(reports.render(comparison, fmt.value, results=measured, provenance=facts,
-                         color=_color()), end="" if fmt is CompareFormat.json else "\n")
-    _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
+    text = reports.render(comparison, fmt.value, results=measured, provenance=facts,
+                          color=_color())
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _export_csv(export_csv, csvexport.comparison(comparison), quiet)
+    if not quiet:
+        _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
     if not started:  # nothing was measured at all: say why, and fail
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
 
@@ -204,14 +272,24 @@ def compare(
 def sweep(
     scenario_file: Path = typer.Argument(..., help="Scenario YAML file."),
     workers: str = typer.Option("1,2,4,8", "--workers", help="Worker counts N, comma-separated."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for one result.json per N."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out",
+                                       help="Folder for one result.json per N."),
+    fmt: SweepFormat = _format_option(SweepFormat.table),
+    runs: Optional[int] = RUNS,
+    warmup: Optional[int] = WARMUP,
+    quiet: bool = QUIET,
+    export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
     """Both topologies at each N under the same budget: a scaling table and the crossover."""
-    from topo import cleanup, run, scenario
+    import dataclasses
+    import json
+
+    from topo import cleanup, run
     from topo import sweep as sweeping
+    from topo.report import csvexport
     from topo.report import sweep as sweep_report
 
-    sc = scenario.load(scenario_file)
+    sc = _load_scenario(scenario_file, runs, warmup)
     try:
         counts = [int(x) for x in workers.split(",")]
         if not counts or min(counts) < 1 or max(counts) > 64:
@@ -230,7 +308,7 @@ def sweep(
         def save(done: list[Any], complete: bool) -> None:
             result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
 
-        return run.compare(at_n, runtime, folder, save, progress=_progress(),
+        return run.compare(at_n, runtime, folder, save, progress=_progress(quiet),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
 
     _handle_signals()
@@ -239,24 +317,38 @@ def sweep(
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is under {out}")
         raise typer.Exit(130)
-    print(sweep_report.render(sc.name, sc.resources.cpus, sweeping.points(measured)))
-    _err(f"results: {out}")
+    found = sweeping.points(measured)
+    if fmt is SweepFormat.json:
+        print(json.dumps([dataclasses.asdict(p) for p in found], indent=2))
+    else:
+        print(sweep_report.render(sc.name, sc.resources.cpus, found))
+    _export_csv(export_csv, csvexport.points(found), quiet)
+    if not quiet:
+        _err(f"results: {out}")
 
 
 @app.command()
 def validate(scenario_file: Path = typer.Argument(..., help="Scenario YAML file.")) -> None:
     """Check a scenario file without touching Docker."""
-    from topo import scenario
-
-    sc = scenario.load(scenario_file)
+    sc = _load_scenario(scenario_file)
     print(f"{scenario_file}: ok ({sc.name}: {sc.workload.tasks} x {sc.workload.task}, "
           f"{sc.workers} workers, {sc.resources.cpus:g} CPUs, topologies {', '.join(sc.topologies)})")
 
 
 @app.command()
+def schema(
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write here instead of stdout."),
+) -> None:
+    """Print the JSON Schema of scenario files (editors use it to complete and check them)."""
+    from topo import scenario
+
+    _emit(scenario.schema_text(), out, False, "schema")
+
+
+@app.command()
 def init(
     task: str = typer.Argument(..., help="Your task as package.module:function."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Scenario file to write "
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Scenario file to write "
                                        "(default: <module>.yaml here); never overwritten."),
 ) -> None:
     """Write a commented scenario for your own function, checked by topo's own loader."""
@@ -334,12 +426,29 @@ def _command_line_error(e: typer.TyperException) -> NoReturn:
     sys.exit(e.exit_code)
 
 
-def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
+def _result_path(given: Path) -> Path:
+    """The result file a user meant: a folder `topo compare` wrote stands for its
+    result.json. ResultError naming the path as given when there is none."""
+    path = given / "result.json" if given.is_dir() else given
+    if not path.exists():
+        what = f"{given} holds no result.json" if given.is_dir() else f"{given}: no such file"
+        raise ResultError(f"{what}; give a result.json that topo compare saved")
+    return path
+
+
+def _comparison(given: Path) -> tuple[Any, list[Any], dict[str, Any]]:
     """A saved result's comparison, runs and provenance; nothing here touches Docker."""
     from topo import report as reports
     from topo import stats
 
-    sc, runs, document = result_files.load(result_file)
+    result_file = _result_path(given)
+    try:
+        sc, runs, document = result_files.load(result_file)
+    except ResultError:
+        wrong = output.not_a("result", str(given), output.file_kind(result_file))
+        if wrong:
+            raise ResultError(wrong) from None
+        raise
     if not document.get("complete"):
         # topo was stopped: add what its raw files hold of the run it was in
         runs = runs + result_files.recover(result_file.parent, runs)
@@ -347,56 +456,87 @@ def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
     return stats.compare(sc, runs), runs, facts
 
 
-@app.command()
-def report(
-    result_file: Path = typer.Argument(..., help="A result.json saved by `topo compare`."),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="The format."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),
-) -> None:
-    """Render a saved result again, in any format, without Docker."""
-    from topo import report as reports
-
-    comparison, runs, facts = _comparison(result_file)
-    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
-                          color=out is None and _color())
+def _emit(text: str, out: Optional[Path], quiet: bool, what: str) -> None:
+    """``text`` on stdout, or into the file ``out`` (named on stderr unless quiet)."""
     if out is None:
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
-        _err(f"report: {out}")
+        if not quiet:
+            _err(f"{what}: {out}")
+
+
+@app.command()
+def report(
+    result_file: Path = typer.Argument(..., help="A result.json saved by `topo compare` "
+                                       "(or the folder it is in)."),
+    fmt: CompareFormat = _format_option(CompareFormat.table),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write here instead of stdout."),
+    quiet: bool = QUIET,
+    export_csv: Optional[Path] = EXPORT_CSV,
+) -> None:
+    """Render a saved result again, in any format, without Docker."""
+    from topo import report as reports
+    from topo.report import csvexport
+
+    comparison, runs, facts = _comparison(result_file)
+    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
+                          color=out is None and _color())
+    _emit(text, out, quiet, "report")
+    _export_csv(export_csv, csvexport.comparison(comparison), quiet)
 
 
 @app.command()
 def diff(
-    a: Path = typer.Argument(..., help="The baseline result.json."),
-    b: Path = typer.Argument(..., help="The result.json compared with it."),
+    a: Path = typer.Argument(..., help="The baseline result.json (or its folder)."),
+    b: Path = typer.Argument(..., help="The result.json compared with it (or its folder)."),
     fail_if: Optional[list[str]] = typer.Option(
-        None, "--fail-if", help='Exit 3 when true for B, e.g. "multi.throughput < 0.9 *'
-        ' single.throughput". Repeatable.'),
-    fmt: DiffFormat = typer.Option(DiffFormat.table, "--format", help="The format."),
+        None, "--fail-if", metavar="EXPR",
+        help='Exit 3 when EXPR is true, e.g. "b.multi.throughput < 0.9 * a.multi.throughput"'
+        ' or "multi.service_p95 > 50ms" (plain names are B\'s). Repeatable.'),
+    fail_on_regression: bool = typer.Option(
+        False, "--fail-on-regression",
+        help="Exit 3 when a figure got worse beyond the tolerance and the repeats' ranges"
+        " do not overlap."),
+    tolerance: float = typer.Option(
+        10.0, "--tolerance", min=0.0, max=1000.0, metavar="PCT",
+        help="How far (in % of A) a figure may move before it counts."),
+    fmt: DiffFormat = _format_option(DiffFormat.table),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write here instead of stdout."),
+    quiet: bool = QUIET,
+    export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
-    """Compare two saved results figure by figure; flag regressions of more than 10%."""
+    """Compare two saved results figure by figure: regressions, improvements, noise; a CI gate."""
+    from topo.report import csvexport
     from topo.report import diff as diffs
 
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
         (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
-        changes = diffs.diff(old, new)
-        failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
+        changes = diffs.diff(old, new, tolerance / 100)
+        failed = [f for f in (diffs.failure(t, new, old) for t in thresholds) if f]
     except diffs.ThresholdError as e:
         raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
     notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
     if fmt is DiffFormat.json:
-        sys.stdout.write(diffs.render_json(changes, str(a), str(b), notes))
+        text = diffs.render_json(changes, str(a), str(b), notes, tolerance / 100)
     else:
-        sys.stdout.write(diffs.render_table(changes, str(a), str(b), notes=notes, color=_color()))
+        text = diffs.render_table(changes, str(a), str(b), notes=notes, tolerance=tolerance / 100,
+                                  color=out is None and _color(),
+                                  fmt="github" if fmt is DiffFormat.md else "simple")
+    _emit(text, out, quiet, "diff")
+    _export_csv(export_csv, csvexport.changes(changes), quiet)
     for failure in failed:
         _err(f"threshold failed: {failure}")
-    if failed:
+    regressed = diffs.regressions(changes) if fail_on_regression else []
+    for change in regressed:
+        _err(f"regression beyond {tolerance:g}%: {diffs.describe(change)}")
+    if failed or regressed:
         raise typer.Exit(3)
 
 
 def main() -> None:
+    output.make_encodable(sys.stdout, sys.stderr)
     try:
         # without standalone mode, click returns an Exit's code instead of exiting
         code = app(standalone_mode=False)
@@ -412,8 +552,8 @@ def main() -> None:
     except OSError as e:  # a full disk, a folder we may not write to
         if _debug:
             raise
-        where = f": {e.filename}" if e.filename else ""
-        _err(f"topo: error: {e.strerror or e}{where}")
+        where = f"{e.filename}: " if e.filename else ""
+        _err(f"topo: error: {where}{e.strerror or e}")
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -86,7 +86,7 @@ def check(scenario: Scenario, runtime: Any) -> None:
 
 def describe(scenario: Scenario, problem: Problem) -> str:
     """``file:line: field: message``, or without the line when the field is not in the file."""
-    where = Path(scenario.source).name if scenario.source else scenario.name
+    where = scenario.source or scenario.name  # as given, folder included
     line = field_line(scenario.source, problem.field) if scenario.source else None
     prefix = f"{where}:{line}" if line is not None else where
     return f"{prefix}: {problem.field}: {problem.message}"

@@ -81,6 +81,20 @@ _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PERCENT_RE = re.compile(rf"{_NUMBER}\s*%")
 
 
+# The JSON Schema fragment of what each reader accepts (``schema()`` builds the scenario's
+# JSON Schema from the field tables below and these, so the two cannot drift apart).
+_SCHEMAS: dict[Callable[[Node, str], Any], dict[str, Any]] = {}
+R = TypeVar("R", bound=Callable[[Node, str], Any])
+
+
+def _described(schema: dict[str, Any]) -> Callable[[R], R]:
+    def attach(read: R) -> R:
+        _SCHEMAS[read] = schema
+        return read
+
+    return attach
+
+
 class _Problem(Exception):
     """A located problem; ``parse`` turns it into a ScenarioError naming the file."""
 
@@ -104,15 +118,15 @@ def load(path: str | Path) -> Scenario:
         with path.open("rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)  # one byte more tells "too large" apart
     except OSError as e:
-        raise ScenarioError(f"{path.name}: cannot read the scenario file: {e.strerror or e}") from None
+        raise ScenarioError(f"{path}: cannot read the scenario file: {e.strerror or e}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{path.name}:1: the file is larger than 1 MiB; a scenario is a short text file")
+        raise ScenarioError(f"{path}:1: the file is larger than 1 MiB; a scenario is a short text file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ScenarioError(
-            f"{path.name}:{line}: the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+            f"{path}:{line}: the file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
         ) from None
     return _parse(text, str(path), hashlib.sha256(data).hexdigest(), path.parent.resolve())
 
@@ -125,7 +139,7 @@ def parse(text: str, source: str = "<string>", base_dir: str | Path | None = Non
     """
     data = text.encode("utf-8", "surrogatepass")  # lone surrogates are rejected by the reader
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{Path(source).name}:1: the text is larger than 1 MiB; a scenario is short")
+        raise ScenarioError(f"{source}:1: the text is larger than 1 MiB; a scenario is short")
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _parse(text, source, hashlib.sha256(data).hexdigest(), base)
 
@@ -175,7 +189,7 @@ def _parse(text: str, source: str, sha256: str, base_dir: Path) -> Scenario:
         root = _compose(text)
         scenario = _scenario(root, base_dir)
     except _Problem as p:
-        where = f"{Path(source).name}:{p.line}"
+        where = f"{source}:{p.line}"  # as given, folder included: an editor jumps there
         message = f"{p.field}: {p.message}" if p.field else p.message
         raise ScenarioError(_one_line(f"{where}: {message}")) from None
     return replace(scenario, source=source, sha256=sha256)
@@ -374,7 +388,9 @@ class _Section:
 
 def _int(lo: int, hi: int | None = None) -> Callable[[Node, str], int]:
     noun = {0: "a non-negative integer", 1: "a positive integer"}.get(lo, "an integer")
+    bounds = {"minimum": lo} if hi is None else {"minimum": lo, "maximum": hi}
 
+    @_described({"type": "integer", **bounds})
     def read(node: Node, field: str) -> int:
         value = _scalar(node, field)
         # bool is an int in Python, but `workers: true` is a mistake, not 1.
@@ -393,6 +409,7 @@ def _int(lo: int, hi: int | None = None) -> Callable[[Node, str], int]:
 def _number(hi: float) -> Callable[[Node, str], float]:
     """A number > 0 and <= hi (CPU counts)."""
 
+    @_described({"type": "number", "exclusiveMinimum": 0, "maximum": hi})
     def read(node: Node, field: str) -> float:
         value = _scalar(node, field)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -407,6 +424,8 @@ def _number(hi: float) -> Callable[[Node, str], float]:
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[Node, str], str]:
+    # YAML 1.1 readers (PyYAML) see a bare `no` as false; read() takes it as "no" too
+    @_described({"enum": [*options, *([False] if "no" in options else [])]})
     def read(node: Node, field: str) -> str:
         value = _scalar(node, field)
         # YAML 1.1 reads a bare `no` as false; `restart: no` means Docker's "no" policy.
@@ -421,6 +440,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[Node, str], str]:
     return read
 
 
+@_described({"type": "string"})
 def _string(node: Node, field: str) -> str:
     value = _scalar(node, field)
     if not isinstance(value, str):
@@ -436,7 +456,11 @@ def _format_size(size: int) -> str:
     return f"{size} bytes"
 
 
+_SIZE_SCHEMA = {"type": ["integer", "string"], "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*([kKmMgGtT][iI]?[bB]?|[bB])?\s*$"}
+
+
 def _size(minimum: int) -> Callable[[Node, str], int]:
+    @_described({**_SIZE_SCHEMA, "minimum": minimum})
     def read(node: Node, field: str) -> int:
         value = _scalar(node, field)
         try:
@@ -450,9 +474,13 @@ def _size(minimum: int) -> Callable[[Node, str], int]:
     return read
 
 
+_DURATION_SCHEMA = {"type": ["number", "string"], "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*([mM][sS]|[sSmMhH])?\s*$"}
+
+
 def _duration(maximum: float) -> Callable[[Node, str], float]:
     """A duration > 0 and <= maximum seconds."""
 
+    @_described({**_DURATION_SCHEMA, "exclusiveMinimum": 0, "maximum": maximum})
     def read(node: Node, field: str) -> float:
         value = _scalar(node, field)
         try:
@@ -468,6 +496,7 @@ def _duration(maximum: float) -> Callable[[Node, str], float]:
     return read
 
 
+@_described({"type": "string", "pattern": f"^{_NAME_RE.pattern}$"})
 def _name(node: Node, field: str) -> str:
     value = _string(node, field)
     if not _NAME_RE.fullmatch(value):
@@ -477,6 +506,9 @@ def _name(node: Node, field: str) -> str:
     return value
 
 
+@_described({"type": "string", "anyOf": [
+    {"enum": list(BUILTIN_TASKS)},
+    {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"}]})
 def _task(node: Node, field: str) -> str:
     value = _string(node, field)
     module, colon, function = value.partition(":")
@@ -495,6 +527,9 @@ def _folder(base_dir: Path) -> Callable[[Node, str], str | None]:
 
 def _file(base_dir: Path) -> Callable[[Node, str], str | None]:
     return _existing(base_dir, "file", Path.is_file)
+
+
+_PATH_SCHEMA = {"type": ["string", "null"], "minLength": 1}
 
 
 def _existing(base_dir: Path, noun: str, exists: Callable[[Path], bool]) -> Callable[[Node, str], str | None]:
@@ -557,6 +592,7 @@ def unreadable(folder: Path, uid: int = CONTAINER_UID, gid: int = CONTAINER_UID)
     return None
 
 
+@_described({"type": "boolean"})
 def _bool(node: Node, field: str) -> bool:
     value = _scalar(node, field)
     if not isinstance(value, bool):
@@ -564,6 +600,7 @@ def _bool(node: Node, field: str) -> bool:
     return value
 
 
+@_described({"type": ["string", "null"], "pattern": f"^{_IMAGE_RE.pattern}$"})
 def _image(node: Node, field: str) -> str | None:
     value = _scalar(node, field)
     if value is None:
@@ -590,6 +627,7 @@ def _json_like(node: Node, field: str) -> Any:
     )
 
 
+@_described({"type": ["object", "null"]})
 def _params(node: Node, field: str) -> dict[str, Any]:
     if _is_null(node):
         return {}
@@ -599,6 +637,8 @@ def _params(node: Node, field: str) -> dict[str, Any]:
     return value
 
 
+@_described({"anyOf": [{"type": "null"}, {"const": "auto"},
+                        {"type": "integer", "minimum": 1, "maximum": 256}]})
 def _processes(node: Node, field: str) -> int | str | None:
     value = _scalar(node, field)
     if value is None or value == "auto":
@@ -608,6 +648,8 @@ def _processes(node: Node, field: str) -> int | str | None:
     raise _Problem(_line(node), field, f'must be null, "auto" or an integer from 1 to 256, got {_describe(value)}')
 
 
+@_described({"type": ["string", "integer", "null"],
+             "pattern": r"^\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*$"})
 def _cpuset(node: Node, field: str) -> str | None:
     value = _scalar(node, field)
     if value is None:
@@ -621,6 +663,8 @@ def _cpuset(node: Node, field: str) -> str | None:
     raise _Problem(_line(node), field, f'must be null or CPUs such as "0-1" or "0,2", got {_describe(value)}')
 
 
+@_described({"type": ["string", "number"], "minimum": 0, "pattern":
+             r"^\s*((\d+(\.\d*)?|\.\d+)\s*%|(\d+(\.\d*)?|\.\d+)\s*([mM][sS]|[sSmMhH])?)\s*$"})
 def _at(node: Node, field: str) -> tuple[float | None, float | None]:
     """(at_fraction, at_seconds) of a fault's ``at``: "30%" of tasks done, or "5s" since start."""
     value = _scalar(node, field)
@@ -641,17 +685,142 @@ def _at(node: Node, field: str) -> tuple[float | None, float | None]:
 
 # --------------------------------------------------------------------------- sections
 
-_TOP_KEYS = ("version", "name", "description", "workload", "workers", "resources", "topologies", "faults", "run")
-_WORKLOAD_KEYS = ("task", "path", "tasks", "params", "seed", "requirements", "image", "data")
-_RESOURCES_KEYS = ("cpus", "memory", "cpuset")
-_TOPOLOGY_KEYS = ("single", "multi")
-_SINGLE_KEYS = ("pool", "processes", "preload")
-_MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
-_REDIS_KEYS = ("cpus", "memory", "appendonly")
-_FAULT_KEYS = ("name", "kind", "at", "duration")
-_RUN_KEYS = ("repeat", "warmup", "timeout")
+@dataclass(frozen=True)
+class Field:
+    """One key of the scenario format: how its value is read (``read``; None for a path,
+    which the section reads against the file's folder), its default (REQUIRED when it has
+    none), what it means, and for a section its own fields (``many``: a list of them)."""
+
+    read: Callable[[Node, str], Any] | None = None
+    default: Any = None
+    help: str = ""
+    fields: dict[str, Field] | None = None
+    many: bool = False
+
+
+REQUIRED: Any = object()
+
+# The format's field tables: the validator reads each key through them and ``schema()``
+# writes the JSON Schema from them. A new field is one line here (and its use below).
+_WORKLOAD = {
+    "task": Field(_task, REQUIRED, "A built-in task or package.module:function."),
+    "path": Field(None, None, "Folder holding the task's package, relative to this file."),
+    "tasks": Field(_int(1, 1_000_000), 100, "How many tasks each run does."),
+    "params": Field(_params, {}, "Keyword arguments every task receives."),
+    "seed": Field(_int(0, MAX_SEED), 0, "Seed of the task parameters' random draws."),
+    "requirements": Field(None, None, "A requirements file, installed from wheels."),
+    "image": Field(_image, None, "Your own image to run the workers in."),
+    "data": Field(None, None, "A folder mounted read-only in every worker."),
+}
+_RESOURCES = {
+    "cpus": Field(_number(MAX_CPUS), 1.0, "CPUs of the whole budget, shared by the workers."),
+    "memory": Field(_size(MIN_WORKER_MEMORY), 1024 * MiB, "Memory of the whole budget."),
+    "cpuset": Field(_cpuset, None, 'Host CPUs to run on, e.g. "0-1".'),
+}
+_SINGLE = {
+    "pool": Field(_choice(POOL_KINDS), "process-pool", "How the one container runs N workers."),
+    "processes": Field(_processes, None, 'Pool size: null (= workers), "auto" or a number.'),
+    "preload": Field(_bool, False, "Import the task before forking the workers."),
+}
+_REDIS = {
+    "cpus": Field(_number(MAX_CPUS), 0.5, "Redis's CPUs, outside the workers' budget."),
+    "memory": Field(_size(MIN_REDIS_MEMORY), 256 * MiB, "Redis's memory."),
+    "appendonly": Field(_choice(APPENDONLY), "no", "Redis's appendfsync."),
+}
+_MULTI = {
+    "queue": Field(_choice(QUEUE_KINDS), "reliable", "How workers take tasks."),
+    "prefetch": Field(_int(1, 10_000), 1, "Tasks a worker takes at once."),
+    "restart": Field(_choice(RESTART_POLICIES), "on-failure", "Docker's restart policy."),
+    "redis": Field(fields=_REDIS, help="The queue's Redis."),
+}
+_TOPOLOGY = {
+    "single": Field(fields=_SINGLE, help="One container with N worker processes."),
+    "multi": Field(fields=_MULTI, help="N single-process containers fed by Redis."),
+}
+_FAULT = {
+    "name": Field(_string, REQUIRED, "Unique name of the fault."),
+    "kind": Field(_choice(FAULT_KINDS), REQUIRED, "What happens."),
+    "at": Field(_at, REQUIRED, 'When: "30%" of tasks done or "5s" after the start.'),
+    "duration": Field(_duration(MAX_TIMEOUT), None, "How long a pause or partition lasts."),
+}
+_RUN = {
+    "repeat": Field(_int(1, 100), 3, "Measured runs per topology."),
+    "warmup": Field(_int(0, 10), 0, "Runs per topology made first and not counted."),
+    "timeout": Field(_duration(MAX_TIMEOUT), 300.0, "Longest a run may take."),
+}
+FIELDS = {
+    "version": Field(_int(1), 1, "Format version; 1."),
+    "name": Field(_name, REQUIRED, "Names the containers and results."),
+    "description": Field(_string, "", "Free text."),
+    "workload": Field(default=REQUIRED, fields=_WORKLOAD, help="What each task does and how many."),
+    "workers": Field(_int(1, 64), REQUIRED, "N: worker processes or containers."),
+    "resources": Field(fields=_RESOURCES, help="The budget both topologies share."),
+    "topologies": Field(fields=_TOPOLOGY, help="Which topologies run (default: both)."),
+    "faults": Field(fields=_FAULT, many=True, help="Faults injected in their own runs."),
+    "run": Field(fields=_RUN, help="Repeats and limits."),
+}
+_TOP_KEYS = tuple(FIELDS)
+_WORKLOAD_KEYS = tuple(_WORKLOAD)
+_RESOURCES_KEYS = tuple(_RESOURCES)
+_TOPOLOGY_KEYS = tuple(_TOPOLOGY)
+_SINGLE_KEYS = tuple(_SINGLE)
+_MULTI_KEYS = tuple(_MULTI)
+_REDIS_KEYS = tuple(_REDIS)
+_FAULT_KEYS = tuple(_FAULT)
+_RUN_KEYS = tuple(_RUN)
 _TIMED_FAULTS = ("pause", "partition")
 _MULTI_ONLY_FAULTS = ("kill-redis", "partition")  # nothing to act on in a single container
+
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+
+
+def schema_text() -> str:
+    """``schema()`` as the text of topo/schema/scenario.schema.json."""
+    import json
+
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file, from the same field tables the validator reads.
+
+    It checks each field's type, range and choices (for editors: completion and errors as
+    you type); rules across fields (a fault kind that needs multi, memory per worker) are
+    the validator's alone, so a file the schema accepts may still fail ``topo validate``.
+    """
+    return {"$schema": SCHEMA_URI, "title": "topo scenario",
+            "description": "A topo scenario (docs/scenario-format.md).", **_object(FIELDS)}
+
+
+def _object(table: dict[str, Field]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {key: _property(f) for key, f in table.items()},
+    }
+    required = [key for key, f in table.items() if f.default is REQUIRED]
+    return {**out, "required": required} if required else out
+
+
+def _property(f: Field) -> dict[str, Any]:
+    if f.fields is not None:
+        body = _object(f.fields)
+        # an absent or null section reads as all defaults, unless it has required fields
+        nullable = "required" not in body
+        body = ({"type": ["array", "null"], "items": body} if f.many
+                else {**body, "type": ["object", "null"] if nullable else "object"})
+    else:
+        body = dict(_SCHEMAS[f.read] if f.read is not None else _PATH_SCHEMA)
+        if f.default is not REQUIRED:
+            body["default"] = f.default
+    return {"description": f.help, **body}
+
+
+def _get(s: _Section, table: dict[str, Field], key: str) -> Any:
+    """The value of ``key`` read as its field says (its default when absent)."""
+    f = table[key]
+    assert f.read is not None, key  # paths are read against the file's folder
+    return s.need(key, f.read) if f.default is REQUIRED else s.take(key, f.read, f.default)
 
 
 def _scenario(root: Node | None, base_dir: Path) -> Scenario:
@@ -661,13 +830,13 @@ def _scenario(root: Node | None, base_dir: Path) -> Scenario:
         got = _describe(_scalar(root, ""))
         raise _Problem(_line(root), "", f"the top level must be a mapping of fields, got {got}")
     top = _Section(root, "", _TOP_KEYS, _line(root))
-    version = top.take("version", _int(1), 1)
+    version = _get(top, FIELDS, "version")
     if version != 1:
         raise _Problem(top.line_of("version"), "version", f"unsupported version {version}; this topo reads version 1")
-    name = top.need("name", _name)
-    description = top.take("description", _string, "")
+    name = _get(top, FIELDS, "name")
+    description = _get(top, FIELDS, "description")
     workload = _workload(top.section("workload", _WORKLOAD_KEYS), base_dir)
-    workers = top.need("workers", _int(1, 64))
+    workers = _get(top, FIELDS, "workers")
     single, multi = _topologies(top)
     run = _run(top.section("run", _RUN_KEYS))
     return Scenario(
@@ -686,21 +855,19 @@ def _scenario(root: Node | None, base_dir: Path) -> Scenario:
 
 def _workload(s: _Section, base_dir: Path) -> Workload:
     return Workload(
-        task=s.need("task", _task),
-        tasks=s.take("tasks", _int(1, 1_000_000), 100),
-        params=s.take("params", _params, {}),
-        seed=s.take("seed", _int(0, MAX_SEED), 0),
+        task=_get(s, _WORKLOAD, "task"),
+        tasks=_get(s, _WORKLOAD, "tasks"),
+        params=_get(s, _WORKLOAD, "params"),
+        seed=_get(s, _WORKLOAD, "seed"),
         path=s.take("path", _folder(base_dir), None),
         data=s.take("data", _data_folder(base_dir), None),
         requirements=s.take("requirements", _file(base_dir), None),
-        image=s.take("image", _image, None),
+        image=_get(s, _WORKLOAD, "image"),
     )
 
 
 def _resources(s: _Section, workers: int, multi: bool) -> Resources:
-    cpus = s.take("cpus", _number(MAX_CPUS), 1.0)
-    memory = s.take("memory", _size(MIN_WORKER_MEMORY), 1024 * MiB)
-    cpuset = s.take("cpuset", _cpuset, None)
+    cpus, memory, cpuset = (_get(s, _RESOURCES, key) for key in _RESOURCES)
     if memory // workers < MIN_WORKER_MEMORY:
         share = _format_size(memory // workers)
         message = f"{_format_size(memory)} for {workers} workers is {share} each; each needs at least 6 MiB"
@@ -726,33 +893,21 @@ def _topologies(top: _Section) -> tuple[SingleSpec | None, MultiSpec | None]:
 
 
 def _single(s: _Section) -> SingleSpec:
-    return SingleSpec(
-        pool=s.take("pool", _choice(POOL_KINDS), "process-pool"),
-        processes=s.take("processes", _processes, None),
-        preload=s.take("preload", _bool, False),
-    )
+    return SingleSpec(**{key: _get(s, _SINGLE, key) for key in _SINGLE})
 
 
 def _multi(s: _Section) -> MultiSpec:
     redis = s.section("redis", _REDIS_KEYS)
     return MultiSpec(
-        queue=s.take("queue", _choice(QUEUE_KINDS), "reliable"),
-        prefetch=s.take("prefetch", _int(1, 10_000), 1),
-        restart=s.take("restart", _choice(RESTART_POLICIES), "on-failure"),
-        redis=RedisSpec(
-            cpus=redis.take("cpus", _number(MAX_CPUS), 0.5),
-            memory=redis.take("memory", _size(MIN_REDIS_MEMORY), 256 * MiB),
-            appendonly=redis.take("appendonly", _choice(APPENDONLY), "no"),
-        ),
+        queue=_get(s, _MULTI, "queue"),
+        prefetch=_get(s, _MULTI, "prefetch"),
+        restart=_get(s, _MULTI, "restart"),
+        redis=RedisSpec(**{key: _get(redis, _REDIS, key) for key in _REDIS}),
     )
 
 
 def _run(s: _Section) -> RunSpec:
-    return RunSpec(
-        repeat=s.take("repeat", _int(1, 100), 3),
-        warmup=s.take("warmup", _int(0, 10), 0),
-        timeout=s.take("timeout", _duration(MAX_TIMEOUT), 300.0),
-    )
+    return RunSpec(**{key: _get(s, _RUN, key) for key in _RUN})
 
 
 def _faults(top: _Section, multi: bool, timeout: float) -> tuple[Fault, ...]:
@@ -775,12 +930,12 @@ def _faults(top: _Section, multi: bool, timeout: float) -> tuple[Fault, ...]:
 
 
 def _fault(s: _Section, multi: bool, timeout: float) -> Fault:
-    name = s.need("name", _string)
+    name = _get(s, _FAULT, "name")
     if not name.strip():
         raise _Problem(s.line_of("name"), s.path("name"), "must not be empty")
-    kind = s.need("kind", _choice(FAULT_KINDS))
-    at_fraction, at_seconds = s.need("at", _at)
-    duration = s.take("duration", _duration(MAX_TIMEOUT), None)
+    kind = _get(s, _FAULT, "kind")
+    at_fraction, at_seconds = _get(s, _FAULT, "at")
+    duration = _get(s, _FAULT, "duration")
     if kind in _TIMED_FAULTS and duration is None:
         raise _Problem(s.line, s.path("duration"), f"required for a {kind} fault (how long it lasts)")
     if kind not in _TIMED_FAULTS:

@@ -39,7 +39,7 @@ def test_broken_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     for cmd in ("validate", "compare"):
         p = topo(cmd, str(bad))
         assert p.returncode == 2, p.stderr
-        assert p.stderr.strip() == "topo: error: bad.yaml:5: workload.tasks: must be a positive integer, got -3"
+        assert p.stderr.strip() == f"topo: error: {bad}:5: workload.tasks: must be a positive integer, got -3"
         assert "Traceback" not in p.stderr
 
 
@@ -238,7 +238,7 @@ def test_a_budget_the_engine_lacks_is_refused_before_any_deploy(
         p = subprocess.run([*TOPO, *args], capture_output=True, text=True, timeout=60,
                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert p.returncode == 2, p.stderr
-        assert p.stderr == (f"topo: error: toobig.yaml:6: resources.cpus: a budget of 64 CPUs"
+        assert p.stderr == (f"topo: error: {path}:6: resources.cpus: a budget of 64 CPUs"
                             f" on an engine with {cpus}: at most {cpus}\n")
         assert p.stdout == ""
     # The engine saw no container of this scenario created, and nothing was written.

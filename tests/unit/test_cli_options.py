@@ -35,9 +35,10 @@ def test_version_prints_the_installed_distributions_version() -> None:
 
 # (command, the arguments before --format, the formats it prints): from README's command table
 COMMANDS = [
-    ("compare", ["scenarios/cpu.yaml"], ["table", "md", "json"]),
+    ("compare", ["scenarios/cpu.yaml"], ["table", "md", "html", "json"]),
     ("report", ["tests/golden/small.result.json"], ["table", "md", "html", "json"]),
-    ("diff", ["tests/golden/small.result.json"] * 2, ["table", "json"]),
+    ("diff", ["tests/golden/small.result.json"] * 2, ["table", "md", "json"]),
+    ("sweep", ["scenarios/cpu.yaml"], ["table", "json"]),
 ]
 
 
@@ -49,7 +50,7 @@ def test_format_lists_its_choices_in_help_and_refuses_another_on_one_line(
     assert f"<{'|'.join(formats)}>" in help_text, help_text
     p = topo(command, *args, "--format", "pdf")
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.startswith("topo: usage error: Invalid value for '--format': "), p.stderr
+    assert p.stderr.startswith("topo: usage error: Invalid value for '-f' / '--format': "), p.stderr
     assert "'pdf' is not one of " + ", ".join(f"'{f}'" for f in formats) in p.stderr
     assert len(p.stderr.splitlines()) == 1
 

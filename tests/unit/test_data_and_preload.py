@@ -41,7 +41,9 @@ def _readable(folder: Path) -> None:
 def _error(path: Path) -> str:
     with pytest.raises(ScenarioError) as info:
         load(path)
-    return str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{path}:"), message  # the file as given, folder included
+    return message.removeprefix(f"{path.parent}/")
 
 
 # --------------------------------------------------------------------------- validation
@@ -245,7 +247,7 @@ def test_compare_with_a_missing_data_folder_stops_before_docker_and_writes_nothi
     before = sorted(tmp_path.rglob("*"))
     p = topo("compare", str(scenario), "--out", str(tmp_path / "out"))  # docker unimportable
     assert p.returncode == 2
-    assert p.stderr == (f"topo: error: sc.yaml:4: workload.data: no such folder: '../gone' "
+    assert p.stderr == (f"topo: error: {scenario}:4: workload.data: no such folder: '../gone' "
                         f"(relative to {tmp_path})\n")
     assert sorted(tmp_path.rglob("*")) == before
 

@@ -54,7 +54,7 @@ def test_a_budget_larger_than_the_engine_is_named_with_file_and_line(tmp_path: P
     with pytest.raises(ScenarioError) as err:
         check(sc, FakeRuntime())  # 2 CPUs
     # line 6 of the file is "  cpus: 64"
-    assert str(err.value) == "pf.yaml:6: resources.cpus: a budget of 64 CPUs on an engine with 2: at most 2"
+    assert str(err.value) == f"{sc.source}:6: resources.cpus: a budget of 64 CPUs on an engine with 2: at most 2"
     assert err.value.exit_code == 2
 
 

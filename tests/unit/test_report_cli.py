@@ -49,7 +49,7 @@ def test_report_refuses_an_unknown_format_with_exit_2() -> None:
     p = topo("report", SMALL, "--format", "pdf")
     assert p.returncode == 2
     # typer's own refusal of an Enum choice, on one line
-    assert p.stderr.startswith("topo: usage error: Invalid value for '--format': ")
+    assert p.stderr.startswith("topo: usage error: Invalid value for '-f' / '--format': ")
     assert "'pdf' is not one of 'table', 'md', 'html', 'json'" in p.stderr
     assert len(p.stderr.splitlines()) == 1
 

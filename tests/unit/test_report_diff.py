@@ -40,7 +40,7 @@ def test_the_table_flags_regressions_and_colours_only_when_asked() -> None:
     b = comparison(rows=(replace(THROUGHPUT, single=spread(10.0)),))
     plain = diffs.render_table(diffs.diff(A, b), "a.json", "b.json")
     assert "REGRESSION" in plain and "\033[" not in plain
-    assert plain.rstrip().endswith("1 regression(s) of more than 10%")
+    assert plain.rstrip().endswith("1 regression(s) beyond 10%")
     coloured = diffs.render_table(diffs.diff(A, b), "a.json", "b.json", color=True)
     assert "\033[31mREGRESSION\033[0m" in coloured
 
@@ -77,7 +77,9 @@ def test_thresholds_fail_when_their_expression_is_true(text: str, fails: bool) -
 
 def test_a_failure_shows_the_values() -> None:
     failure = diffs.failure(diffs.parse_threshold("multi.throughput < single.throughput"), A)
-    assert failure == "multi.throughput < single.throughput (multi.throughput = 15, single.throughput = 20)"
+    assert failure == (
+        "multi.throughput < single.throughput"
+        " (multi.throughput = 15 tasks/s, single.throughput = 20 tasks/s)")
 
 
 @pytest.mark.parametrize("text", [

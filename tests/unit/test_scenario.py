@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import os
 import re
 import textwrap
 from collections.abc import Callable
@@ -34,11 +35,29 @@ def _wl(extra: str) -> str:
 def _error(tmp_path: Path, text: str | bytes, filename: str = "etl.yaml") -> str:
     path = tmp_path / filename
     path.write_bytes(text if isinstance(text, bytes) else textwrap.dedent(text).encode("utf-8"))
-    with pytest.raises(ScenarioError) as info:
-        load(path)
+    here = os.getcwd()
+    os.chdir(tmp_path)  # the path as given is then the bare name the messages below expect
+    try:
+        with pytest.raises(ScenarioError) as info:
+            load(filename)
+    finally:
+        os.chdir(here)
     message = str(info.value)
     assert "\n" not in message and len(message.splitlines()) == 1, message
     return message
+
+
+def test_errors_name_the_file_as_given_folder_included(tmp_path: Path) -> None:
+    # an editor jumps to file:line only when the folder is there (it used to be cut off)
+    path = tmp_path / "team" / "etl.yaml"
+    path.parent.mkdir()
+    path.write_text("name: etl\nworkers: 0\nworkload: {task: cpu}\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load(path)
+    assert str(info.value) == f"{path}:2: workers: must be a positive integer, got 0"
+    with pytest.raises(ScenarioError) as missing:
+        load(tmp_path / "nope" / "x.yaml")
+    assert str(missing.value).startswith(f"{tmp_path / 'nope' / 'x.yaml'}: cannot read")
 
 
 # (id, file text, line, field, a fragment of the message)
@@ -237,17 +256,17 @@ def test_python_tag_is_never_executed(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_error_names_the_basename_and_parse_its_source(tmp_path: Path) -> None:
+def test_error_names_the_path_as_given_and_parse_its_source(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    assert _error(tmp_path, "name: etl\n", "sub/mine.yaml").startswith("mine.yaml:1: workload.task:")
+    assert _error(tmp_path, "name: etl\n", "sub/mine.yaml").startswith("sub/mine.yaml:1: workload.task:")
     with pytest.raises(ScenarioError, match=r"^<string>:1: workload.task: required field missing$"):
         parse("name: etl\nworkers: 1\n")
-    with pytest.raises(ScenarioError, match=r"^x\.yaml:1: "):
+    with pytest.raises(ScenarioError, match=r"^/some/where/x\.yaml:1: "):
         parse("[]", source="/some/where/x.yaml")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match=r"^nope\.yaml: cannot read the scenario file: "):
+    with pytest.raises(ScenarioError, match=rf"^{re.escape(str(tmp_path))}/nope\.yaml: cannot read the scenario file: "):
         load(tmp_path / "nope.yaml")
 
 
@@ -331,7 +350,7 @@ def test_custom_task_and_path_resolution(tmp_path: Path) -> None:
     assert relative.workload.path == str(tmp_path / "workloads")
     (tmp_path / "conf" / "file.txt").write_text("x")
     path.write_text("name: a\nworkload:\n  task: 'm:f'\n  path: file.txt\nworkers: 1\n")
-    with pytest.raises(ScenarioError, match=r"^s\.yaml:4: workload\.path: no such folder: 'file.txt'"):
+    with pytest.raises(ScenarioError, match=r"/s\.yaml:4: workload\.path: no such folder: 'file.txt'"):
         load(path)
 
 
@@ -478,7 +497,7 @@ def test_random_bytes(tmp_path: Path, data: bytes) -> None:
         scenario = load(path)
     except ScenarioError as e:
         text = data.decode("utf-8", "replace")
-        _located(e, "fuzz.yaml", max(data.count(b"\n") + 1, _lines_in(text)))
+        _located(e, str(path), max(data.count(b"\n") + 1, _lines_in(text)))
     else:
         assert scenario.sha256 == hashlib.sha256(data).hexdigest()
 
@@ -618,5 +637,5 @@ def test_requirements_and_image_resolution(tmp_path: Path) -> None:
     assert (parse(HEAD).workload.requirements, parse(HEAD).workload.image) == (None, None)
     # a folder is not a requirements file
     path.write_text("name: own\nworkload:\n  task: 'm:f'\n  requirements: ..\nworkers: 2\n")
-    with pytest.raises(ScenarioError, match=r"^s\.yaml:4: workload\.requirements: no such file: '\.\.'"):
+    with pytest.raises(ScenarioError, match=r"/s\.yaml:4: workload\.requirements: no such file: '\.\.'"):
         load(path)

@@ -1,26 +1,25 @@
-"""Two saved comparisons, figure by figure, and ``--fail-if`` thresholds for CI.
+"""Two saved comparisons, figure by figure: what got worse, what is noise; and the CI gate.
 
-A change is a regression when a figure with a direction moved the worse way by more than
-TOLERANCE (10%) of its value in A. Thresholds are small expressions over the figures of
-the compared result B, such as ``multi.throughput < 0.9 * single.throughput``; they are
-parsed with ``ast`` and evaluated by walking the tree, never with ``eval``. Allowed:
-``single.<figure>`` and ``multi.<figure>`` (the median of that figure), numbers,
-``+ - * /``, unary minus, comparisons (chained too) and ``and`` / ``or``.
+A change is a regression when a figure with a direction moved the worse way by more than the
+tolerance (10% of its value in A unless told otherwise) AND the repeats support it: B's
+range (min to max over its repeats) lies entirely on the worse side of A's range. With
+fewer than 2 repeats on a side there is no range, so a large move is called "within
+noise", and the table says why. ``--fail-if`` expressions live in ``topo.report.threshold``.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import math
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from topo.model import TOPOLOGIES, Comparison, FigureRow
+from topo.model import TOPOLOGIES, Comparison, FigureRow, Spread
 from topo.report import INCOMPLETE
 from topo.report.table import MISSING, numbers
+from topo.report.threshold import Threshold, ThresholdError, failure, parse_threshold
+
+__all__ = ["Change", "Threshold", "ThresholdError", "caveats", "diff", "failure",
+           "parse_threshold", "regressions", "render_json", "render_table"]
 
 SCHEMA = "topo.diff"
 VERSION = 1
@@ -35,12 +34,14 @@ RED, GREEN, RESET = "\033[31m", "\033[32m", "\033[0m"
 class Change:
     key: str
     label: str
+    unit: str
     topology: str  # single | multi
-    a: float
+    a: float  # medians
     b: float
     change: float | None  # (b - a) / a; None when a is 0
-    regression: bool  # worse by more than the tolerance (or from 0 to worse)
-    improvement: bool  # better by more than the tolerance
+    regression: bool  # worse beyond the tolerance, and the ranges agree
+    improvement: bool  # better beyond the tolerance, and the ranges agree
+    noise: str  # why a move beyond the tolerance is not called either way; "" otherwise
 
 
 def diff(a: Comparison, b: Comparison, tolerance: float = TOLERANCE) -> tuple[Change, ...]:
@@ -54,20 +55,38 @@ def diff(a: Comparison, b: Comparison, tolerance: float = TOLERANCE) -> tuple[Ch
         for topology in TOPOLOGIES:
             x, y = getattr(old, topology), getattr(row, topology)
             if x is not None and y is not None:
-                changes.append(_change(row, topology, x.median, y.median, tolerance))
+                changes.append(_change(row, topology, x, y, tolerance))
     return tuple(changes)
 
 
-def _change(row: FigureRow, topology: str, a: float, b: float, tolerance: float) -> Change:
-    relative = (b - a) / abs(a) if a else None
+def regressions(changes: Sequence[Change]) -> list[Change]:
+    return [c for c in changes if c.regression]
+
+
+def _change(row: FigureRow, topology: str, a: Spread, b: Spread, tolerance: float) -> Change:
+    relative = (b.median - a.median) / abs(a.median) if a.median else None
     worse = better = False
-    if row.higher_is_better is not None and a != b:
+    noise = ""
+    big = relative is None or abs(relative) > tolerance
+    if row.higher_is_better is not None and a.median != b.median and big:
         up_is_good = row.higher_is_better
-        moved_up = b > a
-        big = relative is None or abs(relative) > tolerance
-        worse = big and moved_up != up_is_good
-        better = big and moved_up == up_is_good
-    return Change(row.key, row.label, topology, a, b, relative, worse, better)
+        noise = _noise(a, b, b.median > a.median, row.unit)
+        worse = not noise and (b.median > a.median) != up_is_good
+        better = not noise and (b.median > a.median) == up_is_good
+    return Change(row.key, row.label, row.unit, topology, a.median, b.median, relative,
+                  worse, better, noise)
+
+
+def _noise(a: Spread, b: Spread, moved_up: bool, unit: str) -> str:
+    """Why a large move of the median is not a finding ("" when the ranges support it)."""
+    if a.n < 2 or b.n < 2:
+        counts = f"{a.n} repeat each" if a.n == b.n else f"{a.n} repeat(s) in A, {b.n} in B"
+        return f"{counts}: no interval"
+    apart = b.low > a.high if moved_up else b.high < a.low
+    if apart:
+        return ""
+    x = numbers(a.low, a.high, b.low, b.high)
+    return f"ranges overlap: A {x[0]}-{x[1]}, B {x[2]}-{x[3]} {unit}"
 
 
 def caveats(a: Comparison, b: Comparison, complete: tuple[bool, bool] = (True, True)) -> list[str]:
@@ -86,28 +105,48 @@ def caveats(a: Comparison, b: Comparison, complete: tuple[bool, bool] = (True, T
 
 
 def render_table(
-    changes: Sequence[Change], a: str, b: str, *, notes: Sequence[str] = (), color: bool = False
+    changes: Sequence[Change], a: str, b: str, *, notes: Sequence[str] = (),
+    color: bool = False, tolerance: float = TOLERANCE, fmt: str = "simple",
 ) -> str:
-    """Plain text: one line per figure and topology; regressions flagged (in red if
-    ``color``), improvements (in green); ``notes`` (``caveats``) under the header."""
+    """One line per figure and topology; regressions flagged (in red if ``color``),
+    improvements (in green), large moves the repeats do not support marked "noise" with
+    the reason; ``notes`` (``caveats``) under the header. ``fmt`` is a tabulate format
+    ("simple" for the terminal, "github" for Markdown)."""
     from tabulate import tabulate
 
-    rows = []
-    for c in changes:
-        x, y = numbers(c.a, c.b)
-        flag = "REGRESSION" if c.regression else "better" if c.improvement else ""
-        if color and flag:
-            flag = f"{RED if c.regression else GREEN}{flag}{RESET}"
-        rows.append([c.label, c.topology, x, y, _percent(c), flag])
-    table = tabulate(rows, headers=("figure", "topology", "A", "B", "change", ""),
-                     tablefmt="simple",
-                     colalign=("left", "left", "right", "right", "right", "left"),
+    rows = [[c.label, c.topology, *numbers(c.a, c.b), _percent(c), _flag(c, color), c.noise]
+            for c in changes]
+    table = tabulate(rows, headers=("figure", "topology", "A", "B", "change", "", "why"),
+                     tablefmt=fmt,
+                     colalign=("left", "left", "right", "right", "right", "left", "left"),
                      disable_numparse=True)
-    regressions = sum(c.regression for c in changes)
-    summary = (f"{regressions} regression(s) of more than {TOLERANCE:.0%}" if regressions
-               else f"no regression of more than {TOLERANCE:.0%}")
     head = [f"A: {a}", f"B: {b}", *(f"{RED}{n}{RESET}" if color else n for n in notes)]
-    return "\n".join(head) + f"\n\n{table}\n\n{summary}\n"
+    if fmt == "github":
+        head = [f"{line}  " for line in head]  # Markdown line breaks
+    return "\n".join(head) + f"\n\n{table}\n\n{summary(changes, tolerance)}\n"
+
+
+def _flag(c: Change, color: bool) -> str:
+    flag = "REGRESSION" if c.regression else "better" if c.improvement else (
+        "noise" if c.noise else "")
+    if color and (c.regression or c.improvement):
+        flag = f"{RED if c.regression else GREEN}{flag}{RESET}"
+    return flag
+
+
+def summary(changes: Sequence[Change], tolerance: float = TOLERANCE) -> str:
+    """One line: how many regressions beyond the tolerance, how many moves within noise."""
+    found = regressions(changes)
+    noisy = sum(bool(c.noise) for c in changes)
+    head = (f"{len(found)} regression(s) beyond {tolerance:.0%}" if found
+            else f"no regression beyond {tolerance:.0%}")
+    return head + (f"; {noisy} larger move(s) within noise" if noisy else "")
+
+
+def describe(c: Change) -> str:
+    """A regression in one line, with its unit: for the CI log."""
+    x, y = numbers(c.a, c.b)
+    return f"{c.label.split(' (')[0]}, {c.topology}: {x} -> {y} {c.unit} ({_percent(c)})"
 
 
 def _percent(c: Change) -> str:
@@ -116,129 +155,10 @@ def _percent(c: Change) -> str:
     return f"{c.change:+.1%}"
 
 
-def render_json(changes: Sequence[Change], a: str, b: str, notes: Sequence[str] = ()) -> str:
+def render_json(changes: Sequence[Change], a: str, b: str, notes: Sequence[str] = (),
+                tolerance: float = TOLERANCE) -> str:
     """Schema ``topo.diff`` version 1 (docs/result-schema.md)."""
-    doc = {"schema": SCHEMA, "version": VERSION, "a": a, "b": b, "tolerance": TOLERANCE,
+    doc = {"schema": SCHEMA, "version": VERSION, "a": a, "b": b, "tolerance": tolerance,
            "notes": list(notes), "changes": [asdict(c) for c in changes],
-           "regressions": sum(c.regression for c in changes)}
+           "regressions": len(regressions(changes))}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------- thresholds
-
-
-class ThresholdError(ValueError):
-    """The expression is not one ``--fail-if`` accepts; the message says why."""
-
-
-_BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
-_COMPARE: Mapping[type, Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
-}
-
-
-@dataclass(frozen=True)
-class Threshold:
-    text: str
-    tree: ast.Expression
-
-    @property
-    def names(self) -> tuple[tuple[str, str], ...]:
-        """(topology, figure) of every name the expression uses."""
-        return tuple(
-            (node.value.id, node.attr)  # type: ignore[attr-defined]
-            for node in ast.walk(self.tree) if isinstance(node, ast.Attribute)
-        )
-
-
-def parse_threshold(text: str) -> Threshold:
-    """Check ``text`` is an allowed expression; ThresholdError naming what is not."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise ThresholdError(f"{text!r} is not an expression: {e.msg}") from e
-    qualified = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    for node in ast.walk(tree):
-        _check(node, text)
-        if isinstance(node, ast.Name) and id(node) not in qualified:
-            raise ThresholdError(f"{text!r}: {node.id!r} alone is no figure; use"
-                                 f" {node.id}.<figure>")
-    return Threshold(text.strip(), tree)
-
-
-def _check(node: ast.AST, text: str) -> None:
-    allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.Compare, ast.BinOp,
-               ast.UnaryOp, ast.USub, ast.UAdd, ast.Constant, ast.Attribute, ast.Name,
-               ast.Load, *_BINARY, *_COMPARE)
-    if not isinstance(node, allowed):
-        raise ThresholdError(f"{text!r}: {type(node).__name__} is not allowed in a threshold")
-    if isinstance(node, ast.Constant) and (
-        isinstance(node.value, bool) or not isinstance(node.value, (int, float))
-    ):
-        raise ThresholdError(f"{text!r}: only numbers may appear as constants")
-    if isinstance(node, ast.Attribute) and not (
-        isinstance(node.value, ast.Name) and node.value.id in TOPOLOGIES
-    ):
-        raise ThresholdError(f"{text!r}: names are single.<figure> or multi.<figure>")
-    if isinstance(node, ast.Name) and node.id not in TOPOLOGIES:
-        raise ThresholdError(f"{text!r}: unknown name {node.id!r}; use single.<figure> or"
-                             " multi.<figure>")
-
-
-class _Unmeasured(Exception):
-    pass
-
-
-def failure(threshold: Threshold, comparison: Comparison) -> str | None:
-    """Why ``comparison`` fails the threshold (its expression is true, as in ``--fail-if``),
-    or None when it passes. A figure that was not measured fails it too; a figure that does
-    not exist is a ThresholdError."""
-    rows = {row.key: row for row in comparison.rows}
-    for topology, figure in threshold.names:
-        if figure not in rows:
-            raise ThresholdError(
-                f"{threshold.text!r}: no figure {figure!r}; figures: {', '.join(rows)}"
-            )
-    values = {(t, f): getattr(rows[f], t) for t, f in threshold.names}
-    try:
-        true = bool(_value(threshold.tree.body, values))
-    except _Unmeasured as e:
-        return f"{threshold.text}: {e} was not measured"
-    except ZeroDivisionError:
-        return f"{threshold.text}: division by zero"
-    if not true:
-        return None
-    shown = ", ".join(f"{t}.{f} = {numbers(s.median)[0]}" for (t, f), s in values.items() if s)
-    return f"{threshold.text} ({shown})"
-
-
-def _value(node: ast.AST, values: Mapping[tuple[str, str], Any]) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Attribute):
-        name = (node.value.id, node.attr)  # type: ignore[attr-defined]
-        spread = values[name]
-        if spread is None or not math.isfinite(spread.median):
-            raise _Unmeasured(".".join(name))
-        return spread.median
-    if isinstance(node, ast.UnaryOp):
-        operand = _value(node.operand, values)
-        return -operand if isinstance(node.op, ast.USub) else +operand
-    if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_value(node.left, values), _value(node.right, values))
-    if isinstance(node, ast.BoolOp):
-        results = (_value(v, values) for v in node.values)
-        return all(results) if isinstance(node.op, ast.And) else any(results)
-    if isinstance(node, ast.Compare):
-        left = _value(node.left, values)
-        for op, right_node in zip(node.ops, node.comparators):
-            right = _value(right_node, values)
-            if not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        return True
-    raise ThresholdError(f"{type(node).__name__} is not allowed in a threshold")

@@ -23,6 +23,7 @@ import topo
 from topo import cleanup, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
+from topo.output import shorten
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
@@ -36,7 +37,7 @@ SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and bu
 
 def _engine_error(action: str, err: Exception) -> EngineError:
     reason = getattr(err, "explanation", None) or str(err)
-    return EngineError(f"Docker engine: {action}: {str(reason).splitlines()[0][:300]}")
+    return EngineError(f"Docker engine: {action}: {shorten(str(reason).splitlines()[0], 300)}")
 
 
 class DockerRuntime:
@@ -467,7 +468,7 @@ def _build_failure(e: docker.errors.BuildError) -> str:
     text = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in e.build_log)
     lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]  # stderr is coloured
     errors = [ln for ln in lines if ln.startswith("ERROR")]
-    return (errors[-1] if errors else str(e))[:300]
+    return shorten(errors[-1] if errors else str(e), 300)
 
 
 def _force_remove(container: Container) -> int:
