@@ -165,8 +165,9 @@ def compare(
     fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import cleanup, run, scenario, stats
+    from topo import cleanup, run, scenario
     from topo import report as reports
+    from topo.analysis import build_report
 
     sc = scenario.load(scenario_file)
     runtime, run_id = _start_measuring(sc)
@@ -186,18 +187,30 @@ def compare(
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
-    comparison = stats.compare(sc, measured)
     started = [r for r in measured if r.t_available is not None]
-    facts = reports.provenance(result_files.to_json(sc, measured, host, True))
+    facts = result_files.provenance(result_files.to_json(sc, measured, host, True))
+    model = build_report(sc, measured, facts)
     plans = run.plans(sc, run_id, image, runtime.redis_image(sc))
-    for name, text in reports.files(comparison, measured, facts, plans).items():
+    for name, text in {**reports.files(model), **_compose_files(sc, plans)}.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
-    print(reports.render(comparison, fmt.value, results=measured, provenance=facts,
-                         color=_color()), end="" if fmt is CompareFormat.json else "\n")
+    print(reports.render(model, fmt.value, color=_color()),
+          end="" if fmt is CompareFormat.json else "\n")
     _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
     if not started:  # nothing was measured at all: say why, and fail
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
+
+
+def _compose_files(sc: Any, plans: Any) -> dict[str, str]:
+    """compose/<topology>.yaml (docker compose) and compose/<topology>.stack.yaml (docker stack
+    deploy, which refuses some of the limits; see topo.compose) per plan, for the review."""
+    from topo import compose
+
+    out = {}
+    for plan in plans:
+        out[f"compose/{plan.topology}.yaml"] = compose.render(plan, sc)
+        out[f"compose/{plan.topology}.stack.yaml"] = compose.render(plan, sc, swarm=True)
+    return out
 
 
 @app.command()
@@ -239,7 +252,8 @@ def sweep(
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is under {out}")
         raise typer.Exit(130)
-    print(sweep_report.render(sc.name, sc.resources.cpus, sweeping.points(measured)))
+    print(sweep_report.render(sweeping.report(sc.name, sc.resources.cpus,
+                                              sweeping.points(measured))))
     _err(f"results: {out}")
 
 
@@ -334,17 +348,16 @@ def _command_line_error(e: typer.TyperException) -> NoReturn:
     sys.exit(e.exit_code)
 
 
-def _comparison(result_file: Path) -> tuple[Any, list[Any], dict[str, Any]]:
-    """A saved result's comparison, runs and provenance; nothing here touches Docker."""
-    from topo import report as reports
-    from topo import stats
+def _report(result_file: Path) -> Any:
+    """A saved result's report model; nothing here touches Docker."""
+    from topo.analysis import build_report
 
     sc, runs, document = result_files.load(result_file)
     if not document.get("complete"):
         # topo was stopped: add what its raw files hold of the run it was in
         runs = runs + result_files.recover(result_file.parent, runs)
-    facts = reports.provenance(document, reports.local_cpu_model(document))
-    return stats.compare(sc, runs), runs, facts
+    facts = result_files.provenance(document, result_files.local_cpu_model(document))
+    return build_report(sc, runs, facts)
 
 
 @app.command()
@@ -356,9 +369,7 @@ def report(
     """Render a saved result again, in any format, without Docker."""
     from topo import report as reports
 
-    comparison, runs, facts = _comparison(result_file)
-    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
-                          color=out is None and _color())
+    text = reports.render(_report(result_file), fmt.value, color=out is None and _color())
     if out is None:
         sys.stdout.write(text)
     else:
@@ -376,20 +387,22 @@ def diff(
     fmt: DiffFormat = typer.Option(DiffFormat.table, "--format", help="The format."),
 ) -> None:
     """Compare two saved results figure by figure; flag regressions of more than 10%."""
-    from topo.report import diff as diffs
+    from topo.analysis import diff as diffs
+    from topo.report import diff as diff_report
 
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
-        (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
+        old, new = _report(a), _report(b)
         changes = diffs.diff(old, new)
         failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
     except diffs.ThresholdError as e:
         raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
-    notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
+    notes = diffs.caveats(old, new, (old.complete, new.complete))
     if fmt is DiffFormat.json:
-        sys.stdout.write(diffs.render_json(changes, str(a), str(b), notes))
+        sys.stdout.write(diff_report.render_json(changes, str(a), str(b), notes))
     else:
-        sys.stdout.write(diffs.render_table(changes, str(a), str(b), notes=notes, color=_color()))
+        sys.stdout.write(diff_report.render_table(changes, str(a), str(b), notes=notes,
+                                                  color=_color()))
     for failure in failed:
         _err(f"threshold failed: {failure}")
     if failed:

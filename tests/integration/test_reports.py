@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from topo import compose, report, results, stats
+from topo.analysis import comparison as comparison_of
+from topo import compose, report, results
 from topo import plan as planning
 from topo.events import EventLog
 from topo.runtime.docker import DockerRuntime
@@ -50,7 +51,7 @@ def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[st
 def test_the_html_report_renders_in_a_browser_with_every_plot(tmp_path: Path) -> None:
     sc, runs, document = results.load(GOLDEN / "crash.result.json")
     page = tmp_path / "report.html"
-    page.write_text(report.render(stats.compare(sc, runs), "html", results=runs,
+    page.write_text(report.render(comparison_of.compare(sc, runs), "html", results=runs,
                                   provenance=report.provenance(document)))
 
     shot = tmp_path / "report.png"
