@@ -57,6 +57,9 @@ def run_figures(result: RunResult) -> RunFigures:
     # Cores and utilisation are of the shared budget, which only the workers draw on;
     # Redis and the feeder have quotas of their own and are reported as coordination.
     mean_cores = cpu_workers / makespan if makespan is not None else None
+    wait, service = _latency(result)
+    rss_sum, pss_sum = _footprint(result.processes, _worker_containers(result))
+    outside_cores, steal_cores = _disturbance(result.host, window, spent)
     return RunFigures(
         topology=result.topology,
         index=result.index,
@@ -76,29 +79,32 @@ def run_figures(result: RunResult) -> RunFigures:
         peak_memory=peak_memory(result.samples),
         containers=containers,
         oversubscribed=oversubscribed(result.containers, result.workers, result.t_available),
-        **_latency(result),
+        wait=wait,
+        service=service,
         cores=_cores(result),
-        **_footprint(result.processes, _worker_containers(result)),
-        **_disturbance(result.host, window, spent),
+        rss_sum=rss_sum,
+        pss_sum=pss_sum,
+        outside_cores=outside_cores,
+        steal_cores=steal_cores,
         cpu_agents=agent_cpu(result, window),
     )
 
 
 def _disturbance(host: Sequence[tuple[float, float, float]], window: tuple[float, float] | None,
-                 spent: float) -> dict[str, float | None]:
+                 spent: float) -> tuple[float | None, float | None]:
     """How much else the host did during the makespan: CPU busy outside the run's containers
     (the harness, the engine, anything else) and CPU its hypervisor stole, in cores."""
     if window is None or len(host) < 2 or window[1] <= window[0]:
-        return {"outside_cores": None, "steal_cores": None}
+        return None, None
     span = window[1] - window[0]
     busy = [Sample(t, "host", b, 0) for t, b, _ in host]
     steal = [Sample(t, "host", s, 0) for t, _, s in host]
     outside = cumulative_at(busy, window[1]) - cumulative_at(busy, window[0]) - spent
     stolen = cumulative_at(steal, window[1]) - cumulative_at(steal, window[0])
-    return {"outside_cores": max(0.0, outside) / span, "steal_cores": stolen / span}
+    return max(0.0, outside) / span, stolen / span
 
 
-def _latency(result: RunResult) -> dict[str, Quantiles | None]:
+def _latency(result: RunResult) -> tuple[Quantiles | None, Quantiles | None]:
     """Queue wait (available -> first start) per task, service time per completed task
     (its first successful attempt)."""
     first_start: dict[int, float] = {}
@@ -111,7 +117,7 @@ def _latency(result: RunResult) -> dict[str, Quantiles | None]:
             service[rec.id] = rec.end - rec.start
     wait = ([t - result.t_available for t in first_start.values()]
             if result.t_available is not None else [])
-    return {"wait": quantiles(wait), "service": quantiles(list(service.values()))}
+    return quantiles(wait), quantiles(list(service.values()))
 
 
 def _cores(result: RunResult) -> tuple[tuple[int, int], ...]:
@@ -126,7 +132,8 @@ def _worker_containers(result: RunResult) -> set[str]:
     return {c.name for c in result.containers if c.role in WORKER_ROLES}
 
 
-def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[str, int | None]:
+def _footprint(processes: Sequence[ProcSample],
+               containers: set[str]) -> tuple[int | None, int | None]:
     """Peak summed RSS and PSS of the worker containers' processes. Each container's peak is
     taken over its own telemetry passes, then the peaks are added (passes of different
     containers are not simultaneous). RSS counts pages shared after fork once per process;
@@ -146,7 +153,7 @@ def _footprint(processes: Sequence[ProcSample], containers: set[str]) -> dict[st
             peaks[container] = max(total, peaks.get(container, 0))
         return sum(peaks.values()) if peaks else None
 
-    return {"rss_sum": peak_sum(rss), "pss_sum": peak_sum(pss)}
+    return peak_sum(rss), peak_sum(pss)
 
 
 def agent_cpu(result: RunResult, window: tuple[float, float] | None) -> float | None:
@@ -185,10 +192,10 @@ def _agent_threads(result: RunResult, t_end: float) -> list[list[Sample]] | None
     if not passes:
         return None
     out = []
-    for key, points in per_thread.items():
+    for (container, pid, _), points in per_thread.items():
         points.sort()
         # the first pass that saw the process without this thread: it had ended by then
-        gone = min((t for t in passes[key[:2]] if t > points[-1][0]), default=math.inf)
+        gone = min((t for t in passes[container, pid] if t > points[-1][0]), default=math.inf)
         out.append(_thread_series(points, min(gone, t_end)))
     return out
 

@@ -224,7 +224,7 @@ def fault_finding(scenario: Scenario, fault: str, radii: Sequence[BlastRadius]) 
     """What one fault cost each topology it was injected in; None if it was injected in none."""
     by_topology = {t: [b for b in radii if b.topology == t and b.status == INJECTED]
                    for t in scenario.topologies}
-    hit = {t: runs for t, runs in by_topology.items() if runs}
+    hit: dict[str, list[BlastRadius]] = {t: runs for t, runs in by_topology.items() if runs}
     if not hit:
         return None
     intro = when(scenario, fault, radii[0].kind)
