@@ -393,16 +393,14 @@ def diff(
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
         old, new = _report(a), _report(b)
-        changes = diffs.diff(old, new)
         failed = [f for f in (diffs.failure(t, new) for t in thresholds) if f]
     except diffs.ThresholdError as e:
         raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
-    notes = diffs.caveats(old, new, (old.complete, new.complete))
+    model = diffs.report(str(a), old, str(b), new, (old.complete, new.complete))
     if fmt is DiffFormat.json:
-        sys.stdout.write(diff_report.render_json(changes, str(a), str(b), notes))
+        sys.stdout.write(diff_report.render_json(model))
     else:
-        sys.stdout.write(diff_report.render_table(changes, str(a), str(b), notes=notes,
-                                                  color=_color()))
+        sys.stdout.write(diff_report.render_table(model, color=_color()))
     for failure in failed:
         _err(f"threshold failed: {failure}")
     if failed:

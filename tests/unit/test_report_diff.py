@@ -39,17 +39,18 @@ def test_regressions_are_moves_the_worse_way_beyond_ten_percent() -> None:
 
 def test_the_table_flags_regressions_and_colours_only_when_asked() -> None:
     b = model(rows=(replace(THROUGHPUT, single=spread(10.0)),))
-    plain = diff_report.render_table(diffs.diff(A, b), "a.json", "b.json")
+    plain = diff_report.render_table(diffs.report("a.json", A, "b.json", b))
     assert "REGRESSION" in plain and "\033[" not in plain
     assert plain.rstrip().endswith("1 regression(s) of more than 10%")
-    coloured = diff_report.render_table(diffs.diff(A, b), "a.json", "b.json", color=True)
+    coloured = diff_report.render_table(diffs.report("a.json", A, "b.json", b), color=True)
     assert "\033[31mREGRESSION\033[0m" in coloured
 
 
 def test_json_lists_every_change() -> None:
-    doc = json.loads(diff_report.render_json(diffs.diff(A, A), "a", "b", ["note"]))
+    doc = json.loads(diff_report.render_json(diffs.report("a", A, "b", A, (True, False))))
     assert (doc["schema"], doc["version"], doc["regressions"]) == ("topo.diff", 1, 0)
-    assert doc["notes"] == ["note"] and len(doc["changes"]) == 6
+    assert doc["notes"] == ["INCOMPLETE: B is a partial result (complete: false)"]
+    assert len(doc["changes"]) == 6
 
 
 def test_caveats_name_a_partial_file_and_another_scenario() -> None:

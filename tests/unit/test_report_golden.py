@@ -50,11 +50,9 @@ def test_report_matches_snapshot(case: str, fmt: str, suffix: str) -> None:
 @pytest.mark.parametrize(("fmt", "suffix"), (("table", "txt"), ("json", "json")))
 def test_diff_matches_snapshot(fmt: str, suffix: str) -> None:
     a, b = _load("small"), _load("small-regressed")
-    changes = diffs.diff(a, b)
-    notes = diffs.caveats(a, b, (a.complete, b.complete))
-    names = ("small.result.json", "small-regressed.result.json")
-    text = (diff_report.render_table(changes, *names, notes=notes) if fmt == "table"
-            else diff_report.render_json(changes, *names, notes))
+    model = diffs.report("small.result.json", a, "small-regressed.result.json", b,
+                         (a.complete, b.complete))
+    text = diff_report.render_table(model) if fmt == "table" else diff_report.render_json(model)
     check(f"small-regressed.diff.{suffix}", text)
 
 

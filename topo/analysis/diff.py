@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from topo.model import TOPOLOGIES, Scenario, Spread
 from topo.report.cells import INCOMPLETE, numbers
-from topo.report.model import TOLERANCE, Change
+from topo.report.model import TOLERANCE, Change, Diff
 
 
 class _Row(Protocol):
@@ -48,6 +48,14 @@ class Figures(Protocol):
 
 
 # --------------------------------------------------------------------------- diff
+
+
+def report(a_name: str, a: Figures, b_name: str, b: Figures,
+           complete: tuple[bool, bool] = (True, True)) -> Diff:
+    """What ``topo diff`` shows: B against A, with the caveats and the regressions counted."""
+    changes = diff(a, b)
+    return Diff(a_name, b_name, changes, tuple(caveats(a, b, complete)),
+                sum(c.regression for c in changes))
 
 
 def diff(a: Figures, b: Figures, tolerance: float = TOLERANCE) -> tuple[Change, ...]:

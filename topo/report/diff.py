@@ -6,26 +6,23 @@ The changes and their flags are computed by ``topo.analysis.diff``; this only la
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 
 from topo.report.cells import MISSING, numbers
-from topo.report.model import TOLERANCE, Change
+from topo.report.model import Change, Diff
 
 SCHEMA = "topo.diff"
 VERSION = 1
 RED, GREEN, RESET = "\033[31m", "\033[32m", "\033[0m"
 
 
-def render_table(
-    changes: Sequence[Change], a: str, b: str, *, notes: Sequence[str] = (), color: bool = False
-) -> str:
+def render_table(d: Diff, *, color: bool = False) -> str:
     """Plain text: one line per figure and topology; regressions flagged (in red if
-    ``color``), improvements (in green); ``notes`` (``caveats``) under the header."""
+    ``color``), improvements (in green); the notes (caveats) under the header."""
     from tabulate import tabulate
 
     rows = []
-    for c in changes:
+    for c in d.changes:
         x, y = numbers(c.a, c.b)
         flag = "REGRESSION" if c.regression else "better" if c.improvement else ""
         if color and flag:
@@ -35,10 +32,9 @@ def render_table(
                      tablefmt="simple",
                      colalign=("left", "left", "right", "right", "right", "left"),
                      disable_numparse=True)
-    regressions = sum(c.regression for c in changes)
-    summary = (f"{regressions} regression(s) of more than {TOLERANCE:.0%}" if regressions
-               else f"no regression of more than {TOLERANCE:.0%}")
-    head = [f"A: {a}", f"B: {b}", *(f"{RED}{n}{RESET}" if color else n for n in notes)]
+    summary = (f"{d.regressions} regression(s) of more than {d.tolerance:.0%}" if d.regressions
+               else f"no regression of more than {d.tolerance:.0%}")
+    head = [f"A: {d.a}", f"B: {d.b}", *(f"{RED}{n}{RESET}" if color else n for n in d.notes)]
     return "\n".join(head) + f"\n\n{table}\n\n{summary}\n"
 
 
@@ -48,11 +44,11 @@ def _percent(c: Change) -> str:
     return f"{c.change:+.1%}"
 
 
-def render_json(changes: Sequence[Change], a: str, b: str, notes: Sequence[str] = ()) -> str:
+def render_json(d: Diff) -> str:
     """Schema ``topo.diff`` version 1 (docs/result-schema.md)."""
-    doc = {"schema": SCHEMA, "version": VERSION, "a": a, "b": b, "tolerance": TOLERANCE,
-           "notes": list(notes), "changes": [asdict(c) for c in changes],
-           "regressions": sum(c.regression for c in changes)}
+    doc = {"schema": SCHEMA, "version": VERSION, "a": d.a, "b": d.b, "tolerance": d.tolerance,
+           "notes": list(d.notes), "changes": [asdict(c) for c in d.changes],
+           "regressions": d.regressions}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

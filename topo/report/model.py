@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from topo.model import BlastRadius, Ratio, Scenario, Spread
 
 __all__ = [
-    "BlastSummary", "BlastRadius", "Change", "CoresPanel", "CoreShare", "Finding", "Line",
+    "BlastSummary", "BlastRadius", "Change", "CoresPanel", "CoreShare", "Diff", "Finding", "Line",
     "Plots", "ProcessRow", "Provenance", "Ratio", "Report", "Row", "Scenario", "Spread",
     "SweepReport", "SweepRow", "TOLERANCE", "Times", "Verdict",
 ]
@@ -208,6 +208,18 @@ class Change:
     change: float | None  # (b - a) / a; None when a is 0
     regression: bool  # worse by more than the tolerance (or from 0 to worse)
     improvement: bool  # better by more than the tolerance
+
+
+@dataclass(frozen=True)
+class Diff:
+    """``topo diff``: result B against result A, figure by figure."""
+
+    a: str  # how A is named (its path)
+    b: str
+    changes: tuple[Change, ...]
+    notes: tuple[str, ...]  # what makes the two less comparable
+    regressions: int
+    tolerance: float = TOLERANCE
 
 
 @dataclass(frozen=True)
