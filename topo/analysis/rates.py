@@ -29,9 +29,10 @@ def bucket_rates(times: Sequence[float], start: float, end: float, width: float)
     rate. Buckets are half-open, [start + i*width, start + (i+1)*width).
     """
     counts = [0] * max(0, int((end - start) / width + _EPS))
+    n, floor = len(counts), math.floor  # local names: this loop runs once per completion
     for t in times:
-        i = math.floor((t - start) / width + _EPS)
-        if 0 <= i < len(counts):
+        i = floor((t - start) / width + _EPS)
+        if 0 <= i < n:
             counts[i] += 1
     return [n / width for n in counts]
 

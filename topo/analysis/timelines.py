@@ -147,12 +147,11 @@ def plots(results: Sequence[RunResult]) -> Plots:
 def _throughput(results: Sequence[RunResult]) -> tuple[tuple[str, tuple[Line, ...]], ...]:
     # One panel per fault condition, a line per run; the no-fault runs first, then each
     # fault in the order its runs came.
-    runs = [r for r in measured(results) if throughput_timeline(r)[0]]
-    conditions = dict.fromkeys(sorted(map(condition, runs), key=lambda c: c != NO_FAULT))
-    return tuple(
-        (cond, tuple(_line(r.topology, r.topology, throughput_timeline(r), fault_marks(r))
-                     for r in runs if condition(r) == cond))
-        for cond in conditions)
+    lines = [(condition(r), _line(r.topology, r.topology, throughput_timeline(r),
+                                  fault_marks(r))) for r in measured(results)]
+    drawn = [(cond, line) for cond, line in lines if line.xs]
+    conditions = dict.fromkeys(sorted((c for c, _ in drawn), key=lambda c: c != NO_FAULT))
+    return tuple((cond, tuple(line for c, line in drawn if c == cond)) for cond in conditions)
 
 
 def _line(label: str, topology: str, series: Series,
