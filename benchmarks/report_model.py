@@ -49,8 +49,9 @@ def one_run(model: Any, topology: str, index: int, fault: Any) -> Any:
     role = "single" if topology == "single" else "worker"
     containers = [model.ContainerSpec(name=n, role=role, command=("x",), cpus=2.0 / len(names),
                                       memory=64 * MIB) for n in names]
-    worker = (lambda i: f"s/{10 + i % WORKERS}") if topology == "single" else (
-        lambda i: f"w{i % WORKERS}/1")
+    def worker(i: int) -> str:
+        return f"s/{10 + i % WORKERS}" if topology == "single" else f"w{i % WORKERS}/1"
+
     per_slot = TASKS // WORKERS
     records = tuple(
         model.TaskRecord(id=i, worker=worker(i), ok=True, start=t0 + (i // WORKERS) * SERVICE,
