@@ -121,7 +121,9 @@ def upgrade(doc: dict[str, Any], path: Path | str = "result file") -> dict[str, 
             raise ResultError(f"{path}: result schema version {version} is not supported"
                               f" (this topo reads versions {_known()})")
         doc = step(doc)
-        version = doc.get("version")
+        if not isinstance(doc.get("version"), int) or doc["version"] <= version:
+            raise ResultError(f"{path}: migrating from version {version} did not advance it")
+        version = doc["version"]
     return doc
 
 
