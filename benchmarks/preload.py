@@ -17,8 +17,8 @@ import sys
 
 from _common import ROOT, DockerRuntime, measure
 
-from topo.analysis import figures as figures_of
 from topo import scenario
+from topo.analysis import figures as figures_of
 from topo.model import RunFigures, Scenario
 
 MIB = 2**20

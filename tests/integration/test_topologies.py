@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from topo.analysis import figures as figures_of
 from topo import ledger, run
+from topo.analysis import figures as figures_of
 from topo.model import RunResult
 from topo.runtime.docker import DockerRuntime
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from topo.analysis import figures as figures_of
 from topo import results
+from topo.analysis import figures as figures_of
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
