@@ -55,7 +55,7 @@ def edges(name: str) -> set[str]:
     """What importing ``name`` runs: each module it imports and that module's packages,
     except its own packages (a package importing its children is no cycle)."""
     own = set(ancestors(name)) | {name}
-    out = set()
+    out: set[str] = set()
     for target in imported(name):
         out.update(m for m in (*ancestors(target), target) if m not in own and m in MODULES)
     return out
