@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from statistics import median
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from topo.analysis.figures import run_figures
 from topo.model import RunResult, Scenario, Topology
@@ -41,7 +41,7 @@ def _median(values: Sequence[float | None]) -> float | None:
     return median(present) if present else None
 
 
-def points(runs: dict[int, Sequence[RunResult]]) -> list[ScalingPoint]:
+def points(runs: Mapping[int, Sequence[RunResult]]) -> list[ScalingPoint]:
     """Scaling figures from the runs measured at each N (pure)."""
     out: list[ScalingPoint] = []
     base: dict[str, float | None] = {}
