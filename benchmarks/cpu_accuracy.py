@@ -29,7 +29,8 @@ import sys
 
 from _common import ROOT, DockerRuntime, measure
 
-from topo import scenario, stats
+from topo import scenario
+from topo.analysis import figures as figures_of
 from topo.model import RunResult, Scenario
 
 TARGET = 0.03
@@ -42,7 +43,7 @@ def known_cost(sc: Scenario, rounds: int, cpu_ms: float, tasks: int) -> Scenario
 
 
 def row(r: RunResult, cost: float, budget: float) -> dict[str, float] | None:
-    f = stats.run_figures(r)
+    f = figures_of.run_figures(r)
     n = f.ledger.completed
     if r.status != "ok" or not n or f.makespan is None or f.cpu_agents is None:
         print(f"  {r.topology:6} run {r.index + 1}: status {r.status} ({r.error}), {n} tasks completed, "

@@ -14,7 +14,7 @@ import sys
 
 from _common import DockerRuntime, measure
 
-from topo import stats
+from topo.analysis import figures as figures_of
 from topo.model import MultiSpec, Resources, RunSpec, Scenario, SingleSpec, Workload
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     ]
     for label, sc in variants:
         (r,) = measure(sc, runtime)
-        f = stats.run_figures(r)
+        f = figures_of.run_figures(r)
         print(f"{label:22} {f.ledger.completed} no-op tasks in {f.makespan:.2f} s: "
               f"{f.throughput:,.0f} tasks/s (2 workers; status {r.status})")
 

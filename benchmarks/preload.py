@@ -3,7 +3,7 @@
 single with ``preload: true`` (PID 1 imports pandas, then forks its workers), single with
 ``preload: false`` (each worker imports pandas itself) and multi (each container imports it;
 nothing can be shared). The three run in turn, ``repeats`` times, so drift spreads evenly;
-every figure is topo's own (stats.run_figures): peak summed PSS and RSS of the worker
+every figure is topo's own (figures_of.run_figures): peak summed PSS and RSS of the worker
 containers' processes, deploy -> all workers ready, deploy -> first task completed.
 
 Usage: .venv/bin/python benchmarks/preload.py [repeats] [scenario]
@@ -17,7 +17,8 @@ import sys
 
 from _common import ROOT, DockerRuntime, measure
 
-from topo import scenario, stats
+from topo import scenario
+from topo.analysis import figures as figures_of
 from topo.model import RunFigures, Scenario
 
 MIB = 2**20
@@ -62,7 +63,7 @@ def main() -> None:
             (result,) = measure(sc, runtime)
             if result.status != "ok":
                 print(f"{label} run {i + 1}: {result.status}: {result.error}", file=sys.stderr)
-            figures.setdefault(label, []).append(stats.run_figures(result))
+            figures.setdefault(label, []).append(figures_of.run_figures(result))
     labels = list(figures)
     print(f"{path}: {repeats} runs each, median [min-max]")
     print(f"{'figure':28}" + "".join(f"{label:>26}" for label in labels))

@@ -19,7 +19,9 @@ import sys
 
 from _common import ROOT, DockerRuntime, measure
 
-from topo import scenario, stats
+from topo.analysis import figures as figures_of
+from topo.analysis import rates
+from topo import scenario
 from topo.model import RunResult, Scenario
 
 SETTINGS = ("no", "everysec", "always")
@@ -55,12 +57,12 @@ def main() -> None:
             print(f"repeat {i + 1}/{repeats}: appendonly {setting} done", file=sys.stderr)
     print(f"{sc.name}: {sc.workload.tasks} × {sc.workload.task} {dict(sc.workload.params)},"
           f" {sc.workers} workers, queue {sc.multi.queue if sc.multi else '?'}, {repeats} repeats")
-    clean = {s: [stats.run_figures(r) for r in rs if r.fault is None] for s, rs in runs.items()}
+    clean = {s: [figures_of.run_figures(r) for r in rs if r.fault is None] for s, rs in runs.items()}
     base = [f.throughput for f in clean["no"] if f.throughput]
     for setting in SETTINGS:
-        killed = [stats.run_figures(r) for r in runs[setting] if r.fault is not None]
+        killed = [figures_of.run_figures(r) for r in runs[setting] if r.fault is not None]
         rates = [f.throughput for f in clean[setting] if f.throughput]
-        ratio = stats.ratio_of(base, rates)
+        ratio = rates.ratio_of(base, rates)
         cost = "—" if ratio is None else (
             f"{ratio.value:.3f}" + (f" (95% CI {ratio.ci_low:.3f}–{ratio.ci_high:.3f})"
                                     if ratio.ci_low is not None else ""))

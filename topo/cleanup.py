@@ -14,13 +14,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import psutil
 
-from topo.errors import TopoError
-from topo.plan import OWNER, RUN
-
+from topo.plan import RUN
 
 
 def owner_label(pid: int | None = None) -> str:
@@ -58,22 +55,7 @@ def sweep(runtime: object) -> list[str]:
 def start_watchdog() -> subprocess.Popen[bytes]:
     """A process that removes every container and network we made, once we are gone."""
     return subprocess.Popen(
-        [sys.executable, "-m", "topo.cleanup", owner_label()],
+        [sys.executable, "-m", "topo.watchdog", owner_label()],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
-
-
-def _watch(owner: str, poll: float = 0.2) -> None:
-    while owner_alive(owner):
-        time.sleep(poll)
-    from topo.runtime.docker import DockerRuntime
-
-    try:
-        DockerRuntime.connect().remove_labelled(f"{OWNER}={owner}")
-    except TopoError:
-        pass  # nothing we can do from here; the next topo start sweeps it
-
-
-if __name__ == "__main__":
-    _watch(sys.argv[1])

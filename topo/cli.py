@@ -229,8 +229,9 @@ def compare(
     export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import cleanup, run, stats
+    from topo import cleanup, run
     from topo import report as reports
+    from topo.analysis import build_report
     from topo.report import csvexport
 
     sc = _load_scenario(scenario_file, runs, warmup)
@@ -251,21 +252,34 @@ def compare(
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
-    comparison = stats.compare(sc, measured)
     started = [r for r in measured if r.t_available is not None]
-    facts = reports.provenance(result_files.to_json(sc, measured, host, True))
+    facts = result_files.provenance(result_files.to_json(sc, measured, host, True))
+    model = build_report(sc, measured, facts)
     plans = run.plans(sc, run_id, image, runtime.redis_image(sc))
-    for name, text in reports.files(comparison, measured, facts, plans).items():
+    for name, text in {**reports.files(model), **_compose_files(sc, plans)}.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
-    text = reports.render(comparison, fmt.value, results=measured, provenance=facts,
-                          color=_color())
+    text = reports.render(model, fmt.value, color=_color())
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    _export_csv(export_csv, csvexport.comparison(comparison), quiet)
+    _export_csv(export_csv, csvexport.comparison(model), quiet)
     if not quiet:
         _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
     if not started:  # nothing was measured at all: say why, and fail
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
+
+
+def _compose_files(sc: Any, plans: Any) -> dict[str, str]:
+    """Per plan, for the review: compose/<topology>.yaml (docker compose),
+    compose/<topology>.stack.yaml (docker stack deploy, which refuses some of the limits; see
+    topo.compose) and k8s/<topology>.yaml (Kubernetes; see topo.k8s)."""
+    from topo import compose, k8s
+
+    out = {}
+    for plan in plans:
+        out[f"compose/{plan.topology}.yaml"] = compose.render(plan, sc)
+        out[f"compose/{plan.topology}.stack.yaml"] = compose.render(plan, sc, swarm=True)
+        out[f"k8s/{plan.topology}.yaml"] = k8s.render(plan, sc)
+    return out
 
 
 @app.command()
@@ -321,7 +335,7 @@ def sweep(
     if fmt is SweepFormat.json:
         print(json.dumps([dataclasses.asdict(p) for p in found], indent=2))
     else:
-        print(sweep_report.render(sc.name, sc.resources.cpus, found))
+        print(sweep_report.render(sweeping.report(sc.name, sc.resources.cpus, found)))
     _export_csv(export_csv, csvexport.points(found), quiet)
     if not quiet:
         _err(f"results: {out}")
@@ -436,10 +450,9 @@ def _result_path(given: Path) -> Path:
     return path
 
 
-def _comparison(given: Path) -> tuple[Any, list[Any], dict[str, Any]]:
-    """A saved result's comparison, runs and provenance; nothing here touches Docker."""
-    from topo import report as reports
-    from topo import stats
+def _report(given: Path) -> Any:
+    """A saved result's report model; nothing here touches Docker."""
+    from topo.analysis import build_report
 
     result_file = _result_path(given)
     try:
@@ -452,8 +465,8 @@ def _comparison(given: Path) -> tuple[Any, list[Any], dict[str, Any]]:
     if not document.get("complete"):
         # topo was stopped: add what its raw files hold of the run it was in
         runs = runs + result_files.recover(result_file.parent, runs)
-    facts = reports.provenance(document, reports.local_cpu_model(document))
-    return stats.compare(sc, runs), runs, facts
+    facts = result_files.provenance(document, result_files.local_cpu_model(document))
+    return build_report(sc, runs, facts)
 
 
 def _emit(text: str, out: Optional[Path], quiet: bool, what: str) -> None:
@@ -479,11 +492,10 @@ def report(
     from topo import report as reports
     from topo.report import csvexport
 
-    comparison, runs, facts = _comparison(result_file)
-    text = reports.render(comparison, fmt.value, results=runs, provenance=facts,
-                          color=out is None and _color())
+    model = _report(result_file)
+    text = reports.render(model, fmt.value, color=out is None and _color())
     _emit(text, out, quiet, "report")
-    _export_csv(export_csv, csvexport.comparison(comparison), quiet)
+    _export_csv(export_csv, csvexport.comparison(model), quiet)
 
 
 @app.command()
@@ -507,28 +519,27 @@ def diff(
     export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
     """Compare two saved results figure by figure: regressions, improvements, noise; a CI gate."""
+    from topo.analysis import diff as diffs
     from topo.report import csvexport
-    from topo.report import diff as diffs
+    from topo.report import diff as diff_report
 
     try:
         thresholds = [diffs.parse_threshold(text) for text in fail_if or ()]
-        (old, _, facts_a), (new, _, facts_b) = _comparison(a), _comparison(b)
-        changes = diffs.diff(old, new, tolerance / 100)
+        old, new = _report(a), _report(b)
         failed = [f for f in (diffs.failure(t, new, old) for t in thresholds) if f]
     except diffs.ThresholdError as e:
         raise typer.BadParameter(str(e), param_hint="'--fail-if'") from e
-    notes = diffs.caveats(old, new, (facts_a["complete"], facts_b["complete"]))
+    model = diffs.report(str(a), old, str(b), new, (old.complete, new.complete), tolerance / 100)
     if fmt is DiffFormat.json:
-        text = diffs.render_json(changes, str(a), str(b), notes, tolerance / 100)
+        text = diff_report.render_json(model)
     else:
-        text = diffs.render_table(changes, str(a), str(b), notes=notes, tolerance=tolerance / 100,
-                                  color=out is None and _color(),
-                                  fmt="github" if fmt is DiffFormat.md else "simple")
+        text = diff_report.render_table(model, color=out is None and _color(),
+                                        fmt="github" if fmt is DiffFormat.md else "simple")
     _emit(text, out, quiet, "diff")
-    _export_csv(export_csv, csvexport.changes(changes), quiet)
+    _export_csv(export_csv, csvexport.changes(model.changes), quiet)
     for failure in failed:
         _err(f"threshold failed: {failure}")
-    regressed = diffs.regressions(changes) if fail_on_regression else []
+    regressed = diffs.regressions(model.changes) if fail_on_regression else []
     for change in regressed:
         _err(f"regression beyond {tolerance:g}%: {diffs.describe(change)}")
     if failed or regressed:

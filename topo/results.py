@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import topo
@@ -21,9 +22,14 @@ from topo.model import (
     ContainerSpec, Fault, FaultEvent, Mount, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
     Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
 )
+from topo.report.model import Provenance
 
 SCHEMA = "topo.result"
-VERSION = 1
+VERSION = 1  # the schema version written; docs/result-schema.md
+# version -> the step that turns a document of that version into one of the next. A change
+# of the written format bumps VERSION and adds its step here, so every older file still loads.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+CPUINFO = "/proc/cpuinfo"
 
 
 def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
@@ -96,14 +102,79 @@ def load(path: Path) -> tuple[Scenario, list[RunResult], dict[str, Any]]:
         raise ResultError(f"{path}: cannot read result file: {e}") from e
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultError(f"{path}: not a topo result file")
-    if doc.get("version") != VERSION:
-        raise ResultError(f"{path}: result schema version {doc.get('version')} is not supported")
+    doc = upgrade(doc, path)
     try:
         scenario = _scenario(doc["scenario"])
         runs = [_run(r) for r in doc["runs"]]
     except (KeyError, TypeError, ValueError) as e:
         raise ResultError(f"{path}: malformed result file: {e}") from e
     return scenario, runs, doc
+
+
+def upgrade(doc: dict[str, Any], path: Path | str = "result file") -> dict[str, Any]:
+    """The document migrated, one version at a time, to the VERSION this topo reads;
+    ResultError for a version it does not know (a newer topo wrote it)."""
+    version = doc.get("version")
+    while version != VERSION:
+        step = MIGRATIONS.get(version) if isinstance(version, int) else None
+        if step is None:
+            raise ResultError(f"{path}: result schema version {version} is not supported"
+                              f" (this topo reads versions {_known()})")
+        doc = step(doc)
+        if not isinstance(doc.get("version"), int) or doc["version"] <= version:
+            raise ResultError(f"{path}: migrating from version {version} did not advance it")
+        version = doc["version"]
+    return doc
+
+
+def _known() -> str:
+    return ", ".join(str(v) for v in sorted({*MIGRATIONS, VERSION}))
+
+
+def provenance(document: Mapping[str, Any], cpu_model: str | None = None) -> Provenance:
+    """Where and how a result was measured, from a result file's document (``load``'s third
+    value). ``cpu_model`` fills in the CPU when the file does not record it (see
+    ``local_cpu_model``); a recorded ``host.cpu_model`` wins."""
+    host = document.get("host") or {}
+    engine = host.get("engine") or {}
+    scenario = document.get("scenario") or {}
+    cgroup = engine.get("cgroup_version")
+    return Provenance(
+        scenario=scenario.get("name"),
+        scenario_file=scenario.get("source") or None,
+        scenario_sha256=scenario.get("sha256") or None,
+        image=host.get("image"),
+        engine=engine.get("engine"),
+        engine_api=engine.get("api"),
+        kernel=engine.get("kernel"),
+        cgroup=f"v{cgroup} ({engine.get('cgroup_driver')})" if cgroup else None,
+        os=engine.get("os"),
+        host_cpus=engine.get("cpus") or host.get("cpus"),
+        host_memory=engine.get("memory"),
+        cpu_model=host.get("cpu_model") or cpu_model,
+        hostname=host.get("hostname"),
+        python=host.get("python"),
+        topo_version=document.get("topo_version"),
+        created=document.get("created"),
+        complete=bool(document.get("complete", True)),
+    )
+
+
+def local_cpu_model(document: Mapping[str, Any], cpuinfo: str = CPUINFO) -> str | None:
+    """The CPU model from /proc/cpuinfo, only when this is the host that measured the result
+    (same hostname): anywhere else it would describe the wrong machine."""
+    host = document.get("host") or {}
+    if host.get("hostname") != platform.node():
+        return None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        return None
+    return None
 
 
 MANIFEST = "run.json"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from statistics import median
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from topo import stats
+from topo.analysis.figures import run_figures
 from topo.model import RunResult, Scenario, Topology
+from topo.report.model import SweepReport, SweepRow
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,13 @@ def _median(values: Sequence[float | None]) -> float | None:
     return median(present) if present else None
 
 
-def points(runs: dict[int, Sequence[RunResult]]) -> list[ScalingPoint]:
+def points(runs: Mapping[int, Sequence[RunResult]]) -> list[ScalingPoint]:
     """Scaling figures from the runs measured at each N (pure)."""
     out: list[ScalingPoint] = []
     base: dict[str, float | None] = {}
     for n in sorted(runs):
         for topology in ("single", "multi"):
-            figs = [stats.run_figures(r) for r in runs[n]
+            figs = [run_figures(r) for r in runs[n]
                     if r.topology == topology and not r.warmup and r.fault is None]
             if not figs:
                 continue
@@ -81,6 +82,20 @@ def crossover(pts: Sequence[ScalingPoint]) -> str | None:
             return f"{leader} overtakes {leader_before} at N = {n}"
         leader_before = leader
     return None
+
+
+def report(name: str, cpus: float, pts: Sequence[ScalingPoint]) -> SweepReport:
+    """The scaling table's model: the points in the units it shows, and the crossover."""
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
+
+    rows = tuple(
+        SweepRow(p.workers, p.topology, p.throughput, p.speedup, scaled(p.efficiency, 100),
+                 scaled(p.cpu_per_task, 1000),
+                 None if p.peak_memory is None else p.peak_memory / 2**20,
+                 p.lost_or_failed)
+        for p in pts)
+    return SweepReport(name, cpus, rows, crossover(pts))
 
 
 def sweep(scenario: Scenario, workers: Sequence[int],

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from topo import compose, report, results, stats
+from topo import compose, report, results
 from topo import plan as planning
+from topo.analysis import build_report
 from topo.events import EventLog
 from topo.runtime.docker import DockerRuntime
 
@@ -50,8 +51,7 @@ def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[st
 def test_the_html_report_renders_in_a_browser_with_every_plot(tmp_path: Path) -> None:
     sc, runs, document = results.load(GOLDEN / "crash.result.json")
     page = tmp_path / "report.html"
-    page.write_text(report.render(stats.compare(sc, runs), "html", results=runs,
-                                  provenance=report.provenance(document)))
+    page.write_text(report.render(build_report(sc, runs, results.provenance(document)), "html"))
 
     shot = tmp_path / "report.png"
     p = browse(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run, stats
+from topo import ledger, run
+from topo.analysis import figures as figures_of
 from topo.model import RunResult
 from topo.runtime.docker import DockerRuntime
 
@@ -55,7 +56,7 @@ def test_cgroup_cpu_is_the_known_task_cost_plus_the_measured_agent_threads(
     tasks, cost = 150, CPU_MS / 1000
     sc = scenario(task="cpu", tasks=tasks, workers=2, cpus=1.0, params={"cpu_ms": CPU_MS})
     for r in _compare(runtime, tmp_path, sc):
-        f = stats.run_figures(r)
+        f = figures_of.run_figures(r)
         assert (f.ledger.completed, f.ledger.duplicated) == (tasks, 0), (r.status, r.error)
         assert f.cpu_agents is not None and f.cpu_agents > 0, r.topology  # telemetry, at least
         predicted = tasks * cost + f.cpu_agents
@@ -110,7 +111,7 @@ def test_a_busy_thread_beside_the_task_is_not_task_cpu(runtime: DockerRuntime,
                   params={"cpu_ms": CPU_MS})
     sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, path=str(folder)))
     for r in _compare(runtime, tmp_path, sc):
-        f = stats.run_figures(r)
+        f = figures_of.run_figures(r)
         assert f.ledger.completed == tasks, (r.status, r.error)
         assert f.cpu_agents is not None and f.cpu_agents > 0.1 * tasks * cost, (
             r.topology, f.cpu_agents)  # the neighbour really ran beside the tasks
@@ -132,7 +133,7 @@ def test_cpu_quota_is_what_the_workers_see(runtime: DockerRuntime, tmp_path: Pat
 def test_throughput_agrees_with_an_external_count(runtime: DockerRuntime, tmp_path: Path) -> None:
     sc = scenario(task="io", tasks=40, workers=4, cpus=1.0, params={"ms": 20})
     for r in _compare(runtime, tmp_path, sc):
-        f = stats.run_figures(r)
+        f = figures_of.run_figures(r)
         # read the raw event files the agents wrote, independently of topo.events/ledger:
         # when the batch became available, and each task's first successful end
         available: list[float] = []

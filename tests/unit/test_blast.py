@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from topo.blast import blast_radius, default_window, timeline
+from topo.analysis.blast import blast_radius, default_window, timeline
 from topo.model import (
     ContainerSpec,
     Fault,

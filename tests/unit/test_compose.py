@@ -162,13 +162,15 @@ def test_cpus_keep_the_engines_precision() -> None:
 
 
 def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None:
-    from topo import report, results, stats
+    from topo import cli, report, results
+    from topo.analysis import build_report
 
     golden = Path(__file__).resolve().parents[1] / "golden" / "small.result.json"
     sc, runs, document = results.load(golden)
     plans = [planning.plan(sc, t, "r1", f"topo-r1-{t[0]}0", "img:1", PASSWORD)  # type: ignore[arg-type]
              for t in ("single", "multi")]
-    files = report.files(stats.compare(sc, runs), runs, report.provenance(document), plans)
+    files = {**report.files(build_report(sc, runs, results.provenance(document))),
+             **cli._compose_files(sc, plans)}
     assert sorted(files) == ["compose/multi.stack.yaml", "compose/multi.yaml",
                              "compose/single.stack.yaml", "compose/single.yaml",
                              "k8s/multi.yaml", "k8s/single.yaml", "report.html", "report.md"]

@@ -253,6 +253,7 @@ def test_compare_with_a_missing_data_folder_stops_before_docker_and_writes_nothi
 
 
 def test_the_reports_method_says_whether_single_preloaded_and_where_the_data_was() -> None:
+    from topo.analysis.build import from_comparison
     from topo.model import Comparison
     from topo.report import markdown
 
@@ -260,7 +261,7 @@ def test_the_reports_method_says_whether_single_preloaded_and_where_the_data_was
     for preload, data in ((True, DATA), (False, None)):
         sc = replace(SCENARIO, single=replace(SCENARIO.single, preload=preload),
                      workload=replace(SCENARIO.workload, data=data))
-        text = markdown.render(Comparison(scenario=sc, runs=(), rows=()), {"complete": True})
+        text = markdown.render(from_comparison(Comparison(scenario=sc, runs=(), rows=())))
         said_preload = "forked after PID 1 imported the task module (preload)." in text
         said_data = f"- Every worker container read {DATA} mounted read-only at /data." in text
         assert (said_preload, said_data) == (preload, data is not None)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from topo.model import FigureRow, Spread
-from topo.report import diff as diffs
-from topo.report import threshold
+from topo.analysis import diff as diffs
+from topo.analysis import threshold
+from topo.report.model import Change
 
 from .test_report_cli import topo
 from .test_report_markdown import MEMORY, THROUGHPUT, comparison
@@ -28,7 +29,7 @@ A = comparison(rows=(THROUGHPUT, MEMORY, P95))
 
 
 def change(a: FigureRow, b: FigureRow, topology: str = "multi", tolerance: float = 0.10
-           ) -> diffs.Change:
+           ) -> Change:
     found = diffs.diff(comparison(rows=(a,)), comparison(rows=(b,)), tolerance)
     return next(c for c in found if c.topology == topology)
 

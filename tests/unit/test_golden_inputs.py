@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from topo import results, stats
+from topo import results
+from topo.analysis import figures as figures_of
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -78,7 +79,7 @@ def test_each_golden_run_has_the_figures_its_parameters_imply(case, expected) ->
     assert sorted((r.topology, r.index, r.fault is not None) for r in runs) == sorted(expected)
     for r in runs:
         makespan, throughput, duplicated, retried = expected[r.topology, r.index, r.fault is not None]
-        f = stats.run_figures(r)
+        f = figures_of.run_figures(r)
         where = (case, r.topology, r.index, r.fault is not None)
         # every task done, nothing failed or lost: a pause delays, it destroys nothing
         assert (f.ledger.submitted, f.ledger.completed, f.ledger.failed, f.ledger.lost) == (

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from topo.events import EventLog
 from topo.ledger import build_ledger, completion_times, first_completions, outcomes
 from topo.model import Ledger, RunResult, TaskRecord
-from topo.stats import run_figures
+from topo.analysis.figures import run_figures
 
 
 def ok(task: int, end: float, start: float | None = None, cpu: float = 0.0) -> TaskRecord:

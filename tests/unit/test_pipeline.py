@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tests.fakes import EXIT_LOG, IMAGE, MIB, FakeRuntime, event_lines, scenario
+from topo.analysis import figures as figures_of
+from topo.analysis import comparison as comparison_of
 from topo import results as result_file
 from topo import run as runner
-from topo import stats
 from topo.ledger import build_ledger
 from topo.model import ContainerSpec, Fault, Ledger, RunResult, Spread
 from topo.runtime.base import Runtime
@@ -130,7 +131,7 @@ def test_every_deployment_is_torn_down(faulty):
 def test_cpu_and_memory_figures_are_the_fakes_counters(faulty):
     # 20 attempts per run (19 ids executed, id 7 twice) at 0.01 CPU s each.
     for r in faulty["results"]:
-        figures = stats.run_figures(r)
+        figures = figures_of.run_figures(r)
         workers = [c for c in figures.containers if c.role in ("single", "worker")]
         assert sum(c.cpu_total for c in workers) == pytest.approx(0.20)
         assert figures.task_cpu == pytest.approx(0.19)  # ok attempts only
@@ -139,7 +140,7 @@ def test_cpu_and_memory_figures_are_the_fakes_counters(faulty):
 
 
 def test_stats_compare_counts(faulty):
-    comparison = stats.compare(FAULTY, faulty["results"])
+    comparison = comparison_of.compare(FAULTY, faulty["results"])
     rows = {row.key: row for row in comparison.rows}
     assert (rows["completed"].single, rows["completed"].multi) == (
         Spread(18, 18, 18, 2), Spread(18, 18, 18, 2))
@@ -234,8 +235,8 @@ def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
     runtime = FakeRuntime(cpu_count=3)  # budget: 2 CPUs
     sc = scenario(repeat=1, topologies=("single",), processes="auto")
     [result] = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID)
-    assert stats.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
-    text = "\n".join(stats.compare(sc, [result]).warnings)
+    assert figures_of.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
+    text = "\n".join(comparison_of.compare(sc, [result]).warnings)
     assert 'the pool sized "auto" in' in text and "started 3 processes for a quota of 2 CPUs" in text
     assert "reports the host's cores (3)" in text
 
@@ -243,7 +244,7 @@ def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
 def test_an_explicit_pool_bigger_than_its_quota_is_flagged(tmp_path):
     [result] = runner.compare(scenario(repeat=1, topologies=("single",), processes=3),
                               FakeRuntime(), tmp_path, SaveLog(), run_id=RUN_ID)
-    assert stats.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
+    assert figures_of.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
 
 
 # --------------------------------------------------------------------------- faults

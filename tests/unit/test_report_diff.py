@@ -1,4 +1,4 @@
-"""``topo diff``: regressions between two comparisons, and safe ``--fail-if`` thresholds."""
+"""``topo diff``: regressions between two reports, and safe ``--fail-if`` thresholds."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from dataclasses import replace
 import pytest
 
 from topo.model import Spread
-from topo.report import diff as diffs
+from topo.analysis import diff as diffs
+from topo.report import diff as diff_report
 
-from .test_report_markdown import LOST, MEMORY, SCENARIO, THROUGHPUT, comparison
+from .test_report_markdown import LOST, MEMORY, SCENARIO, THROUGHPUT, model
 
-A = comparison(rows=(THROUGHPUT, MEMORY, LOST))
+A = model(rows=(THROUGHPUT, MEMORY, LOST))
 
 
 def spread(value: float) -> Spread:
@@ -20,7 +21,7 @@ def spread(value: float) -> Spread:
 
 
 def test_regressions_are_moves_the_worse_way_beyond_ten_percent() -> None:
-    b = comparison(rows=(
+    b = model(rows=(
         replace(THROUGHPUT, single=spread(17.0), multi=spread(18.0)),  # -15%, +20%
         replace(MEMORY, single=spread(32.0), multi=spread(40.0)),  # +6.7%, +29%
         replace(LOST, multi=spread(3)),  # from 0 to 3
@@ -37,22 +38,23 @@ def test_regressions_are_moves_the_worse_way_beyond_ten_percent() -> None:
 
 
 def test_the_table_flags_regressions_and_colours_only_when_asked() -> None:
-    b = comparison(rows=(replace(THROUGHPUT, single=spread(10.0)),))
-    plain = diffs.render_table(diffs.diff(A, b), "a.json", "b.json")
+    b = model(rows=(replace(THROUGHPUT, single=spread(10.0)),))
+    plain = diff_report.render_table(diffs.report("a.json", A, "b.json", b))
     assert "REGRESSION" in plain and "\033[" not in plain
     assert plain.rstrip().endswith("1 regression(s) beyond 10%")
-    coloured = diffs.render_table(diffs.diff(A, b), "a.json", "b.json", color=True)
+    coloured = diff_report.render_table(diffs.report("a.json", A, "b.json", b), color=True)
     assert "\033[31mREGRESSION\033[0m" in coloured
 
 
 def test_json_lists_every_change() -> None:
-    doc = json.loads(diffs.render_json(diffs.diff(A, A), "a", "b", ["note"]))
+    doc = json.loads(diff_report.render_json(diffs.report("a", A, "b", A, (True, False))))
     assert (doc["schema"], doc["version"], doc["regressions"]) == ("topo.diff", 1, 0)
-    assert doc["notes"] == ["note"] and len(doc["changes"]) == 6
+    assert doc["notes"] == ["INCOMPLETE: B is a partial result (complete: false)"]
+    assert len(doc["changes"]) == 6
 
 
 def test_caveats_name_a_partial_file_and_another_scenario() -> None:
-    other = comparison(scenario=replace(SCENARIO, sha256="ef" * 32))
+    other = model(scenario=replace(SCENARIO, sha256="ef" * 32))
     assert diffs.caveats(A, other, (True, False)) == [
         "INCOMPLETE: B is a partial result (complete: false)",
         f"A and B ran different scenario files (demo {'ab' * 6}, demo {'ef' * 6})",
@@ -105,7 +107,7 @@ def test_anything_but_the_small_language_is_refused(text: str) -> None:
 def test_an_unknown_figure_is_an_error_and_an_unmeasured_one_fails() -> None:
     with pytest.raises(diffs.ThresholdError, match="no figure 'speed'"):
         diffs.failure(diffs.parse_threshold("multi.speed > 1"), A)
-    gap = comparison(rows=(replace(THROUGHPUT, multi=None),))
+    gap = model(rows=(replace(THROUGHPUT, multi=None),))
     failure = diffs.failure(diffs.parse_threshold("multi.throughput < 1"), gap)
     assert failure == "multi.throughput < 1: multi.throughput was not measured"
 

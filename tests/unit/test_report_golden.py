@@ -14,18 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from topo import report, results, stats
-from topo.report import diff as diffs
+from topo import report, results
+from topo.analysis import build_report
+from topo.analysis import diff as diffs
+from topo.report import diff as diff_report
+from topo.report.model import Report
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = ("crash", "small", "small-regressed")
 FORMATS = (("table", "table.txt"), ("md", "md"), ("json", "comparison.json"))
 
 
-def _load(case: str):  # type: ignore[no-untyped-def]
+def _load(case: str) -> Report:
     sc, runs, document = results.load(GOLDEN / f"{case}.result.json")
     # No local CPU model: the snapshot must not depend on the machine that checks it.
-    return stats.compare(sc, runs), runs, report.provenance(document)
+    return build_report(sc, runs, results.provenance(document))
 
 
 def check(name: str, text: str) -> None:
@@ -41,27 +44,24 @@ def check(name: str, text: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize(("fmt", "suffix"), FORMATS)
 def test_report_matches_snapshot(case: str, fmt: str, suffix: str) -> None:
-    comparison, runs, facts = _load(case)
-    check(f"{case}.{suffix}", report.render(comparison, fmt, results=runs, provenance=facts))
+    check(f"{case}.{suffix}", report.render(_load(case), fmt))
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), (("table", "txt"), ("json", "json")))
 def test_diff_matches_snapshot(fmt: str, suffix: str) -> None:
-    (a, _, facts_a), (b, _, facts_b) = _load("small"), _load("small-regressed")
-    changes = diffs.diff(a, b)
-    notes = diffs.caveats(a, b, (facts_a["complete"], facts_b["complete"]))
-    names = ("small.result.json", "small-regressed.result.json")
-    text = (diffs.render_table(changes, *names, notes=notes) if fmt == "table"
-            else diffs.render_json(changes, *names, notes))
+    a, b = _load("small"), _load("small-regressed")
+    model = diffs.report("small.result.json", a, "small-regressed.result.json", b,
+                         (a.complete, b.complete))
+    text = diff_report.render_table(model) if fmt == "table" else diff_report.render_json(model)
     check(f"small-regressed.diff.{suffix}", text)
 
 
 def test_the_partial_result_is_marked_incomplete_in_every_format() -> None:
-    comparison, runs, facts = _load("small-regressed")
-    assert facts["complete"] is False
+    model = _load("small-regressed")
+    assert model.complete is False
 
     def render(fmt: str) -> str:
-        return report.render(comparison, fmt, results=runs, provenance=facts)
+        return report.render(model, fmt)
 
     assert render("table").startswith("INCOMPLETE: ")
     assert "> **INCOMPLETE**: " in render("md").splitlines()[2]
@@ -70,6 +70,6 @@ def test_the_partial_result_is_marked_incomplete_in_every_format() -> None:
 
 
 def test_a_complete_result_has_no_incomplete_marker() -> None:
-    comparison, runs, facts = _load("small")
+    model = _load("small")
     for fmt in report.FORMATS:
-        assert "INCOMPLETE" not in report.render(comparison, fmt, results=runs, provenance=facts)
+        assert "INCOMPLETE" not in report.render(model, fmt)

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from topo import report, results, stats
+from topo import results
+from topo.analysis import build_report, timelines
 from topo.model import FaultEvent, RunResult, Sample, TaskRecord
-from topo.report import html, plots
+from topo.report import html
+from topo.report.model import Plots, Report
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 PLOT_IDS = ("plot-throughput", "plot-cores", "plot-core-spread", "plot-memory")
 
 
 @pytest.fixture(scope="module")
-def small() -> tuple[object, list[RunResult], dict[str, object]]:
+def small() -> Report:
     sc, runs, document = results.load(GOLDEN / "small.result.json")
-    return stats.compare(sc, runs), runs, report.provenance(document)
+    return build_report(sc, runs, results.provenance(document))
 
 
 @pytest.fixture(scope="module")
-def page(small) -> str:  # type: ignore[no-untyped-def]
-    comparison, runs, facts = small
-    return html.render(comparison, runs, facts)
+def page(small: Report) -> str:
+    return html.render(small)
 
 
 def test_every_plot_is_an_inline_svg(page: str) -> None:
@@ -53,21 +55,19 @@ def test_the_page_carries_the_decision_blast_radius_and_manifest(page: str) -> N
     assert '<td class="better-single">single</td>' in page
 
 
-def test_the_same_results_give_the_same_page(small, page: str) -> None:  # type: ignore[no-untyped-def]
-    comparison, runs, facts = small
-    assert html.render(comparison, runs, facts) == page
+def test_the_same_results_give_the_same_page(small: Report, page: str) -> None:
+    assert html.render(small) == page
 
 
-def test_text_is_escaped(small) -> None:  # type: ignore[no-untyped-def]
-    comparison, runs, facts = small
-    hostile = comparison.__class__(**{**comparison.__dict__, "warnings": ("<script>x</script>",)})
-    assert "&lt;script&gt;x&lt;/script&gt;" in html.render(hostile, runs, facts)
+def test_text_is_escaped(small: Report) -> None:
+    hostile = dataclasses.replace(small, warnings=("<script>x</script>",))
+    assert "&lt;script&gt;x&lt;/script&gt;" in html.render(hostile)
 
 
-def test_a_result_without_runs_still_renders_with_a_note_per_plot(small) -> None:  # type: ignore[no-untyped-def]
-    comparison, _, facts = small
-    page = html.render(comparison, [], facts)
+def test_a_result_without_runs_still_renders_with_a_note_per_plot(small: Report) -> None:
+    page = html.render(dataclasses.replace(small, plots=Plots()))
     assert page.count("no data for this plot") == len(PLOT_IDS)
+    assert timelines.plots([]) == Plots()
 
 
 # --------------------------------------------------------------------------- series
@@ -79,14 +79,14 @@ def sample(t: float, cpu: float, container: str = "d-w0", memory: int = 0) -> Sa
 
 def test_cpu_cores_is_the_derivative_over_at_least_the_window() -> None:
     series = [sample(t / 10, 0.05 * t) for t in range(11)]  # 0.5 cores for 1 s at 10 Hz
-    xs, ys = plots.cpu_cores(series, t0=0.0, window=0.5)["d-w0"]
+    xs, ys = timelines.cpu_cores(series, t0=0.0, window=0.5)["d-w0"]
     assert ys == pytest.approx([0.5] * 10)
     assert xs[0] == pytest.approx(0.05) and xs[-1] == pytest.approx(0.75)
 
 
 def test_cpu_cores_never_goes_negative_when_a_counter_restarts() -> None:
     series = [sample(0.0, 1.0), sample(1.0, 2.0), sample(2.0, 0.1)]
-    _, ys = plots.cpu_cores(series, t0=0.0, window=0.5)["d-w0"]
+    _, ys = timelines.cpu_cores(series, t0=0.0, window=0.5)["d-w0"]
     assert ys == [1.0, 0.0]
 
 
@@ -103,7 +103,7 @@ def test_throughput_timeline_counts_completions_in_whole_buckets_since_deploy() 
     # (10/s) in the 4th, 5th and 13th; the last completion ends the last bucket, in none.
     records = tuple(TaskRecord(id=i, worker="c/1", ok=True, start=101.0, end=101.0 + t)
                     for i, t in enumerate((0.3, 0.4, 1.2, 2.0)))
-    xs, ys = plots.throughput_timeline(run(records=records))
+    xs, ys = timelines.throughput_timeline(run(records=records))
     assert ys == pytest.approx([0.0] * 3 + [10.0] * 2 + [0.0] * 7 + [10.0] + [0.0] * 7)
     # bucket middles in seconds since deploy: 1.05, 1.15, ..., 2.95
     assert xs == pytest.approx([1.05 + 0.1 * i for i in range(20)])
@@ -112,17 +112,17 @@ def test_throughput_timeline_counts_completions_in_whole_buckets_since_deploy() 
 def test_fault_marks_are_injected_events_in_seconds_since_deploy() -> None:
     events = (FaultEvent("p", "pause", "injected", 102.0, 104.5),
               FaultEvent("k", "kill-redis", "not-applicable", None))
-    assert plots.fault_marks(run(fault_events=events)) == [(2.0, 4.5)]
+    assert timelines.fault_marks(run(fault_events=events)) == [(2.0, 4.5)]
 
 
 def test_memory_total_sums_the_containers_of_one_pass() -> None:
     samples = (sample(100.5, 0, "a", 10 * 2**20), sample(100.5, 0, "b", 5 * 2**20),
                sample(101.0, 0, "a", 12 * 2**20))
-    assert plots.memory_total(run(samples=samples)) == ([0.5, 1.0], [15.0, 12.0])
+    assert timelines.memory_total(run(samples=samples)) == ([0.5, 1.0], [15.0, 12.0])
 
 
 def test_core_counts_skip_warmups_and_unknown_cores() -> None:
     records = tuple(TaskRecord(id=i, worker="c/1", ok=True, start=0, end=1, core=core)
                     for i, core in enumerate((0, 1, 1, None)))
-    counts = plots.core_counts([run(records=records), run(records=records, warmup=True)])
+    counts = timelines.core_counts([run(records=records), run(records=records, warmup=True)])
     assert counts == {"single": Counter({1: 2, 0: 1})}

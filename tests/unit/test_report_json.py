@@ -7,11 +7,13 @@ import json
 from topo.model import Ratio
 from topo.report import json as json_report
 
-from .test_report_markdown import LOST, THROUGHPUT, blast, comparison
+from topo.report.model import Provenance
+
+from .test_report_markdown import LOST, THROUGHPUT, blast, model
 
 
 def test_the_document_is_versioned_and_keyed_by_figure() -> None:
-    doc = json.loads(json_report.render(comparison(blast=(blast("multi", 0),)), {"complete": True}))
+    doc = json.loads(json_report.render(model(blast=(blast("multi", 0),))))
     assert (doc["schema"], doc["version"], doc["complete"]) == ("topo.comparison", 1, True)
     assert list(doc["figures"]) == ["throughput", "peak_memory", "startup_ready", "lost"]
     assert doc["figures"]["throughput"] == {
@@ -25,7 +27,7 @@ def test_the_document_is_versioned_and_keyed_by_figure() -> None:
 
 
 def test_blast_radius_is_one_entry_per_fault_run_with_its_share() -> None:
-    doc = json.loads(json_report.render(comparison(blast=(blast("multi", 0),))))
+    doc = json.loads(json_report.render(model(blast=(blast("multi", 0),))))
     (entry,) = doc["blast_radius"]
     assert entry["fault"] == "one worker dies" and entry["topology"] == "multi"
     assert entry["workers_affected"] == 1 and entry["share_affected"] == 0.25
@@ -33,8 +35,8 @@ def test_blast_radius_is_one_entry_per_fault_run_with_its_share() -> None:
 
 
 def test_scenario_and_provenance_are_carried() -> None:
-    doc = json.loads(json_report.render(comparison(rows=(THROUGHPUT, LOST)), {"complete": False,
-                                                                             "engine": "20.10"}))
+    doc = json.loads(json_report.render(model(Provenance(complete=False, engine="20.10"),
+                                              rows=(THROUGHPUT, LOST))))
     assert doc["complete"] is False and doc["provenance"]["engine"] == "20.10"
     assert doc["scenario"]["faults"] == ["one worker dies"]
     assert doc["scenario"]["budget"] == {"cpus": 2.0, "memory": 1024 * 1024 * 1024}
@@ -42,7 +44,7 @@ def test_scenario_and_provenance_are_carried() -> None:
 
 def test_a_ratio_without_interval_is_not_significant() -> None:
     row = THROUGHPUT.__class__(**{**THROUGHPUT.__dict__, "ratio": Ratio(0.75, None, None)})
-    doc = json.loads(json_report.render(comparison(rows=(row,))))
+    doc = json.loads(json_report.render(model(rows=(row,))))
     assert doc["figures"]["throughput"]["ratio"] == {
         "value": 0.75, "ci_low": None, "ci_high": None, "significant": False}
     assert doc["figures"]["throughput"]["verdict"] is None

@@ -23,19 +23,17 @@ from topo.model import (
     WorkerInfo,
     Workload,
 )
-from topo.stats import (
+from topo.analysis.comparison import compare
+from topo.analysis.figures import oversubscribed, peak_memory, run_figures
+from topo.analysis.rates import (
     bootstrap_ratio,
     bucket_rates,
-    compare,
     cumulative_at,
-    oversubscribed,
-    peak_memory,
     ratio_of,
-    run_figures,
     spread,
     steady_rate,
-    verdict,
 )
+from topo.analysis.verdict import verdict
 
 MIB = 1024 * 1024
 

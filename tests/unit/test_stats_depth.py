@@ -8,7 +8,8 @@ import random
 import pytest
 
 from topo.model import ProcSample, Quantiles, Ratio, TaskRecord
-from topo.stats import bootstrap_ratio, quantiles, run_figures
+from topo.analysis.figures import run_figures
+from topo.analysis.rates import bootstrap_ratio, quantiles
 
 from .test_stats import MIB, result, spec
 
@@ -71,7 +72,7 @@ def test_footprint_adds_each_containers_own_peak() -> None:
 
 
 def test_disturbance_is_host_cpu_outside_the_containers_and_steal_in_the_window() -> None:
-    from topo.stats import compare
+    from topo.analysis.comparison import compare
 
     from .test_stats import series
 

@@ -122,7 +122,7 @@ def _worker(container: str, pid: int, tid: int | None):  # type: ignore[no-untyp
 
 
 def test_agent_threads_are_every_thread_but_the_task_thread_in_the_window() -> None:
-    from topo.stats import run_figures
+    from topo.analysis.figures import run_figures
 
     from .test_stats import result, spec
 
@@ -142,7 +142,7 @@ def test_agent_threads_are_every_thread_but_the_task_thread_in_the_window() -> N
 
 
 def test_agent_threads_survive_a_restart_and_interpolate_between_passes() -> None:
-    from topo.stats import run_figures
+    from topo.analysis.figures import run_figures
 
     from .test_stats import result, spec
 
@@ -158,7 +158,8 @@ def test_agent_threads_survive_a_restart_and_interpolate_between_passes() -> Non
 
 
 def test_agent_threads_are_not_measured_without_thread_figures_or_a_task_thread() -> None:
-    from topo.stats import compare, run_figures
+    from topo.analysis.comparison import compare
+    from topo.analysis.figures import run_figures
 
     from .test_stats import result, scenario, spec
 
@@ -211,7 +212,7 @@ def test_per_thread_cpu_survives_the_result_file(tmp_path) -> None:  # type: ign
 
 
 def test_a_thread_born_in_the_window_counts_from_zero_when_it_was_born() -> None:
-    from topo.stats import run_figures
+    from topo.analysis.figures import run_figures
 
     from .test_stats import result, spec
 
@@ -227,7 +228,7 @@ def test_a_thread_born_in_the_window_counts_from_zero_when_it_was_born() -> None
 
 
 def test_a_thread_whose_container_ended_goes_on_at_its_rate_to_the_window_end() -> None:
-    from topo.stats import run_figures
+    from topo.analysis.figures import run_figures
 
     from .test_stats import result, spec
 

@@ -8,7 +8,9 @@ from topo.model import (
     BlastRadius, Comparison, Fault, FigureRow, Ledger, MultiSpec, Ratio, RedisSpec, Resources,
     RunFigures, Scenario, SingleSpec, Spread, Workload,
 )
-from topo.verdict import Verdict, decide
+from topo.analysis.build import from_comparison
+from topo.analysis.verdict import decide
+from topo.report.model import Verdict
 
 KILL = Fault(name="one worker dies", kind="kill-worker", at_fraction=0.5)
 SCENARIO = Scenario(
@@ -173,13 +175,14 @@ def test_every_report_opens_with_the_same_verdict():
                             (blast("single", failed=279, dip=1.0, recover=None), blast("multi")))
     words = ("Multi is 1.12× faster (95% CI 1.05–1.19); when one worker dies, single fails 279"
              " tasks, multi loses none (recovers in 0.1 s).")
-    md = markdown.render(comparison, {})
+    model = from_comparison(comparison)
+    md = markdown.render(model)
     assert md.startswith(f"# topo report: hand\n\n**Verdict:** {words}\n")
-    page = html.render(comparison, (), {})
+    page = html.render(model)
     body = page.split("<main>\n", 1)[1]
     assert body.startswith("<h1>topo report: hand</h1>\n<p class=\"verdict\" id=\"verdict\">"
                            f"<strong>Verdict:</strong> {words}</p>")
-    text = table.render(comparison)
+    text = table.render(model)
     assert " ".join(text.split("\n\n", 1)[0].split()) == f"verdict: {words}"
 
 
@@ -191,5 +194,5 @@ def test_the_blast_tables_say_which_redis_durability_was_measured():
                              faults=(fault,))
     comparison = Comparison(sc, (), (throughput(Ratio(1.0, 0.9, 1.1)),), (),
                             (blast("multi", lost=3, kind="kill-redis", fault="kill-redis"),))
-    assert "\nkill-redis (appendonly always)  " in table.render(comparison)
-    assert "| kill-redis (appendonly always) | multi |" in markdown.render(comparison, {})
+    assert "\nkill-redis (appendonly always)  " in table.render(from_comparison(comparison))
+    assert "| kill-redis (appendonly always) | multi |" in markdown.render(from_comparison(comparison))

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from topo.model import TOPOLOGIES, Comparison
+from topo.report.model import Change, Report
+
+TOPOLOGIES = ("single", "multi")
 
 
 def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -23,7 +25,7 @@ def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
-def comparison(c: Comparison) -> str:
+def comparison(c: Report) -> str:
     """Median, min, max and repeats of each figure per topology (``topo compare/report``)."""
     rows = []
     for row in c.rows:
@@ -34,8 +36,8 @@ def comparison(c: Comparison) -> str:
     return _write(("figure", "unit", "topology", "median", "min", "max", "n"), rows)
 
 
-def changes(found: Sequence[Any]) -> str:
-    """``topo diff``'s changes (``topo.report.diff.Change``), one row each."""
+def changes(found: Sequence[Change]) -> str:
+    """``topo diff``'s changes, one row each."""
     fields = ("key", "unit", "topology", "a", "b", "change", "regression", "improvement", "noise")
     return _write(fields, ([asdict(c)[f] for f in fields] for c in found))
 

@@ -1,4 +1,7 @@
-"""One self-contained HTML file: the Markdown report's content plus inline SVG plots.
+"""One self-contained HTML file: the sections of the Markdown report plus inline SVG plots.
+
+The sections' rows come from ``topo.report.sections``, as the Markdown report's do, so the
+two reports show the same cells.
 
 Nothing is loaded from anywhere (no external CSS, script, font or image), so the file can be
 attached to a review and opened offline. No JavaScript at all.
@@ -6,16 +9,13 @@ attached to a review and opened offline. No JavaScript at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
-from typing import Any
 
-import topo
-from topo.model import Comparison, RunResult
-from topo.report import INCOMPLETE, INCOMPLETE_NOTE
-from topo.report import markdown as md
+from topo.report import sections
+from topo.report.cells import INCOMPLETE, INCOMPLETE_NOTE
+from topo.report.model import Report
 from topo.report.plots import PLOTS
-from topo.verdict import decide
 
 STYLE = """
 :root { --single: #1f77b4; --multi: #d95f02; --line: #d0d7de; --muted: #57606a; }
@@ -48,52 +48,50 @@ code { background: #f6f8fa; padding: 1px 4px; border-radius: 4px; }
 """
 
 
-def render(
-    comparison: Comparison, results: Sequence[RunResult], provenance: Mapping[str, Any]
-) -> str:
-    """The report page; ``results`` are the raw runs the plots are drawn from."""
-    sc = comparison.scenario
+def render(report: Report) -> str:
+    """The report page, its plots inline."""
+    sc = report.scenario
     body = [f"<h1>topo report: {escape(sc.name)}</h1>"]
-    if provenance.get("complete") is False:
+    if not report.complete:
         body.append(f'<p class="incomplete" id="incomplete">{INCOMPLETE}:'
                     f" {escape(INCOMPLETE_NOTE)}.</p>")
     body.append(f'<p class="verdict" id="verdict"><strong>Verdict:</strong>'
-                f" {escape(decide(comparison).text)}</p>")
+                f" {escape(report.verdict.text)}</p>")
     if sc.description:
         body.append(f'<p class="muted">{escape(sc.description)}</p>')
-    body.append(f'<p class="question"><strong>Question:</strong> {escape(md.question(sc))}</p>')
-    body += _decision(comparison)
-    body += _plots(results)
-    body += ["<h2>Method</h2>", _list(md.method(comparison, provenance))]
+    body.append(f'<p class="question"><strong>Question:</strong> {escape(report.question)}</p>')
+    body += _decision(report)
+    body += _plots(report)
+    body += ["<h2>Method</h2>", _list(report.method)]
     body += ["<h2>All figures</h2>",
-             _table(md.FIGURE_HEADERS, md.figure_rows(comparison), (1, 2, 3))]
-    tree = md.process_tree(results)
+             _table(sections.FIGURE_HEADERS, sections.figure_rows(report), (1, 2, 3))]
+    tree = sections.process_tree(report)
     if tree:
-        body += ["<h2>Process tree</h2>", f'<p class="muted">{escape(md.PROCESS_TREE_NOTE)}</p>',
-                 _table(md.PROCESS_TREE_HEADERS, tree, (2, 3, 5, 6))]
+        body += ["<h2>Process tree</h2>", f'<p class="muted">{escape(sections.PROCESS_TREE_NOTE)}</p>',
+                 _table(sections.PROCESS_TREE_HEADERS, tree, (2, 3, 5, 6))]
     body += ["<h2>Reproducibility manifest</h2>",
-             _table(("what", "value"), [list(p) for p in md.manifest(comparison, provenance)]),
-             f"<p>Reproduce: <code>{escape(md.reproduce(comparison, provenance))}</code></p>"]
-    return _page(f"topo report: {sc.name}", "\n".join(body))
+             _table(("what", "value"), [list(p) for p in report.manifest]),
+             f"<p>Reproduce: <code>{escape(report.reproduce)}</code></p>"]
+    return _page(f"topo report: {sc.name}", "\n".join(body), report.generator)
 
 
-def _decision(comparison: Comparison) -> list[str]:
+def _decision(report: Report) -> list[str]:
     out = ["<h2>Decision</h2>",
-           _table(md.DECISION_HEADERS, md.decision_rows(comparison), (1, 2, 3), better=4)]
-    out.append(_list(md.verdicts(comparison) or [md.no_verdict(comparison)], "verdicts"))
-    if comparison.blast:
+           _table(sections.DECISION_HEADERS, sections.decision_rows(report), (1, 2, 3), better=4)]
+    out.append(_list(sections.verdicts(report), "verdicts"))
+    if report.blast:
         out += ["<h3>Blast radius per fault</h3>",
-                _table(md.BLAST_HEADERS, md.blast_rows(comparison), tuple(range(2, 10)),
+                _table(sections.BLAST_HEADERS, sections.blast_rows(report), tuple(range(2, 10)),
                        compact=True)]
-    if comparison.warnings:
-        out += ["<h3>Warnings</h3>", _list(comparison.warnings, "warnings")]
+    if report.warnings:
+        out += ["<h3>Warnings</h3>", _list(report.warnings, "warnings")]
     return out
 
 
-def _plots(results: Sequence[RunResult]) -> list[str]:
+def _plots(report: Report) -> list[str]:
     out = ["<h2>Plots</h2>"]
     for name, title, draw in PLOTS:
-        svg = draw(results)
+        svg = draw(report.plots)
         content = svg if svg is not None else '<p class="muted">no data for this plot</p>'
         out.append(
             f'<figure class="plot" id="plot-{name}">{content}'
@@ -126,11 +124,11 @@ def _table(
     return "\n".join(lines) + "</tbody></table></div>"
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, generator: str) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
-        f"{body}\n<footer class=\"muted\">Generated by topo {escape(topo.__version__)}.</footer>\n"
+        f"{body}\n<footer class=\"muted\">Generated by topo {escape(generator)}.</footer>\n"
         "</main>\n</body>\n</html>\n"
     )

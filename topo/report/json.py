@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from typing import Any
 
-from topo.model import BlastRadius, Comparison, FigureRow, Spread
-from topo.stats import verdict
+from topo.report.model import BlastRadius, Report, Row, Spread
 
 SCHEMA = "topo.comparison"
 VERSION = 1
 
 
-def render(comparison: Comparison, provenance: Mapping[str, Any] | None = None) -> str:
+def render(report: Report) -> str:
     """Indented JSON, keys in a stable order, ending with a newline."""
-    return json.dumps(document(comparison, provenance or {}), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(document(report), indent=2, ensure_ascii=False) + "\n"
 
 
-def document(comparison: Comparison, provenance: Mapping[str, Any]) -> dict[str, Any]:
+def document(report: Report) -> dict[str, Any]:
     """The ``topo.comparison`` document as plain dicts and lists."""
-    sc = comparison.scenario
+    sc = report.scenario
     return {
         "schema": SCHEMA,
         "version": VERSION,
-        "complete": bool(provenance.get("complete", True)),
-        "provenance": dict(provenance),
+        "complete": report.complete,
+        "provenance": dataclasses.asdict(report.provenance),
         "scenario": {
             "name": sc.name,
             "source": sc.source or None,
@@ -43,9 +41,9 @@ def document(comparison: Comparison, provenance: Mapping[str, Any]) -> dict[str,
             "faults": [f.name for f in sc.faults],
             "repeat": sc.run.repeat,
         },
-        "figures": {row.key: _figure(row) for row in comparison.rows},
-        "blast_radius": [_blast(b) for b in comparison.blast],
-        "warnings": list(comparison.warnings),
+        "figures": {row.key: _figure(row) for row in report.rows},
+        "blast_radius": [_blast(b) for b in report.blast_runs],
+        "warnings": list(report.warnings),
     }
 
 
@@ -55,7 +53,7 @@ def _spread(spread: Spread | None) -> dict[str, Any] | None:
     return {"median": spread.median, "min": spread.low, "max": spread.high, "n": spread.n}
 
 
-def _figure(row: FigureRow) -> dict[str, Any]:
+def _figure(row: Row) -> dict[str, Any]:
     ratio = None
     if row.ratio is not None:
         ratio = {
@@ -71,7 +69,7 @@ def _figure(row: FigureRow) -> dict[str, Any]:
         "single": _spread(row.single),
         "multi": _spread(row.multi),
         "ratio": ratio,
-        "verdict": verdict(row),
+        "verdict": row.verdict,
     }
 
 

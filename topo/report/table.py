@@ -1,64 +1,54 @@
-"""Plain-text table of a Comparison, for the terminal."""
+"""Plain-text table of a report, for the terminal."""
 
 from __future__ import annotations
 
-import math
-import statistics
 import textwrap
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from tabulate import SEPARATING_LINE, tabulate
 
-from topo.model import TOPOLOGIES, BlastRadius, Comparison, FigureRow, Ratio, Spread
-from topo.stats import verdict
-from topo.verdict import by_fault, decide, fault_label
+from topo.report.cells import MISSING, count, is_never, numbers, ratio_cell, spread_cell
+from topo.report.model import BlastSummary, Report, Row, Spread, Times
 
-MISSING = "—"
+# Re-exported: other modules and users formatted cells through this module before cells.py.
+__all__ = ["MISSING", "numbers", "ratio_cell", "render", "spread_cell", "blast_table",
+           "blast_cell"]
+
 HEADERS = ("figure", "single", "multi", "multi/single")
 VERDICT_WIDTH = 100
+TOPOLOGIES = ("single", "multi")
 
 
-def render(comparison: Comparison) -> str:
+def render(report: Report) -> str:
     """The verdict in words, a header line, one table row per figure, then the per-figure
     verdicts, the blast radius of each fault (when faults ran) and warnings.
 
     A topology that did not run shows "—" in its column and in the ratio column.
     """
     table = tabulate(
-        [_row(row) for row in comparison.rows],
+        [_row(row) for row in report.rows],
         headers=HEADERS,
         tablefmt="simple",
         colalign=("left", "right", "right", "right"),
         disable_numparse=True,  # cells are already formatted; keep "1.20 (1.1–1.3)" as is
     )
-    verdicts = [v for v in (verdict(row) for row in comparison.rows) if v]
-    warnings = [f"warning: {w}" for w in comparison.warnings]
-    blast = blast_table(comparison)
+    verdicts = [row.verdict for row in report.rows if row.verdict]
+    warnings = [f"warning: {w}" for w in report.warnings]
+    blast = blast_table(report)
     return (
         "\n".join(
-            [_verdict(comparison), "", _header(comparison), "", table,
+            [_verdict(report), "", report.header, "", table,
              *_block(verdicts), *_block(blast), *_block(warnings)]
         )
         + "\n"
     )
 
 
-def _verdict(comparison: Comparison) -> str:
+def _verdict(report: Report) -> str:
     # Wrapped so that the table stays within 120 columns; reflowed, it pastes as one line.
-    return textwrap.fill(f"verdict: {decide(comparison).text}", width=VERDICT_WIDTH,
+    return textwrap.fill(f"verdict: {report.verdict.text}", width=VERDICT_WIDTH,
                          subsequent_indent=" " * len("verdict: "), break_on_hyphens=False)
-
-
-def _header(comparison: Comparison) -> str:
-    scenario = comparison.scenario
-    budget = scenario.resources
-    return (
-        f"scenario {scenario.name}: task {scenario.workload.task} × {scenario.workload.tasks},"
-        f" {scenario.workers} workers, budget {budget.cpus:g} CPUs /"
-        f" {budget.memory / (1024 * 1024):g} MiB"
-    )
 
 
 def _block(lines: list[str]) -> list[str]:
@@ -66,42 +56,8 @@ def _block(lines: list[str]) -> list[str]:
     return ["", *lines] if lines else []
 
 
-def _row(row: FigureRow) -> list[str]:
+def _row(row: Row) -> list[str]:
     return [row.label, spread_cell(row.single), spread_cell(row.multi), ratio_cell(row.ratio)]
-
-
-def spread_cell(spread: Spread | None) -> str:
-    """A figure as every report shows it: the median, and "(min–max)" over repeats."""
-    if spread is None:
-        return MISSING
-    if spread.n < 2:
-        return numbers(spread.median)[0]
-    median, low, high = numbers(spread.median, spread.low, spread.high)
-    return f"{median} ({low}–{high})"
-
-
-def ratio_cell(ratio: Ratio | None) -> str:
-    """A multi/single ratio, with its 95% interval where there is one."""
-    if ratio is None:
-        return MISSING
-    if ratio.ci_low is None or ratio.ci_high is None:
-        return f"{ratio.value:.2f}"
-    return f"{ratio.value:.2f} ({ratio.ci_low:.2f}–{ratio.ci_high:.2f})"
-
-
-def numbers(*values: float) -> list[str]:
-    """Format values that belong together (median, min, max) with the same decimals.
-
-    Whole numbers (task counts) show no decimals; otherwise the largest value gets about
-    three significant digits, and the others follow it so that a cell lines up.
-    """
-    if not all(math.isfinite(v) for v in values):
-        return [str(v) for v in values]
-    if all(v == int(v) for v in values):
-        return [str(int(v)) for v in values]
-    magnitude = max(abs(v) for v in values)
-    decimals = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2 if magnitude >= 1 else 3
-    return [f"{v:.{decimals}f}" for v in values]
 
 
 # --------------------------------------------------------------------------- blast radius
@@ -119,86 +75,59 @@ STATUS_NOTES = {
 }
 
 
-def blast_table(comparison: Comparison) -> list[str]:
+def blast_table(report: Report) -> list[str]:
     """Lines of the blast-radius table, faults in scenario order; none when no fault ran."""
-    if not comparison.blast:
+    if not report.blast:
         return []
-    topologies = comparison.scenario.topologies or TOPOLOGIES
+    topologies = report.scenario.topologies or TOPOLOGIES
+    faults: dict[str, list[BlastSummary]] = {}
+    for summary in report.blast:
+        faults.setdefault(summary.fault, []).append(summary)
     rows: list[Any] = []
-    for fault, radii in by_fault(comparison).items():
+    for summaries in faults.values():
         if rows:
             rows.append(SEPARATING_LINE)  # tabulate drops blank rows between multi-line ones
-        cells = [blast_cell([b for b in radii if b.topology == t]) for t in topologies]
-        rows.append([fault_label(comparison.scenario, fault, radii[0].kind), *cells])
+        mine = {s.topology: s for s in summaries}
+        rows.append([summaries[0].label, *(blast_cell(mine.get(t)) for t in topologies)])
     table = tabulate(
         rows, headers=("fault", *topologies), tablefmt="simple", disable_numparse=True
     )
     return [BLAST_TITLE, "", *(line.rstrip() for line in table.splitlines())]
 
 
-def blast_cell(radii: Sequence[BlastRadius]) -> str:
-    """One topology's runs of one fault: medians, "never" for a recovery that did not come.
-
-    Ledger counts come from every run; workers, dip, detection and recovery only from the
-    runs where the fault was injected. "not applicable" (or "—" without runs) alone when
-    the fault was injected in none.
-    """
-    injected = [b for b in radii if b.status == "injected"]
-    if not injected:
-        return ", ".join(sorted({STATUS_NOTES.get(b.status, b.status) for b in radii})) or MISSING
-    n = len(radii)
-    survived = sum(b.survived for b in radii)
-    affected = _count(statistics.median(b.workers_affected for b in injected))
-    failed, lost, duplicated, retried = (
-        _count(statistics.median(getattr(b, key) for b in radii))
-        for key in ("failed", "lost", "duplicated", "retried")
-    )
-    # A recovery is measured only where the dip is: without a rate before the fault, None
-    # there means "not measured", not "never".
-    measured = [b for b in injected if b.throughput_dip is not None]
-    dip = _median([b.throughput_dip for b in measured])
-    detect = _median_or_never([b.time_to_detect for b in injected])
-    recover = _median_or_never([b.time_to_recover for b in measured])
+def blast_cell(summary: BlastSummary | None) -> str:
+    """One topology's runs of one fault: medians over the runs where it was injected,
+    "never" for a recovery that did not come; the statuses alone where it was injected in
+    none ("—" without runs)."""
+    if summary is None:
+        return MISSING
+    notes = [STATUS_NOTES.get(status, status) for status, _ in summary.not_injected]
+    if not summary.injected:
+        return ", ".join(sorted(set(notes))) or MISSING
+    n, survived = summary.injected, summary.survived
     lines = [
-        f"{affected}/{radii[0].workers} workers · survived "
+        f"{_median(summary.workers_affected)}/{summary.workers} workers · survived "
         + ("yes" if survived == n else "no" if not survived else f"{survived}/{n}"),
-        f"{failed} failed · {lost} lost · {duplicated} dup · {retried} retried",
-        f"dip {_percent(dip)} · detect {_seconds(detect, 'none')}"
-        f" · recover {_seconds(recover, 'never')}",
+        f"{_median(summary.failed)} failed · {_median(summary.lost)} lost"
+        f" · {_median(summary.duplicated)} dup · {_median(summary.retried)} retried",
+        f"dip {_percent(summary.dip)} · detect {_seconds(summary.detect, 'none')}"
+        f" · recover {_seconds(summary.recover, 'never')}",
     ]
-    notes = _notes(radii)
-    if n > 1 or notes:
-        lines.append(", ".join([f"{n} runs", *notes]))
+    skipped = [f"{k} {STATUS_NOTES.get(status, status)}" for status, k in summary.not_injected]
+    if summary.runs > 1 or skipped:
+        lines.append(", ".join([f"{summary.runs} runs", *skipped]))
     return "\n".join(lines)
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    measured = [v for v in values if v is not None]
-    return statistics.median(measured) if measured else None
+def _median(spread: Spread | None) -> str:
+    return MISSING if spread is None else count(spread.median)
 
 
-def _median_or_never(values: Sequence[float | None]) -> float | None:
-    # None means "it never happened": it sorts above every time, so a median can be never.
-    if not values:
-        return None
-    return statistics.median([math.inf if v is None else v for v in values])
+def _percent(spread: Spread | None) -> str:
+    return MISSING if spread is None else f"{spread.median:.0f}%"
 
 
-def _count(median: float) -> str:
-    # The median of whole counts is whole or ends in .5: show it exactly.
-    return str(int(median)) if median == int(median) else f"{median:.1f}"
-
-
-def _percent(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.0f}%"
-
-
-def _seconds(value: float | None, never: str) -> str:
-    if value is None:
+def _seconds(times: Times, never: str) -> str:
+    if times.median is None:
         return MISSING
-    return never if math.isinf(value) else f"{value:.2f}s"
-
-
-def _notes(radii: Sequence[BlastRadius]) -> list[str]:
-    counts = Counter(b.status for b in radii if b.status != "injected")
-    return [f"{k} {STATUS_NOTES.get(status, status)}" for status, k in counts.items()]
+    return never if is_never(times) else f"{times.median:.2f}s"

@@ -1,8 +1,8 @@
 """The verdict: the few sentences every report opens with, pasteable into a design review.
 
-Pure and stdlib-only, like ``topo.stats``: a ``Comparison`` in, a frozen ``Verdict`` out, so
-the table, Markdown and HTML reports say exactly the same words and none of them decides
-anything. Rules (metrics.md, "Repeats" and "Blast radius"):
+Pure and stdlib-only: a ``Comparison`` in, a frozen ``Verdict`` out (and, per figure row,
+its one-line verdict and the winner the decision table names), so the table, Markdown, HTML
+and JSON reports say exactly the same words and none of them decides anything. Rules (metrics.md, "Repeats" and "Blast radius"):
 
 - speed (throughput), memory (peak, cgroup) and CPU per task are named only when the 95%
   interval of multi/single excludes 1; the winner's factor is always ≥ 1. Speed is always
@@ -19,40 +19,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from topo.analysis.warnings import BUSY_HOST_CORES
 from topo.model import BlastRadius, Comparison, FigureRow, Ratio, Scenario
-from topo.stats import BUSY_HOST_CORES
+from topo.report.model import Finding, Verdict
 
 INJECTED = "injected"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One sentence of the verdict and the figures it cites, by name."""
-
-    key: str  # the figure row it rests on ("throughput", …) or "fault:<fault name>"
-    sentence: str
-    figures: tuple[tuple[str, float], ...] = ()
-    significant: bool = True  # False: the sentence says that no difference could be called
-
-
-@dataclass(frozen=True)
-class Verdict:
-    findings: tuple[Finding, ...]
-
-    @property
-    def text(self) -> str:
-        """The verdict as one paragraph: the sentences joined by "; ", with a capital and a
-        full stop, as it goes into a design review."""
-        if not self.findings:
-            return "No verdict: no figure was measured in both topologies."
-        body = "; ".join(f.sentence for f in self.findings)
-        return body[0].upper() + body[1:] + "."
-
-    @property
-    def significant(self) -> bool:
-        return any(f.significant for f in self.findings)
 
 
 def decide(comparison: Comparison) -> Verdict:
@@ -69,7 +41,7 @@ def decide(comparison: Comparison) -> Verdict:
 
 def disturbed(comparison: Comparison) -> Finding | None:
     """A warning that travels with the verdict: runs the host's other work competed with
-    (stats.BUSY_HOST_CORES) measured the machine as much as the topologies."""
+    (warnings.BUSY_HOST_CORES) measured the machine as much as the topologies."""
     busy = [f for f in comparison.runs if (f.outside_cores or 0.0) > BUSY_HOST_CORES]
     if not busy:
         return None
@@ -173,6 +145,45 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
 
 
+# --------------------------------------------------------------------------- rows
+
+_SPEED_KEYS = ("makespan", "throughput", "steady_rate", "startup_ready", "startup_first")
+
+
+def verdict(row: FigureRow) -> str | None:
+    """One line naming the better topology, only when the 95% interval excludes 1.
+
+    Factors are always ≥ 1 and name the winner: a makespan ratio of 0.8 reads "multi is
+    1.25× faster". A row without a direction states the ratio instead.
+    """
+    ratio = row.ratio
+    if ratio is None or not ratio.significant or ratio.ci_low is None or ratio.ci_high is None:
+        return None
+    name = row.label.split(" (")[0]
+    if row.higher_is_better is None:
+        return (
+            f"{name}: multi/single = {ratio.value:.2f}"
+            f" (95% CI {ratio.ci_low:.2f}–{ratio.ci_high:.2f})"
+        )
+    winner, factor, low, high = _winner(ratio, row.higher_is_better)
+    claim = "faster" if row.key in _SPEED_KEYS else "better"
+    return f"{name}: {winner} is {factor:.2f}× {claim} (95% CI {low:.2f}–{high:.2f})"
+
+
+def better(row: FigureRow) -> str:
+    """Which topology this figure favours, said only when the 95% interval excludes 1."""
+    ratio = row.ratio
+    if ratio is None:
+        return "—"
+    if ratio.ci_low is None:
+        return "needs ≥ 2 repeats"
+    if not ratio.significant:
+        return "no clear difference"
+    if row.higher_is_better is None:
+        return "differs"
+    return _winner(ratio, row.higher_is_better)[0]
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -213,7 +224,7 @@ def fault_finding(scenario: Scenario, fault: str, radii: Sequence[BlastRadius]) 
     """What one fault cost each topology it was injected in; None if it was injected in none."""
     by_topology = {t: [b for b in radii if b.topology == t and b.status == INJECTED]
                    for t in scenario.topologies}
-    hit = {t: runs for t, runs in by_topology.items() if runs}
+    hit: dict[str, list[BlastRadius]] = {t: runs for t, runs in by_topology.items() if runs}
     if not hit:
         return None
     intro = when(scenario, fault, radii[0].kind)

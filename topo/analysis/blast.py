@@ -1,6 +1,6 @@
 """Blast radius of one fault in one run (metrics.md, "Blast radius").
 
-Pure and stdlib-only, like ``topo.stats``, whose rate helpers it shares. Times are host
+Pure and stdlib-only, like ``topo.analysis.figures``; it shares the rate helpers of ``topo.analysis.rates``. Times are host
 wall-clock seconds; ``tf`` is the injection time of the run's first FaultEvent. Rates count
 first completions only: a duplicate adds no throughput.
 
@@ -27,7 +27,7 @@ Where metrics.md leaves room, these are the definitions:
 - **throughput dip**: buckets of 0.5 s from tf until the batch's 90% completion (the last
   completion if it never got there; the drain at the end is not the fault's); 1 − lowest rate /
   steady rate before tf, clamped to [0, 1]. The steady rate before tf is
-  ``stats.steady_rate`` of the completions in ``[t_available, tf)`` with the same 0.5 s
+  ``rates.steady_rate`` of the completions in ``[t_available, tf)`` with the same 0.5 s
   buckets, so both sides are quantised alike; it needs 3 whole buckets between the 10% and
   90% pre-fault completions (about 2 s of running before tf). A batch that never completed
   every task always gets the first bucket, so one that stops dead dips 100%. None when the
@@ -51,7 +51,8 @@ from collections.abc import Iterable, Sequence
 
 from topo.ledger import build_ledger, completion_times
 from topo.model import BlastRadius, RunResult, Signal, TaskRecord
-from topo.stats import WORKER_ROLES, bucket_rates, steady_rate
+from topo.analysis.figures import WORKER_ROLES
+from topo.analysis.rates import bucket_rates, steady_rate
 
 INJECTED = "injected"
 BUCKET = 0.5  # s: dip buckets, and the buckets of the steady rate the dip is measured against

@@ -19,12 +19,38 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from topo.model import TOPOLOGIES, Comparison, Spread
-from topo.report.table import numbers
+from topo.model import TOPOLOGIES, Scenario, Spread
+from topo.report.cells import numbers
+
+
+class FigureRow(Protocol):
+    """What a diff and a threshold read of one row of a report."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def single(self) -> Spread | None: ...
+    @property
+    def multi(self) -> Spread | None: ...
+    @property
+    def higher_is_better(self) -> bool | None: ...
+
+
+class Figures(Protocol):
+    """A ``topo.report.model.Report``, or the ``Comparison`` it is built from."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def rows(self) -> Sequence[FigureRow]: ...
 
 SIDES = ("a", "b")
 
@@ -179,7 +205,7 @@ def row_unit(unit: str) -> tuple[str, float]:
     return UNITS.get(unit, (unit, 1.0))
 
 
-def failure(threshold: Threshold, b: Comparison, a: Comparison | None = None) -> str | None:
+def failure(threshold: Threshold, b: Figures, a: Figures | None = None) -> str | None:
     """Why the results fail the threshold (its expression is true, as in ``--fail-if``), or
     None when they pass. ``b`` is the compared result, ``a`` the baseline (needed when the
     expression names ``a.``). An unmeasured figure fails it; an unknown figure or units that
@@ -198,7 +224,7 @@ def failure(threshold: Threshold, b: Comparison, a: Comparison | None = None) ->
     return f"{threshold.text} ({shown})"
 
 
-def _figures(threshold: Threshold, sides: Mapping[str, Comparison | None]
+def _figures(threshold: Threshold, sides: Mapping[str, Figures | None]
              ) -> dict[Name, tuple[Spread | None, str]]:
     """Each named figure's spread and row unit; ThresholdError for what does not exist."""
     found: dict[Name, tuple[Spread | None, str]] = {}
