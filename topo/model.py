@@ -158,6 +158,7 @@ class DeployedContainer:
     name: str
     role: str
     id: str
+    t_started: float | None = None  # host wall clock when this container's start returned
 
 
 @dataclass(frozen=True)
