@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from topo.ledger import build_ledger, completion_times
+from topo.ledger import build_ledger, completion_times, latencies
 from topo.model import (
     ProcSample,
     Quantiles,
@@ -133,17 +133,10 @@ def quantiles(values: Sequence[float]) -> Quantiles | None:
 def _latency(result: RunResult) -> dict[str, Quantiles | None]:
     """Queue wait (available -> first start) per task, service time per completed task
     (its first successful attempt)."""
-    first_start: dict[int, float] = {}
-    service: dict[int, float] = {}
-    for rec in result.records:
-        if rec.start is None or not 0 <= rec.id < result.task_count:
-            continue
-        first_start[rec.id] = min(rec.start, first_start.get(rec.id, rec.start))
-        if rec.ok and rec.id not in service:
-            service[rec.id] = rec.end - rec.start
-    wait = ([t - result.t_available for t in first_start.values()]
+    first_start, service = latencies(result.records, result.task_count)
+    wait = ([t - result.t_available for t in first_start]
             if result.t_available is not None else [])
-    return {"wait": quantiles(wait), "service": quantiles(list(service.values()))}
+    return {"wait": quantiles(wait), "service": quantiles(service)}
 
 
 def _cores(result: RunResult) -> tuple[tuple[int, int], ...]:
