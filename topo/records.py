@@ -48,15 +48,21 @@ class TaskRecords(Sequence[TaskRecord]):
         if w is None:
             w = self._worker_index[worker] = len(self._workers)
             self._workers.append(worker)
-        if error is not None:
-            self._errors[len(self.ids)] = error
-        self.ids.append(id)
+        n = len(self.ids)
+        try:
+            self.ids.append(id)
+            self.cores.append(NO_CORE if core is None else core)
+            self.starts.append(math.nan if start is None else start)
+            self.ends.append(end)
+            self.cpus.append(cpu)
+        except (OverflowError, TypeError) as e:  # the columns stay of one length
+            for col in (self.ids, self.cores, self.starts, self.ends, self.cpus):
+                del col[n:]
+            raise ValueError(f"task record out of range: {e}") from e
         self.ok.append(1 if ok else 0)
-        self.starts.append(math.nan if start is None else start)
-        self.ends.append(end)
-        self.cpus.append(cpu)
-        self.cores.append(NO_CORE if core is None else core)
         self._worker_of.append(w)
+        if error is not None:
+            self._errors[n] = error
 
     def append(self, r: TaskRecord) -> None:
         self.add(r.id, r.worker, r.ok, r.start, r.end, r.cpu, r.core, r.error)
@@ -87,7 +93,11 @@ class TaskRecords(Sequence[TaskRecord]):
         return self._row(i)
 
     def __iter__(self) -> Iterator[TaskRecord]:
-        return (self._row(i) for i in range(len(self)))
+        workers, errors = self._workers, self._errors
+        rows = zip(self.ids, self.ok, self.starts, self.ends, self.cpus, self.cores, self._worker_of)
+        for n, (i, ok, start, end, cpu, core, w) in enumerate(rows):
+            yield TaskRecord(i, workers[w], bool(ok), None if math.isnan(start) else start, end,
+                             cpu, None if core == NO_CORE else core, errors.get(n))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):

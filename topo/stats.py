@@ -14,6 +14,7 @@ import bisect
 import math
 import random
 import statistics
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -134,8 +135,8 @@ def _latency(result: RunResult) -> dict[str, Quantiles | None]:
     """Queue wait (available -> first start) per task, service time per completed task
     (its first successful attempt)."""
     first_start, service = latencies(result.records, result.task_count)
-    wait = ([t - result.t_available for t in first_start]
-            if result.t_available is not None else [])
+    t_av = result.t_available
+    wait = array("d", (t - t_av for t in first_start) if t_av is not None else ())
     return {"wait": quantiles(wait), "service": quantiles(service)}
 
 
