@@ -10,9 +10,38 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator, Set as AbstractSet
 from typing import Any
 
-from topo.model import ProcSample, Signal, TaskRecord, WorkerInfo
+from topo.model import ProcSample, Signal, WorkerInfo
+from topo.records import TaskRecords
+
+READ_BLOCK = 1 << 20  # bytes read from an event file at a time: a big backlog is streamed
+_decode = json.JSONDecoder().decode
+
+
+class IdFlags(AbstractSet[int]):
+    """A set of task ids 0..n-1 as one byte per id (a million ids: 1 MB, not ~60 MB)."""
+
+    __slots__ = ("_flags", "_count")
+
+    def __init__(self, n: int) -> None:
+        self._flags = bytearray(max(n, 0))
+        self._count = 0
+
+    def add(self, i: int) -> None:
+        if not self._flags[i]:
+            self._flags[i] = 1
+            self._count += 1
+
+    def __contains__(self, i: object) -> bool:
+        return isinstance(i, int) and 0 <= i < len(self._flags) and bool(self._flags[i])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[int]:
+        return (i for i, flag in enumerate(self._flags) if flag)
 
 
 @dataclass
@@ -21,14 +50,14 @@ class EventLog:
 
     folder: Path
     task_count: int
-    records: list[TaskRecord] = field(default_factory=list)
+    records: TaskRecords = field(default_factory=TaskRecords)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)  # first ready per worker
     expect: dict[str, int] = field(default_factory=dict)  # container -> worker processes
     available: list[float] = field(default_factory=list)
     requeues: int = 0
     errors: list[str] = field(default_factory=list)
-    resolved: set[int] = field(default_factory=set)  # ids with any record
-    completed: set[int] = field(default_factory=set)
+    resolved: IdFlags = field(init=False)  # ids of the batch with any record
+    completed: IdFlags = field(init=False)  # ids of the batch with an ok record
     signals: list[Signal] = field(default_factory=list)
     processes: list[ProcSample] = field(default_factory=list)
     poisoned: list[float] = field(default_factory=list)  # an oom fault's poison task began
@@ -36,27 +65,43 @@ class EventLog:
     longest_service: float = 0.0  # seconds, of any attempt read so far
     _offsets: dict[Path, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.resolved = IdFlags(self.task_count)
+        self.completed = IdFlags(self.task_count)
+
     def poll(self) -> int:
         """Read what was appended since the last call; return the number of new lines."""
+        return sum(self._read(path) for path in sorted(self.folder.glob("*.jsonl")))
+
+    def _read(self, path: Path) -> int:
+        """Take the whole lines appended to one file, ``READ_BLOCK`` bytes at a time (a
+        line longer than that is read whole), so a backlog of a million lines is never
+        held at once."""
         new = 0
-        for path in sorted(self.folder.glob("*.jsonl")):
-            offset = self._offsets.get(path, 0)
-            with open(path, "rb") as f:
+        block = READ_BLOCK
+        with open(path, "rb") as f:
+            while True:
+                offset = self._offsets.get(path, 0)
                 f.seek(offset)
-                chunk = f.read()
-            end = chunk.rfind(b"\n") + 1  # only whole lines
-            if end == 0:
-                continue
-            self._offsets[path] = offset + end
-            for line in chunk[:end].splitlines():
-                if line.strip():
-                    self._take(line)
-                    new += 1
-        return new
+                chunk = f.read(block)
+                end = chunk.rfind(b"\n") + 1  # only whole lines
+                if end == 0:
+                    if len(chunk) < block:
+                        return new
+                    block *= 2  # one line longer than the block: read more of it
+                    continue
+                self._offsets[path] = offset + end
+                for line in chunk[:end].splitlines():
+                    if line.strip():
+                        self._take(line)
+                        new += 1
+                if len(chunk) < block:
+                    return new
+                block = READ_BLOCK
 
     def _take(self, line: bytes) -> None:
         try:
-            ev: dict[str, Any] = json.loads(line)
+            ev: dict[str, Any] = _decode(line.decode("utf-8"))  # str: no encoding sniffing per line
             kind = ev["ev"]
             if kind == "task":
                 self._task(ev)
@@ -90,18 +135,19 @@ class EventLog:
 
     def _task(self, ev: dict[str, Any]) -> None:
         task_id = int(ev["id"])
-        rec = TaskRecord(
-            id=task_id, worker=str(ev["w"]), ok=bool(ev["ok"]),
-            start=None if ev.get("t0") is None else float(ev["t0"]), end=float(ev["t1"]),
-            cpu=float(ev.get("cpu") or 0.0), core=ev.get("core"), error=ev.get("err"),
-        )
-        self.records.append(rec)
+        ok = bool(ev["ok"])
+        t0 = ev.get("t0")
+        start = None if t0 is None else float(t0)
+        end = float(ev["t1"])
+        core = ev.get("core")
+        self.records.add(task_id, str(ev["w"]), ok, start, end, float(ev.get("cpu") or 0.0),
+                         None if core is None else int(core), ev.get("err"))
         self.last_record = time.time()
-        if rec.start is not None:
-            self.longest_service = max(self.longest_service, rec.end - rec.start)
+        if start is not None and end - start > self.longest_service:
+            self.longest_service = end - start
         if 0 <= task_id < self.task_count:
             self.resolved.add(task_id)
-            if rec.ok:
+            if ok:
                 self.completed.add(task_id)
 
     def _procs(self, ev: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ mutated after construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 Topology = Literal["single", "multi"]
 TOPOLOGIES: tuple[Topology, ...] = ("single", "multi")
@@ -158,6 +158,7 @@ class DeployedContainer:
     name: str
     role: str
     id: str
+    t_started: float | None = None  # host wall clock when this container's start returned
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,8 @@ class RunResult:
     t_ready: float | None  # all worker processes ready
     t_available: float | None  # batch available to the workers
     t_end: float
-    records: tuple[TaskRecord, ...]
+    # every attempt; a run's reader keeps them as columns (topo.records.TaskRecords)
+    records: Sequence[TaskRecord]
     samples: tuple[Sample, ...]
     workers: tuple[WorkerInfo, ...]
     containers: tuple[ContainerSpec, ...]

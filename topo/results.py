@@ -11,13 +11,16 @@ import dataclasses
 import json
 import os
 import platform
+import re
+import secrets
 import time
 from pathlib import Path
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import topo
 from topo.errors import ResultError
+from topo.records import TaskRecords
 from topo.model import (
     ContainerSpec, Fault, FaultEvent, Mount, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
     Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
@@ -62,12 +65,44 @@ def save(path: Path, document: dict[str, Any]) -> None:
     """Write atomically: a reader never sees half a file, a crash never leaves one."""
     tmp = path.with_suffix(".json.tmp")
     try:
-        tmp.write_text(json.dumps(document, indent=1, sort_keys=True))
+        with open(tmp, "w", encoding="ascii") as f:
+            _write(f, document)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         kept = " (the previous version is kept)" if path.exists() else ""
         raise ResultError(f"cannot save {path}: {e.strerror or e}{kept}") from e
+
+
+def _write(f: TextIO, document: dict[str, Any]) -> None:
+    """The document as indented JSON, except that a run's records held as columns
+    (TaskRecords, a million of them in a big batch) are streamed one compact line per
+    attempt, never all turned into dicts or into one string at once."""
+    mark = f"@topo-records-{secrets.token_hex(8)}-"
+    held: list[TaskRecords] = []
+
+    def hold(o: object) -> str:
+        if isinstance(o, TaskRecords):
+            held.append(o)
+            return f"{mark}{len(held) - 1}"
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    text = json.dumps(document, indent=1, sort_keys=True, default=hold)
+    parts = re.split(f'"{re.escape(mark)}(\\d+)"', text)
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            f.write(part)
+        else:
+            _write_records(f, held[int(part)])
+
+
+def _write_records(f: TextIO, records: TaskRecords, chunk: int = 10_000) -> None:
+    f.write("[")
+    for start in range(0, len(records), chunk):
+        rows = (json.dumps(vars(r), sort_keys=True, separators=(",", ":"))
+                for r in records[start:start + chunk])
+        f.write(("\n" if start == 0 else ",\n") + ",\n".join(rows))
+    f.write("]")
 
 
 def host_facts(engine: dict[str, Any], image: str | None = None) -> dict[str, Any]:
@@ -213,9 +248,9 @@ def recover(out_dir: Path, runs: list[RunResult]) -> list[RunResult]:
             found.append(_run({
                 **m, "status": "interrupted", "error": "topo ended during this run",
                 "t_ready": log.t_ready, "t_available": log.t_available,
-                "t_end": max([s["t"] for s in samples] + [r.end for r in log.records]
+                "t_end": max([s["t"] for s in samples] + [max(log.records.ends, default=0.0)]
                              + [m["t_deploy"]]),
-                "records": [dataclasses.asdict(r) for r in log.records], "samples": samples,
+                "records": log.records, "samples": samples,
                 "workers": [dataclasses.asdict(w) for w in log.workers.values()],
                 "retried": log.requeues,
                 "signals": [dataclasses.asdict(x) for x in log.signals],
@@ -260,7 +295,8 @@ def _scenario(d: dict[str, Any]) -> Scenario:
 def _run(d: dict[str, Any]) -> RunResult:
     return RunResult(**{
         **d,
-        "records": tuple(TaskRecord(**r) for r in d["records"]),
+        "records": d["records"] if isinstance(d["records"], TaskRecords)
+        else tuple(TaskRecord(**r) for r in d["records"]),
         "samples": tuple(Sample(**s) for s in d["samples"]),
         "workers": tuple(WorkerInfo(**w) for w in d["workers"]),
         "containers": tuple(

@@ -174,7 +174,7 @@ def run_one(
     return RunResult(
         topology=plan.topology, index=index, warmup=warmup, status=status, error=error,
         task_count=plan.task_count, t_deploy=t_deploy, t_ready=log.t_ready,
-        t_available=log.t_available, t_end=time.time(), records=tuple(log.records),
+        t_available=log.t_available, t_end=time.time(), records=log.records,
         samples=tuple(sampler.samples) if sampler else (), workers=tuple(log.workers.values()),
         containers=plan.containers, retried=log.requeues, budget_cpus=plan.budget_cpus,
         budget_memory=plan.budget_memory, fault=fault,

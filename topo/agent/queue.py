@@ -51,6 +51,24 @@ def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
             delay = min(delay * 2, 1.0)
 
 
+FEED_CHUNK = 10_000  # task ids per LPUSH
+FEED_PIPELINE = 4  # LPUSHes per round trip: the feeder never holds more than these ids
+
+
+def push(client: redis.Redis, tasks: int, chunk: int = FEED_CHUNK,
+         per_trip: int = FEED_PIPELINE) -> None:
+    """Enqueue ids 0..tasks-1 in order, ``chunk`` per LPUSH and ``per_trip`` LPUSHes per
+    round trip: a million ids are never all built at once (in the feeder or in Redis'
+    input buffer), yet the pushes are still pipelined."""
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, tasks, chunk):
+        pipe.lpush(QUEUE, *range(start, min(start + chunk, tasks)))
+        if len(pipe) >= per_trip:
+            pipe.execute()
+    if len(pipe):
+        pipe.execute()
+
+
 def feed() -> None:
     """The producer: once released, push the whole batch, in order, then exit."""
     cfg = config()
@@ -61,11 +79,7 @@ def feed() -> None:
         events.emit(ev="expect", c=cfg["container"], n=0, t=time.time())
         wait_for_go()
         events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
-        chunk = 10_000
-        pipe = client.pipeline(transaction=False)
-        for start in range(0, cfg["tasks"], chunk):
-            pipe.lpush(QUEUE, *range(start, min(start + chunk, cfg["tasks"])))
-        pipe.execute()
+        push(client, cfg["tasks"])
         events.emit(ev="fed", c=cfg["container"], t=time.time(), n=cfg["tasks"])
     except Exception as exc:  # recorded for the harness, then a non-zero exit
         fatal(events, cfg.get("container", "?"), exc)

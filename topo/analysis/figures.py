@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from topo.analysis.rates import _EPS, cumulative_at, quantiles, steady_rate
-from topo.ledger import build_ledger, completion_times
+from topo.ledger import build_ledger, completion_times, latencies
 from topo.model import (
     ContainerFigures,
     ContainerSpec,
@@ -107,17 +108,10 @@ def _disturbance(host: Sequence[tuple[float, float, float]], window: tuple[float
 def _latency(result: RunResult) -> tuple[Quantiles | None, Quantiles | None]:
     """Queue wait (available -> first start) per task, service time per completed task
     (its first successful attempt)."""
-    first_start: dict[int, float] = {}
-    service: dict[int, float] = {}
-    for rec in result.records:
-        if rec.start is None or not 0 <= rec.id < result.task_count:
-            continue
-        first_start[rec.id] = min(rec.start, first_start.get(rec.id, rec.start))
-        if rec.ok and rec.id not in service:
-            service[rec.id] = rec.end - rec.start
-    wait = ([t - result.t_available for t in first_start.values()]
-            if result.t_available is not None else [])
-    return quantiles(wait), quantiles(list(service.values()))
+    first_start, service = latencies(result.records, result.task_count)
+    t_av = result.t_available
+    wait = array("d", (t - t_av for t in first_start) if t_av is not None else ())
+    return quantiles(wait), quantiles(service)
 
 
 def _cores(result: RunResult) -> tuple[tuple[int, int], ...]:

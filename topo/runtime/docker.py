@@ -6,6 +6,7 @@ into a TopoError here, so the rest of topo never sees a docker exception.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -32,6 +33,10 @@ BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 WORKER_REPO = "topo-worker"
 CONTAINER_USER = "10001:10001"  # no root inside any container topo starts
 PROBE_TIMEOUT = 60  # seconds for an image's python3 to say what it is
+DEPLOY_POOL = 8  # containers created and started at a time (the engine serialises much of it)
+TEARDOWN_POOL = 8
+REDIS_READY = b"Ready to accept connections"
+REDIS_READY_TIMEOUT = 30.0
 SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and builds the images)"
 
 
@@ -232,9 +237,14 @@ class DockerRuntime:
     # ----------------------------------------------------------------- deploy
 
     def deploy(self, plan: TopologyPlan, run_dir: str) -> Deployment:
+        """Create the network, start Redis and wait until it accepts connections, then
+        create and start the other containers ``DEPLOY_POOL`` at a time. If any of them
+        fails, nothing more is started and everything made so far is removed."""
         t_deploy = time.time()
         deployment = plan.labels[DEPLOYMENT]
         network_id = None
+        first = [s for s in plan.containers if s.role == "redis"]
+        rest = [s for s in plan.containers if s.role != "redis"]
         try:
             if plan.network:
                 net = self.client.networks.create(
@@ -242,12 +252,58 @@ class DockerRuntime:
                     check_duplicate=True,
                 )
                 network_id = net.id
-            started = [self._start(spec, plan, run_dir) for spec in plan.containers]
+            started = [self._start_one(spec, plan, run_dir) for spec in first]
+            for c in started:
+                self._wait_redis(c)
+            started += self._start_many(rest, plan, run_dir)
+        except EngineError:
+            self.teardown(None, deployment)
+            raise
         except docker.errors.DockerException as e:
             self.teardown(None, deployment)
             raise _engine_error(f"deploy {deployment}", e) from e
-        return Deployment(plan=plan, run_dir=run_dir, containers=tuple(started),
+        order = {s.name: i for i, s in enumerate(plan.containers)}
+        return Deployment(plan=plan, run_dir=run_dir,
+                          containers=tuple(sorted(started, key=lambda c: order[c.name])),
                           network_id=network_id, t_deploy=t_deploy)
+
+    def _start_many(self, specs: list[ContainerSpec], plan: TopologyPlan,
+                    run_dir: str) -> list[DeployedContainer]:
+        """Start ``specs`` concurrently; on the first failure cancel what has not begun and
+        wait for what has (so that teardown finds every container that was created)."""
+        with ThreadPoolExecutor(max_workers=DEPLOY_POOL, thread_name_prefix="topo-deploy") as pool:
+            futures = [pool.submit(self._start_one, spec, plan, run_dir) for spec in specs]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _start_one(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str) -> DeployedContainer:
+        """Start one container; an engine error names the container it is about."""
+        try:
+            started = self._start(spec, plan, run_dir)
+        except docker.errors.DockerException as e:
+            raise _engine_error(f"start {spec.name}", e) from e
+        return dataclasses.replace(started, t_started=time.time())
+
+    def _wait_redis(self, c: DeployedContainer) -> None:
+        """Block until Redis says it accepts connections, so no worker starts against a
+        Redis that is not there yet (its own log is the one signal needing no password)."""
+        deadline = time.monotonic() + REDIS_READY_TIMEOUT
+        while True:
+            if REDIS_READY in self.client.api.logs(c.id, stdout=True, stderr=False):
+                return
+            state = self.client.api.inspect_container(c.id)["State"]
+            if not state.get("Running") and not state.get("Restarting"):
+                tail = self.client.api.logs(c.id, tail=2).decode("utf-8", "replace").strip()
+                raise EngineError(f"Docker engine: {c.name} exited with code "
+                                  f"{state.get('ExitCode')} before it was ready: {tail[:200]}")
+            if time.monotonic() > deadline:
+                raise EngineError(f"Docker engine: {c.name} not ready after "
+                                  f"{REDIS_READY_TIMEOUT:.0f}s")
+            time.sleep(0.02)
 
     def _start(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str) -> DeployedContainer:
         restart = {"Name": spec.restart} if spec.restart != "no" else None
@@ -401,7 +457,7 @@ class DockerRuntime:
         removed = {"containers": 0, "networks": 0, "images": 0}
         try:
             found = self.client.containers.list(all=True, sparse=True, filters={"label": label})
-            with ThreadPoolExecutor(max_workers=8) as pool:
+            with ThreadPoolExecutor(max_workers=TEARDOWN_POOL) as pool:
                 removed["containers"] = sum(pool.map(_force_remove, found))
             for net in self.client.networks.list(filters={"label": label}):
                 try:
