@@ -165,15 +165,23 @@ def compare(
     fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import cleanup, run, scenario, stats
-    from topo import report as reports
+    from topo import scenario
 
     sc = scenario.load(scenario_file)
-    runtime, run_id = _start_measuring(sc)
+    runtime, run_id = _start_measuring(sc)  # preflight: exit 2 before any deploy
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
-    out.mkdir(parents=True, exist_ok=True)
     host = result_files.host_facts(runtime.info(), image)
+    measured = _measure(sc, runtime, run_id, image, out, host)
+    _write_reports(sc, runtime, run_id, image, out, host, measured, fmt)
+
+
+def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
+             host: dict[str, Any]) -> list[Any]:
+    """Run every topology, saving result.json after each run; Ctrl-C tears down and exits 130."""
+    from topo import cleanup, engine
+
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "result.json"
 
     def save(done: list[Any], complete: bool) -> None:
@@ -181,22 +189,30 @@ def compare(
 
     _handle_signals()
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_progress(), run_id=run_id,
-                               owner=cleanup.owner_label(), image=image)
+        return engine.compare(sc, runtime, out, save, progress=_progress(), run_id=run_id,
+                              owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
+
+
+def _write_reports(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
+                   host: dict[str, Any], measured: list[Any], fmt: CompareFormat) -> None:
+    """Write the report files and the Compose files next to result.json, print the chosen
+    format, and fail when no run got its batch going."""
+    from topo import engine, stats
+    from topo import report as reports
+
     comparison = stats.compare(sc, measured)
-    started = [r for r in measured if r.t_available is not None]
     facts = reports.provenance(result_files.to_json(sc, measured, host, True))
-    plans = run.plans(sc, run_id, image, runtime.redis_image(sc))
+    plans = engine.plans(sc, run_id, image, runtime.redis_image(sc))
     for name, text in reports.files(comparison, measured, facts, plans).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
     print(reports.render(comparison, fmt.value, results=measured, provenance=facts,
                          color=_color()), end="" if fmt is CompareFormat.json else "\n")
-    _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
-    if not started:  # nothing was measured at all: say why, and fail
+    _err(f"results: {out / 'result.json'}; reports: {out / 'report.md'}, {out / 'report.html'}")
+    if not any(r.t_available is not None for r in measured):  # nothing measured: say why
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
 
 
