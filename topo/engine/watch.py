@@ -44,7 +44,9 @@ class Watch:
             self.log.poll()
             progress(len(self.log.completed), "run")
             now = clock.now()
-            if len(self.log.resolved) >= task_count:
+            done = len(self.log.resolved) >= task_count
+            self._maybe_inject(now, batch_done=done)
+            if done:
                 # A fault's damage can outlast the batch: a frozen or cut-off worker that
                 # comes back and finishes a task that was already run again elsewhere. Wait
                 # for the fault to end, then a little, so duplicates are counted.
@@ -58,7 +60,6 @@ class Watch:
                     return "ok"
             if now - start > self.timeout:
                 return "timeout"
-            self._maybe_inject(now)
             if self._stalled(now):
                 return "stalled"
             if now >= next_check:
@@ -70,7 +71,11 @@ class Watch:
                     return "ok" if len(self.log.resolved) >= task_count else "workers-exited"
             clock.sleep(cfg.poll)
 
-    def _maybe_inject(self, now: float) -> None:
+    def _maybe_inject(self, now: float, batch_done: bool) -> None:
+        """Trigger the fault when due; end a temporary one when its time is up. Once the
+        batch is done no fault is started, but an OOM that happened is still recorded: a
+        broken pool fails every pending task at once, so the poison line may be read in
+        the same pass as the batch's last record."""
         if self.injector is not None:
             self.injector.tick(now)
             return
@@ -82,6 +87,8 @@ class Watch:
             if self.log.poisoned:
                 self.injector = Injector(self.runtime, self.deployment, self.fault)
                 self.injector.inject(t=min(self.log.poisoned))
+            return
+        if batch_done:
             return
         t_av = self.log.t_available
         since = None if t_av is None else now - t_av
