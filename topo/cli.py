@@ -98,7 +98,7 @@ class _ProgressLine:
 
 class _LiveBars:
     """A rich progress bar per run on stderr, redrawn in place while the run lasts and left
-    on screen when it ends (teardown, which topo.run reports whatever happens). No colours
+    on screen when it ends (teardown, which topo.engine reports whatever happens). No colours
     when NO_COLOR is set (no-color.org)."""
 
     def __init__(self, console: Any = None) -> None:
@@ -146,7 +146,7 @@ def _start_measuring(sc: Any) -> tuple[Any, str]:
     """Connect to the engine, check that it has what the scenario asks for (exit 2 before any
     deploy if not), sweep what vanished runs left, and start the watchdog that removes this
     run's containers even if topo is SIGKILLed."""
-    from topo import cleanup, preflight, run
+    from topo import cleanup, engine, preflight
     from topo.runtime.docker import DockerRuntime
 
     runtime = DockerRuntime.connect()
@@ -154,7 +154,7 @@ def _start_measuring(sc: Any) -> tuple[Any, str]:
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
     cleanup.start_watchdog()
-    return runtime, run.new_run_id()
+    return runtime, engine.new_run_id()
 
 
 @app.command()
