@@ -20,7 +20,7 @@ Faults have the effects the real engine and agents have (topo.agent, docs/faults
   runs the poison task): ``process-pool`` breaks: PID 1 fails its in-flight and queued tasks
   (BrokenProcessPool records, no start) and the pool is gone; ``mp-pool`` replaces the
   process (a new one says ready) and the killed task never comes back: once the rest is done
-  and ``STALL_WAIT`` passed, PID 1 writes ``stall`` and exits; ``supervisor`` respawns it and
+  and the agent's ``stall_after`` passed, PID 1 writes ``stall`` and exits; ``supervisor`` respawns it and
   requeues the task (``requeue`` by PID 1), giving it up after ``max_attempts`` deliveries;
 - a container's main process killed: every process in it dies with its task; the restart
   policy of its spec brings it back at once (a kill from outside, as topo does it);
@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from topo import plan as planning
+from topo.agent.single import stall_after
+from topo.agent.worker import HEARTBEAT_TTL_MS, RECONNECT_WAIT
 from topo.model import (
     ContainerSpec, DeployedContainer, Deployment, Fault, MultiSpec, RedisSpec, Resources, RunSpec, Scenario,
     SingleSpec, TopologyPlan, Workload,
@@ -66,9 +68,7 @@ FIRST_POOL_PID = 101  # simulated pool processes of a single container: 101, 102
 WORKER_PID = 7  # the one process of a multi worker container
 EXIT_LOG = "topo agent: ModuleNotFoundError: No module named 'fake_task'"
 KILLED = 137  # exit code of a container whose main process got SIGKILL
-LEASE = 3.0  # as topo.agent.worker.HEARTBEAT_TTL_MS: a silent holder's task is requeued
-RECONNECT_WAIT = 120.0  # as topo.agent.worker.RECONNECT_WAIT
-STALL_WAIT = 5.0  # as topo.agent.single.STALL_MIN
+LEASE = HEARTBEAT_TTL_MS / 1000  # seconds: a silent holder's task is requeued
 BROKEN = ("BrokenProcessPool: A process in the process pool was terminated abruptly while"
           " the future was running or pending.")
 START = 1_800_000_000.0  # the fake clock's epoch time at start
@@ -613,8 +613,8 @@ class FakeRuntime:
             return live.redis_down_since + RECONNECT_WAIT
         if live.queue or live.leases:
             return None
-        if box.role == "single" and live.lost:
-            return live.last_done + STALL_WAIT
+        if box.role == "single" and live.lost:  # PID 1's patience, as the agent's
+            return live.last_done + stall_after(box.config, [self.task_seconds])
         return max(live.last_done, live.now)
 
     def _end(self, live: _Live, box: _Box, t: float) -> None:

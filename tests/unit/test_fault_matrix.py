@@ -47,9 +47,11 @@ CASES = {
     # single -----------------------------------------------------------------------------
     # process-pool: A dies holding 4; PID 1 fails 4, 5 and the queued 6-9.
     "single kill-worker process-pool": Case("single", "kill-worker", L(4, failed=6)),
-    # mp-pool: 4 never comes back (lost, a stall line); a new process does 6-9 with B.
+    # mp-pool: 4 never comes back (lost); a new process does 6-9 with B. PID 1 would wait
+    # 20 task times (20 s) before its stall line; the engine's 15 s without a task line
+    # come first: stalled.
     "single kill-worker mp-pool": Case("single", "kill-worker", L(9, lost=1),
-                                       status="workers-exited", pool="mp-pool"),
+                                       status="stalled", pool="mp-pool"),
     # supervisor: 4 is requeued once and done by the respawned process.
     "single kill-worker supervisor": Case("single", "kill-worker", L(10, retried=1),
                                           pool="supervisor"),
@@ -59,7 +61,7 @@ CASES = {
     "single kill-redis": Case("single", "kill-redis", L(10), injected="not-applicable"),
     # process-pool: B is OOM-killed with 3 at t=1, A holds 2: 2, 3 and 4-9 fail.
     "single oom process-pool": Case("single", "oom", L(2, failed=8)),
-    "single oom mp-pool": Case("single", "oom", L(9, lost=1), status="workers-exited",
+    "single oom mp-pool": Case("single", "oom", L(9, lost=1), status="stalled",
                                pool="mp-pool"),
     # supervisor: 3 kills three processes, is requeued twice, then given up.
     "single oom supervisor": Case("single", "oom", L(9, failed=1, retried=2),
