@@ -343,7 +343,7 @@ class FakeRuntime:
 
     def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
         self.calls.append(("exec", name, *argv))
-        _, box = self._target(deployment, name)
+        self._target(deployment, name)  # a container that is not running refuses, as Docker's
         return 0, ""
 
     def pause(self, deployment: Deployment, name: str) -> None:

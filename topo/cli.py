@@ -170,10 +170,14 @@ def compare(
     sc = scenario.load(scenario_file)
     runtime, run_id = _start_measuring(sc)  # preflight: exit 2 before any deploy
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
-    out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
+    out = out or _results_folder(sc.name, run_id)
     host = result_files.host_facts(runtime.info(), image)
-    measured = _measure(sc, runtime, run_id, image, out, host)
+    measured = _measure(sc, runtime, run_id, image, out, host)  # saved after every run
     _write_reports(sc, runtime, run_id, image, out, host, measured, fmt)
+
+
+def _results_folder(name: str, run_id: str) -> Path:
+    return Path("topo-results") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
 
 
 def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,

@@ -344,3 +344,19 @@ def test_a_saved_file_written_by_the_save_callback_is_valid_json(tmp_path):
     assert [(len(s["runs"]), s["complete"]) for s in snapshots] == [(0, False), (1, False),
                                                                     (2, False), (2, True)]
     assert not list(Path(tmp_path).glob("*.tmp"))
+
+
+def test_the_schedule_interleaves_topologies_and_runs_faults_after_the_warmups():
+    from topo.engine.schedule import schedule
+
+    sc = scenario(repeat=2, warmup=1, faults=(PAUSE, KILL))
+    got = [(s.deployment, s.warmup, s.fault.name if s.fault else None)
+           for s in schedule(sc, RUN_ID)]
+    assert got == [
+        (f"{SINGLE}0", True, None), (f"{MULTI}0", True, None),  # warm-ups: no fault
+        (f"{SINGLE}1", False, None), (f"{MULTI}1", False, None),
+        (f"{SINGLE}1f1", False, "freeze"), (f"{MULTI}1f1", False, "freeze"),
+        (f"{SINGLE}1f2", False, "kill"), (f"{MULTI}1f2", False, "kill"),
+        (f"{SINGLE}2", False, None), (f"{MULTI}2", False, None),
+        (f"{SINGLE}2f1", False, "freeze"), (f"{MULTI}2f1", False, "freeze"),
+        (f"{SINGLE}2f2", False, "kill"), (f"{MULTI}2f2", False, "kill")]
