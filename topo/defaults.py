@@ -12,7 +12,7 @@ from __future__ import annotations
 CONTAINER_UID = 10001
 CONTAINER_USER = f"{CONTAINER_UID}:{CONTAINER_UID}"  # no root inside any container topo starts
 CAP_DROP = ("ALL",)  # the agents need no capability at all
-SECURITY_OPT = ("no-new-privileges:true",)
+SECURITY_OPT = ("no-new-privileges",)  # as the engine stores it; Compose passes it on
 READ_ONLY_ROOT = True  # the only writable places: /tmp (memory) and the run folder
 TMPFS = (("/tmp", "rw,nosuid,nodev,size=64m"),)  # path, mount options
 

@@ -77,7 +77,7 @@ def unescaped(value: str) -> str:
 
 # What every container must be started with, written out by hand (not read from topo).
 HARDENING = {"user": "10001:10001", "cap_drop": ("ALL",),
-             "security_opt": ("no-new-privileges:true",), "read_only": True,
+             "security_opt": ("no-new-privileges",), "read_only": True,
              "tmpfs": (("/tmp", "rw,nosuid,nodev,size=64m"),)}
 # name suffix -> (cpus, memory, restart, pids limit): SCENARIO's budget split by hand.
 LIMITS = {
