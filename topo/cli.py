@@ -132,7 +132,7 @@ class _ProgressLine:
 
 class _LiveBars:
     """A rich progress bar per run on stderr, redrawn in place while the run lasts and left
-    on screen when it ends (teardown, which topo.run reports whatever happens). No colours
+    on screen when it ends (teardown, which topo.engine reports whatever happens). No colours
     when NO_COLOR is set (no-color.org)."""
 
     def __init__(self, console: Any = None) -> None:
@@ -180,7 +180,7 @@ def _start_measuring(sc: Any) -> tuple[Any, str]:
     """Connect to the engine, check that it has what the scenario asks for (exit 2 before any
     deploy if not), sweep what vanished runs left, and start the watchdog that removes this
     run's containers even if topo is SIGKILLed."""
-    from topo import cleanup, preflight, run
+    from topo import cleanup, engine, preflight
     from topo.runtime.docker import DockerRuntime
 
     runtime = DockerRuntime.connect()
@@ -188,7 +188,7 @@ def _start_measuring(sc: Any) -> tuple[Any, str]:
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
     cleanup.start_watchdog()
-    return runtime, run.new_run_id()
+    return runtime, engine.new_run_id()
 
 
 def _load_scenario(path: Path, runs: int | None = None, warmup: int | None = None) -> Any:
@@ -229,17 +229,25 @@ def compare(
     export_csv: Optional[Path] = EXPORT_CSV,
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
-    from topo import cleanup, run
-    from topo import report as reports
-    from topo.analysis import build_report
-    from topo.report import csvexport
-
     sc = _load_scenario(scenario_file, runs, warmup)
-    runtime, run_id = _start_measuring(sc)
+    runtime, run_id = _start_measuring(sc)  # preflight: exit 2 before any deploy
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
-    out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = out or _results_folder(sc.name, run_id)
     host = result_files.host_facts(runtime.info(), image)
+    measured = _measure(sc, runtime, run_id, image, out, host, quiet)  # saved after every run
+    _write_reports(sc, runtime, run_id, image, out, host, measured, fmt, quiet, export_csv)
+
+
+def _results_folder(name: str, run_id: str) -> Path:
+    return Path("topo-results") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
+
+
+def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
+             host: dict[str, Any], quiet: bool = False) -> list[Any]:
+    """Run every topology, saving result.json after each run; Ctrl-C tears down and exits 130."""
+    from topo import cleanup, engine
+
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "result.json"
 
     def save(done: list[Any], complete: bool) -> None:
@@ -247,15 +255,26 @@ def compare(
 
     _handle_signals()
     try:
-        measured = run.compare(sc, runtime, out, save, progress=_progress(quiet), run_id=run_id,
-                               owner=cleanup.owner_label(), image=image)
+        return engine.compare(sc, runtime, out, save, progress=_progress(quiet), run_id=run_id,
+                              owner=cleanup.owner_label(), image=image)
     except KeyboardInterrupt:
         _err(f"interrupted; containers removed; what was measured is in {path}")
         raise typer.Exit(130)
-    started = [r for r in measured if r.t_available is not None]
+
+
+def _write_reports(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
+                   host: dict[str, Any], measured: list[Any], fmt: CompareFormat,
+                   quiet: bool = False, export_csv: Optional[Path] = None) -> None:
+    """Write the report files, the Compose and Kubernetes files next to result.json, print
+    the chosen format, and fail when no run got its batch going."""
+    from topo import engine
+    from topo import report as reports
+    from topo.analysis import build_report
+    from topo.report import csvexport
+
     facts = result_files.provenance(result_files.to_json(sc, measured, host, True))
     model = build_report(sc, measured, facts)
-    plans = run.plans(sc, run_id, image, runtime.redis_image(sc))
+    plans = engine.plans(sc, run_id, image, runtime.redis_image(sc))
     for name, text in {**reports.files(model), **_compose_files(sc, plans)}.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
@@ -263,8 +282,8 @@ def compare(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     _export_csv(export_csv, csvexport.comparison(model), quiet)
     if not quiet:
-        _err(f"results: {path}; reports: {out / 'report.md'}, {out / 'report.html'}")
-    if not started:  # nothing was measured at all: say why, and fail
+        _err(f"results: {out / 'result.json'}; reports: {out / 'report.md'}, {out / 'report.html'}")
+    if not any(r.t_available is not None for r in measured):  # nothing measured: say why
         raise RunError(f"no run got its batch going; first error: {measured[0].error}")
 
 
@@ -298,7 +317,7 @@ def sweep(
     import dataclasses
     import json
 
-    from topo import cleanup, run
+    from topo import cleanup, engine
     from topo import sweep as sweeping
     from topo.report import csvexport
     from topo.report import sweep as sweep_report
@@ -322,7 +341,7 @@ def sweep(
         def save(done: list[Any], complete: bool) -> None:
             result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
 
-        return run.compare(at_n, runtime, folder, save, progress=_progress(quiet),
+        return engine.compare(at_n, runtime, folder, save, progress=_progress(quiet),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())
 
     _handle_signals()

@@ -1,6 +1,7 @@
 """A TopologyPlan as a Compose file, so the measured set-up can be adopted as it is.
 
-Every container keeps what ``topo.runtime.docker`` starts it with: CPU and memory limits
+Every container is rendered from the same ``topo.runtime.spec.LaunchSpec`` that
+``topo.runtime.docker`` starts it from: CPU and memory limits
 (no swap), cpuset, pids limit, restart policy, unprivileged user, no capabilities,
 no-new-privileges, read-only root with /tmp in memory, the run folder at /run/topo, the
 workload's data read-only at /data (workers only), labels, and (multi) an internal network.
@@ -27,17 +28,14 @@ from string import Template
 
 import topo
 from topo.model import ContainerSpec, Scenario, TopologyPlan
-from topo.plan import DEPLOYMENT, RUN_DIR
+from topo.plan import DEPLOYMENT
+from topo.runtime.spec import LaunchSpec, launch_spec
 
 TEMPLATES = "templates/compose"  # under the topo package, shipped as package data
 PASSWORD_ENV = "TOPO_REDIS_PASSWORD"
 PASSWORD = "${TOPO_REDIS_PASSWORD:?set TOPO_REDIS_PASSWORD}"
 HOST_RUN_DIR = "${TOPO_RUN_DIR:-./run}"
 DATA_ENV = "TOPO_DATA_DIR"  # overrides the data folder's host path in a Compose file
-# As topo.runtime.docker starts every container (tests/unit/test_compose.py compares them).
-USER = "10001:10001"
-SECURITY_OPT = "no-new-privileges:true"
-TMPFS = "/tmp:rw,nosuid,nodev,size=64m"
 MIB = 1024 * 1024
 SWARM_RESTART = {"no": "none", "on-failure": "on-failure", "always": "any",
                  "unless-stopped": "any"}
@@ -120,40 +118,41 @@ def _summary(plan: TopologyPlan, scenario: Scenario) -> dict[str, str]:
 def _service(
     spec: ContainerSpec, plan: TopologyPlan, network: str | None, swarm: bool
 ) -> list[str]:
+    run = launch_spec(spec, plan, HOST_RUN_DIR, network)
     lines = [
-        f"  {spec.name}:",
-        f"    image: {_q(spec.image or plan.image)}",
-        f"    command: [{', '.join(_arg(spec.command, i) for i in range(len(spec.command)))}]",
-        f"    hostname: {_q(spec.name)}",
+        f"  {run.name}:",
+        f"    image: {_q(run.image)}",
+        f"    command: [{', '.join(_arg(run.command, i) for i in range(len(run.command)))}]",
+        f"    hostname: {_q(run.name)}",
     ]
-    if spec.env:
+    if run.env:
         lines.append("    environment:")
         lines += [f"      {k}: {PASSWORD_JSON if k == PASSWORD_ENV else _q(v)}"
-                  for k, v in sorted(spec.env.items())]
-    if spec.labels:
+                  for k, v in sorted(run.env.items())]
+    if run.labels:
         lines.append("    labels:")
-        lines += [f"      {_q(k)}: {_q(v)}" for k, v in sorted(spec.labels.items())]
+        lines += [f"      {_q(k)}: {_q(v)}" for k, v in sorted(run.labels.items())]
     lines += [
-        f"    user: {_q(USER)}",
-        "    cap_drop: [ALL]",
-        f"    security_opt: [{_q(SECURITY_OPT)}]",
-        "    read_only: true",
-        f"    tmpfs: [{_q(TMPFS)}]",
+        f"    user: {_q(run.user)}",
+        f"    cap_drop: [{', '.join(run.cap_drop)}]",
+        f"    security_opt: [{', '.join(_q(o) for o in run.security_opt)}]",
+        f"    read_only: {str(run.read_only).lower()}",
+        f"    tmpfs: [{', '.join(_q(f'{path}:{opts}') for path, opts in run.tmpfs)}]",
         "    volumes:",
-        "      - type: bind",
-        f"        source: {json.dumps(HOST_RUN_DIR)}",
-        f"        target: {RUN_DIR}",
-        *_mounts(spec),
+        *_binds(run),
     ]
-    return lines + (_swarm_limits(spec) if swarm else _compose_limits(spec)) + (
-        [f"    networks: [{_q(network)}]"] if network else ["    network_mode: none"]
+    return lines + (_swarm_limits(run) if swarm else _compose_limits(run)) + (
+        [f"    networks: [{_q(run.network)}]"] if run.network else ["    network_mode: none"]
     )
 
 
-def _mounts(spec: ContainerSpec) -> list[str]:
-    """The data a worker reads: its host folder (TOPO_DATA_DIR overrides it), read-only."""
-    lines = []
-    for m in spec.mounts:
+def _binds(run: LaunchSpec) -> list[str]:
+    """The run folder (TOPO_RUN_DIR) and a worker's data (TOPO_DATA_DIR overrides its host
+    path, read-only)."""
+    run_dir, *data = run.binds
+    lines = ["      - type: bind", f"        source: {json.dumps(run_dir.source)}",
+             f"        target: {run_dir.target}"]
+    for m in data:
         source = f"${{{DATA_ENV}:-{_q(m.source)[1:-1]}}}"
         lines += ["      - type: bind", f'        source: "{source}"', f"        target: {_q(m.target)}"]
         if m.read_only:
@@ -161,25 +160,25 @@ def _mounts(spec: ContainerSpec) -> list[str]:
     return lines
 
 
-def _compose_limits(spec: ContainerSpec) -> list[str]:
+def _compose_limits(run: LaunchSpec) -> list[str]:
     lines = [
-        f"    cpus: {_cpus(spec.cpus)}",
-        f"    mem_limit: {spec.memory}",
-        f"    memswap_limit: {spec.memory}  # equal to mem_limit: no swap",
-        f"    pids_limit: {spec.pids_limit}",
-        f"    restart: {_q(spec.restart)}",
+        f"    cpus: {_cpus(run.cpus)}",
+        f"    mem_limit: {run.memory}",
+        f"    memswap_limit: {run.memswap}  # equal to mem_limit: no swap",
+        f"    pids_limit: {run.pids_limit}",
+        f"    restart: {_q(run.restart)}",
     ]
-    if spec.cpuset:
-        lines.insert(1, f"    cpuset: {_q(spec.cpuset)}")
+    if run.cpuset:
+        lines.insert(1, f"    cpuset: {_q(run.cpuset)}")
     return lines
 
 
-def _swarm_limits(spec: ContainerSpec) -> list[str]:
+def _swarm_limits(run: LaunchSpec) -> list[str]:
     return [
         "    deploy:",
         "      resources:",
-        f"        limits: {{cpus: {_q(_cpus(spec.cpus))}, memory: {_q(f'{spec.memory}b')}}}",
-        f"      restart_policy: {{condition: {SWARM_RESTART.get(spec.restart, 'none')}}}",
+        f"        limits: {{cpus: {_q(_cpus(run.cpus))}, memory: {_q(f'{run.memory}b')}}}",
+        f"      restart_policy: {{condition: {SWARM_RESTART.get(run.restart, 'none')}}}",
     ]
 
 

@@ -9,35 +9,24 @@
 | pause          | SIGSTOP one worker process for duration  | freeze one worker container (docker pause) |
 | partition      | not applicable                           | disconnect one worker container for duration |
 
-Kills go to the process's HOST PID: a kill through the Docker API counts as a manual stop,
-after which restart policies never fire; a SIGKILL from outside does not. Every outcome,
+This module only decides WHAT to do; the Runtime does it (and knows how: a host PID where
+one is visible, else from inside the container or through the engine). Every outcome,
 including a fault that cannot be injected, is returned as a FaultEvent: nothing here raises
-past the run loop.
+past the run loop. A temporary fault ends when the run engine calls ``tick`` past its
+duration (or ``finish`` at teardown): no thread and no timer of its own, so a fake clock
+drives it as well as the real one.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 from dataclasses import replace
-from typing import Protocol
-
-import psutil
+from typing import Callable
 
 from topo.model import Deployment, Fault, FaultEvent
 from topo.plan import poison_task
+from topo.runtime.base import Runtime
 
 NOT_APPLICABLE = {("single", "kill-redis"), ("single", "partition")}
-
-
-class FaultRuntime(Protocol):
-    def host_pid(self, name: str) -> int | None: ...
-    def pause(self, name: str) -> None: ...
-    def unpause(self, name: str) -> None: ...
-    def disconnect(self, deployment: Deployment, name: str) -> None: ...
-    def reconnect(self, deployment: Deployment, name: str) -> None: ...
 
 
 def due(fault: Fault, completed: int, task_count: int, since_available: float | None) -> bool:
@@ -47,29 +36,15 @@ def due(fault: Fault, completed: int, task_count: int, since_available: float | 
     return since_available is not None and since_available >= (fault.at_seconds or 0.0)
 
 
-def _ns_pid(host_pid: int) -> int | None:
-    """The PID a host process has inside its container's PID namespace."""
-    try:
-        with open(f"/proc/{host_pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return int(line.split()[-1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 class Injector:
     """Injects one fault into one deployment and undoes the temporary ones."""
 
-    def __init__(self, runtime: FaultRuntime, deployment: Deployment, fault: Fault) -> None:
+    def __init__(self, runtime: Runtime, deployment: Deployment, fault: Fault) -> None:
         self.runtime = runtime
         self.deployment = deployment
         self.fault = fault
         self.event: FaultEvent | None = None
-        self._undo: threading.Timer | None = None
-        self._undo_fn: object = None
-        self._lock = threading.Lock()
+        self._undo: Callable[[], None] | None = None
 
     @property
     def topology(self) -> str:
@@ -81,11 +56,10 @@ class Injector:
     def _worker_container(self) -> str:
         return self._container("single" if self.topology == "single" else "worker")
 
-    def inject(self, t: float | None = None) -> FaultEvent:
-        """Apply the fault now (``t``: when it really began, if earlier); return what
+    def inject(self, t: float) -> FaultEvent:
+        """Apply the fault now (``t``: when it began, by the engine's clock); return what
         happened."""
         kind = self.fault.kind
-        t = time.time() if t is None else t
         if (self.topology, kind) in NOT_APPLICABLE:
             self.event = self._event("not-applicable", None, None,
                                      f"{kind} does not apply to the {self.topology} topology")
@@ -94,6 +68,7 @@ class Injector:
             target = getattr(self, "_" + kind.replace("-", "_"))()
             self.event = self._event("injected", t, target)
         except Exception as e:  # a fault that could not be injected is data, not a crash
+            self._undo = None
             self.event = self._event("failed", t, None, f"{type(e).__name__}: {e}"[:300])
         return self.event
 
@@ -104,37 +79,29 @@ class Injector:
 
     # ------------------------------------------------------------------ kinds
 
-    def _main_pid(self, name: str) -> int:
-        pid = self.runtime.host_pid(name)
-        if not pid:
-            raise RuntimeError(f"{name} is not running")
-        return pid
-
-    def _worker_process(self) -> tuple[int, str]:
-        """Host PID and target name of one worker process of the single container."""
+    def _worker_process(self) -> tuple[str, int]:
+        """Container and in-container PID of one worker process of the single container."""
         name = self._worker_container()
-        children = sorted(psutil.Process(self._main_pid(name)).children(),
-                          key=lambda p: p.pid)
-        if not children:
+        pids = self.runtime.workers(self.deployment, name)
+        if not pids:
             raise RuntimeError(f"{name} has no worker processes")
-        pid = children[0].pid
-        return pid, f"{name}/{_ns_pid(pid)}"
+        return name, pids[0]
 
     def _kill_worker(self) -> str:
         if self.topology == "single":
-            pid, target = self._worker_process()
-            os.kill(pid, signal.SIGKILL)
-            return target
+            name, pid = self._worker_process()
+            self.runtime.kill(self.deployment, name, pid)
+            return f"{name}/{pid}"
         return self._kill_container()
 
     def _kill_container(self) -> str:
         name = self._worker_container()
-        os.kill(self._main_pid(name), signal.SIGKILL)
+        self.runtime.kill(self.deployment, name)
         return name
 
     def _kill_redis(self) -> str:
         name = self._container("redis")
-        os.kill(self._main_pid(name), signal.SIGKILL)
+        self.runtime.kill(self.deployment, name)
         return name
 
     def _oom(self) -> str:
@@ -143,41 +110,46 @@ class Injector:
         return f"task {poison}"
 
     def _pause(self) -> str:
+        rt, dep = self.runtime, self.deployment
         if self.topology == "single":
-            pid, target = self._worker_process()
-            os.kill(pid, signal.SIGSTOP)
-            self._later(lambda: os.kill(pid, signal.SIGCONT))
-            return target
+            name, pid = self._worker_process()
+            rt.stop_process(dep, name, pid, True)
+            self._undo = lambda: rt.stop_process(dep, name, pid, False)
+            return f"{name}/{pid}"
         name = self._worker_container()
-        self.runtime.pause(name)
-        self._later(lambda: self.runtime.unpause(name))
+        rt.pause(dep, name)
+        self._undo = lambda: rt.unpause(dep, name)
         return name
 
     def _partition(self) -> str:
+        rt, dep = self.runtime, self.deployment
         name = self._worker_container()
-        self.runtime.disconnect(self.deployment, name)
-        self._later(lambda: self.runtime.reconnect(self.deployment, name))
+        rt.disconnect(dep, name)
+        self._undo = lambda: rt.reconnect(dep, name)
         return name
 
     # ------------------------------------------------------------------ undo
 
-    def _later(self, fn: object) -> None:
-        self._undo_fn = fn
-        self._undo = threading.Timer(self.fault.duration or 0.0, self.finish)
-        self._undo.daemon = True
-        self._undo.start()
+    @property
+    def active(self) -> bool:
+        """A pause or partition is in force."""
+        return self._undo is not None
 
-    def finish(self) -> None:
+    def tick(self, now: float) -> None:
+        """End a pause or partition once its duration has passed."""
+        ev = self.event
+        if self._undo is not None and ev is not None and ev.t is not None \
+                and now >= ev.t + (self.fault.duration or 0.0):
+            self.finish(now)
+
+    def finish(self, now: float) -> None:
         """End a pause or partition (on time, or early at teardown); idempotent."""
-        with self._lock:
-            fn, self._undo_fn = self._undo_fn, None
-        if self._undo is not None:
-            self._undo.cancel()
-        if fn is None or self.event is None:
+        undo, self._undo = self._undo, None
+        if undo is None or self.event is None:
             return
         error = None
         try:
-            fn()  # type: ignore[operator]
+            undo()
         except Exception as e:  # the container may be gone already
             error = f"undo failed: {type(e).__name__}: {e}"[:300]
-        self.event = replace(self.event, t_end=time.time(), error=error or self.event.error)
+        self.event = replace(self.event, t_end=now, error=error or self.event.error)

@@ -37,7 +37,6 @@ from topo.errors import ScenarioError
 from topo.model import RESTART_POLICIES, Scenario
 from topo.plan import FEEDER_CPUS, FEEDER_MEMORY
 
-SIGNAL_FAULTS = ("kill-worker", "kill-container", "kill-redis", "pause")
 GIB = 1024**3
 
 
@@ -165,9 +164,6 @@ def _faults(scenario: Scenario, engine: EngineFacts) -> list[Problem]:
         if fault.kind == "pause" and engine.freezer is False:
             found.append(Problem(field, "pause needs the cgroup freezer, which this engine's"
                                  " host does not have"))
-        elif fault.kind in SIGNAL_FAULTS and engine.local is False:
-            found.append(Problem(field, f"{fault.kind} signals processes by their host PID, so"
-                                 " topo must run on the Docker engine's host"))
     return found
 
 

@@ -82,8 +82,9 @@ class Sampler:
     """Calls ``read()`` (container name -> RawStats or None) every 1/hz seconds."""
 
     def __init__(self, read: Callable[[], dict[str, RawStats | None]], hz: float = SAMPLE_HZ,
-                 sink: Path | None = None) -> None:
+                 sink: Path | None = None, now: Callable[[], float] = time.time) -> None:
         self._read = read
+        self._now = now  # the run engine's clock: samples and task lines share one time
         # Each pass is also appended to ``sink`` at once, so a killed harness loses nothing.
         self._sink = open(sink, "a", encoding="utf-8") if sink else None
         self._period = 1.0 / hz
@@ -110,13 +111,13 @@ class Sampler:
             self._sink = None
 
     def sample_once(self) -> None:
-        t0 = time.time()
+        t0 = self._now()
         try:
             raw = self._read()
         except Exception as e:  # a failed pass is a gap in the data, never a crashed run
             self.errors.append(str(e))
             return
-        t = (t0 + time.time()) / 2  # one time for the whole pass
+        t = (t0 + self._now()) / 2  # one time for the whole pass
         load = host_cpu()
         if load is not None:
             self.host.append((t, *load))

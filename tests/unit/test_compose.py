@@ -1,4 +1,5 @@
-"""Compose files of a plan: the same limits and hardening as the runtime, no password."""
+"""Compose files of a plan: rendered from the same launch spec the Docker runtime starts
+containers from (limits, hardening, labels), with no password."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from topo.model import (
 )
 from topo.plan import RUN_DIR
 from topo.runtime.docker import DockerRuntime
+from topo.runtime.spec import Bind, launch_spec
 
 MIB = 1024 * 1024
 PASSWORD = "s3cret-pass"
@@ -73,40 +75,85 @@ def unescaped(value: str) -> str:
     return value.replace("$$", "$")
 
 
+# What every container must be started with, written out by hand (not read from topo).
+HARDENING = {"user": "10001:10001", "cap_drop": ("ALL",),
+             "security_opt": ("no-new-privileges",), "read_only": True,
+             "tmpfs": (("/tmp", "rw,nosuid,nodev,size=64m"),)}
+# name suffix -> (cpus, memory, restart, pids limit): SCENARIO's budget split by hand.
+LIMITS = {
+    "single": {"-single": (2.0, 768 * MIB, "no", 256)},
+    "multi": {"-redis": (0.5, 256 * MIB, "on-failure", 256),
+              **{f"-w{i}": (2.0 / 3, 256 * MIB, "on-failure", 256) for i in range(3)},
+              "-feeder": (0.25, 64 * MIB, "no", 256)},
+}
+
+
 @pytest.mark.parametrize("topology", ["single", "multi"])
-def test_every_service_carries_what_the_runtime_starts_it_with(topology: str) -> None:
+def test_the_launch_spec_hardens_and_limits_every_container(topology: str) -> None:
+    plan = make_plan(topology)
+    prefix = f"topo-r1-{topology[0]}0"
+    runs = {c.name: launch_spec(c, plan, "/host/run") for c in plan.containers}
+    assert sorted(runs) == sorted(prefix + suffix for suffix in LIMITS[topology])
+    for name, run in runs.items():
+        assert {k: getattr(run, k) for k in HARDENING} == HARDENING
+        cpus, memory, restart, pids = LIMITS[topology][name.removeprefix(prefix)]
+        assert (run.cpus, run.memory, run.memswap, run.restart, run.pids_limit) == (
+            pytest.approx(cpus), memory, memory, restart, pids)
+        assert run.cpuset == "0-1"
+        assert run.binds[0] == Bind("/host/run", RUN_DIR)
+        assert run.network == (None if topology == "single" else prefix)
+        assert run.labels["topo.deployment"] == prefix
+
+
+@pytest.mark.parametrize("topology", ["single", "multi"])
+def test_the_docker_runtime_starts_each_container_as_its_launch_spec_says(topology: str) -> None:
+    plan = make_plan(topology)
+    started = started_by_runtime(plan)
+    for spec in plan.containers:
+        run, kw = launch_spec(spec, plan, "/host/run"), started[spec.name]
+        assert (kw["image"], kw["hostname"], kw["command"]) == (run.image, run.name,
+                                                                list(run.command))
+        assert (kw["nano_cpus"], kw["mem_limit"], kw["memswap_limit"]) == (
+            round(run.cpus * 1e9), run.memory, run.memory)
+        assert (kw["cpuset_cpus"], kw["pids_limit"]) == (run.cpuset, run.pids_limit)
+        assert (kw["user"], kw["cap_drop"], kw["security_opt"], kw["read_only"]) == (
+            run.user, list(run.cap_drop), list(run.security_opt), run.read_only)
+        assert kw["tmpfs"] == dict(run.tmpfs)
+        assert (kw["labels"], kw["environment"]) == (dict(run.labels), dict(run.env))
+        policy = kw["restart_policy"]["Name"] if kw["restart_policy"] else "no"
+        assert policy == run.restart
+        assert kw["network"] == run.network
+        assert kw["network_mode"] == (None if run.network else "none")
+        assert kw["volumes"] == {"/host/run": {"bind": RUN_DIR, "mode": "rw"}}
+
+
+@pytest.mark.parametrize("topology", ["single", "multi"])
+def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
     plan = make_plan(topology)
     rendered = services(compose.render(plan, SCENARIO))
-    for name, run in started_by_runtime(plan).items():
-        service = rendered[name]
-        assert service["image"] == run["image"]
-        assert service["hostname"] == run["hostname"]
-        assert round(service["cpus"] * 1e9) == run["nano_cpus"]
-        assert service["mem_limit"] == run["mem_limit"]
-        assert service["memswap_limit"] == run["memswap_limit"]
-        assert service.get("cpuset") == run["cpuset_cpus"]
-        assert service["pids_limit"] == run["pids_limit"]
-        assert service["user"] == run["user"]
-        assert service["cap_drop"] == run["cap_drop"]
-        assert [s.removesuffix(":true") for s in service["security_opt"]] == run["security_opt"]
-        assert service["read_only"] is run["read_only"]
-        assert dict(t.split(":", 1) for t in service["tmpfs"]) == run["tmpfs"]
-        assert service["labels"] == run["labels"]
-        restart = run["restart_policy"]["Name"] if run["restart_policy"] else "no"
-        assert service["restart"] == restart
-        if run["network"]:
-            assert service["networks"] == [run["network"]]
+    for spec in plan.containers:
+        run, service = launch_spec(spec, plan, compose.HOST_RUN_DIR), rendered[spec.name]
+        assert (service["image"], service["hostname"]) == (run.image, run.name)
+        assert round(service["cpus"] * 1e9) == round(run.cpus * 1e9)
+        assert (service["mem_limit"], service["memswap_limit"]) == (run.memory, run.memory)
+        assert (service.get("cpuset"), service["pids_limit"]) == (run.cpuset, run.pids_limit)
+        assert (service["user"], service["read_only"]) == (run.user, run.read_only)
+        assert tuple(service["cap_drop"]) == run.cap_drop
+        assert tuple(service["security_opt"]) == run.security_opt
+        assert tuple(tuple(t.split(":", 1)) for t in service["tmpfs"]) == run.tmpfs
+        assert (service["labels"], service["restart"]) == (dict(run.labels), run.restart)
+        if run.network:
+            assert service["networks"] == [run.network]
         else:
-            assert service["network_mode"] == run["network_mode"] == "none"
+            assert service["network_mode"] == "none"
         (volume,) = service["volumes"]
-        assert volume["target"] == RUN_DIR == run["volumes"]["/host/run"]["bind"]
-        assert volume["type"] == "bind" and volume["source"] == "${TOPO_RUN_DIR:-./run}"
+        assert volume == {"type": "bind", "source": "${TOPO_RUN_DIR:-./run}", "target": RUN_DIR}
         env = {k: unescaped(v) for k, v in service.get("environment", {}).items()}
-        expected = dict(run["environment"])
+        expected = dict(run.env)
         if "TOPO_REDIS_PASSWORD" in expected:
             expected["TOPO_REDIS_PASSWORD"] = compose.PASSWORD
         assert env == expected
-        command = [compose.PASSWORD if a == PASSWORD else a for a in run["command"]]
+        command = [compose.PASSWORD if a == PASSWORD else a for a in run.command]
         assert [unescaped(a) for a in service["command"]] == command
 
 

@@ -1,4 +1,4 @@
-"""topo.run.compare end to end on the FakeRuntime: deploy, ready, go, collect, teardown, save."""
+"""topo.engine.compare end to end on the FakeRuntime and its clock (no real sleep): deploy, ready, go, collect, teardown, save."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from tests.fakes import EXIT_LOG, IMAGE, MIB, FakeRuntime, event_lines, scenario
 from topo.analysis import figures as figures_of
 from topo.analysis import comparison as comparison_of
 from topo import results as result_file
-from topo import run as runner
+from topo import engine as runner
 from topo.ledger import build_ledger
 from topo.model import ContainerSpec, Fault, Ledger, RunResult, Spread
+from topo.engine import EngineConfig
 from topo.runtime.base import Runtime
 
 RUN_ID = "abc123"
@@ -34,12 +35,6 @@ class SaveLog:
     def __call__(self, results: list[RunResult], complete: bool) -> None:
         self.calls.append((len(results), complete))
         self.last = list(results)
-
-
-def fast(mp: pytest.MonkeyPatch) -> None:
-    """Make a run whose workers have all exited end in milliseconds, not seconds."""
-    mp.setattr(runner, "EXITED_GRACE", 0.05)
-    mp.setattr(runner, "STATES_EVERY", 0.01)
 
 
 def ledger(result: RunResult) -> Ledger:
@@ -62,9 +57,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("faulty")
     runtime = FakeRuntime(fail_ids={3}, lose_ids={5}, duplicate_ids={7})
     save = SaveLog()
-    with pytest.MonkeyPatch.context() as mp:
-        fast(mp)
-        results = runner.compare(FAULTY, runtime, out, save, run_id=RUN_ID)
+    results = runner.compare(FAULTY, runtime, out, save, run_id=RUN_ID, clock=runtime.clock)
     return {"out": out, "runtime": runtime, "save": save, "results": results}
 
 
@@ -196,7 +189,7 @@ def test_clean_batch_is_ok_with_the_agents_event_format(tmp_path):
     results = runner.compare(scenario(repeat=1), runtime, tmp_path, SaveLog(),
                              progress=lambda p: phases.append((p.topology, p.index, p.phase,
                                                                p.completed)),
-                             run_id=RUN_ID)
+                             run_id=RUN_ID, clock=runtime.clock)
 
     assert [(r.topology, r.status, r.error) for r in results] == [
         ("single", "ok", None), ("multi", "ok", None)]
@@ -225,7 +218,7 @@ def test_clean_batch_is_ok_with_the_agents_event_format(tmp_path):
 def test_processes_auto_runs_as_many_workers_as_the_container_reports_cores(tmp_path):
     runtime = FakeRuntime(cpu_count=3)
     [result] = runner.compare(scenario(repeat=1, topologies=("single",), processes="auto"),
-                              runtime, tmp_path, SaveLog(), run_id=RUN_ID)
+                              runtime, tmp_path, SaveLog(), run_id=RUN_ID, clock=runtime.clock)
     assert result.status == "ok"
     assert len(result.workers) == 3
     assert {w.cpu_count for w in result.workers} == {3}
@@ -234,7 +227,8 @@ def test_processes_auto_runs_as_many_workers_as_the_container_reports_cores(tmp_
 def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
     runtime = FakeRuntime(cpu_count=3)  # budget: 2 CPUs
     sc = scenario(repeat=1, topologies=("single",), processes="auto")
-    [result] = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID)
+    [result] = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID,
+                              clock=runtime.clock)
     assert figures_of.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
     text = "\n".join(comparison_of.compare(sc, [result]).warnings)
     assert 'the pool sized "auto" in' in text and "started 3 processes for a quota of 2 CPUs" in text
@@ -242,46 +236,47 @@ def test_an_auto_sized_pool_bigger_than_its_quota_is_flagged(tmp_path):
 
 
 def test_an_explicit_pool_bigger_than_its_quota_is_flagged(tmp_path):
+    runtime = FakeRuntime()
     [result] = runner.compare(scenario(repeat=1, topologies=("single",), processes=3),
-                              FakeRuntime(), tmp_path, SaveLog(), run_id=RUN_ID)
+                              runtime, tmp_path, SaveLog(), run_id=RUN_ID, clock=runtime.clock)
     assert figures_of.run_figures(result).oversubscribed == (f"{SINGLE}0-single",)
 
 
 # --------------------------------------------------------------------------- faults
 
-PAUSE = Fault(name="freeze", kind="pause", at_fraction=0.25, duration=0.05)
+PAUSE = Fault(name="freeze", kind="pause", at_fraction=0.25, duration=0.5)
 KILL = Fault(name="kill", kind="kill-container", at_fraction=0.5)
 
 
-def test_each_fault_gets_its_own_runs_and_is_recorded_as_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "POLL", 0.005)
-    runtime = FakeRuntime(task_seconds=0.01)  # 20 tasks on 2 workers: about 0.1 s
+def test_each_fault_gets_its_own_runs_and_is_recorded_as_data(tmp_path):
+    runtime = FakeRuntime()
     sc = scenario(repeat=1, faults=(PAUSE, KILL))
-    results = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID)
+    results = runner.compare(sc, runtime, tmp_path, SaveLog(), run_id=RUN_ID, clock=runtime.clock)
 
     assert runtime.deployed == runtime.torn_down == [
         f"{SINGLE}0", f"{MULTI}0", f"{SINGLE}0f1", f"{MULTI}0f1", f"{SINGLE}0f2", f"{MULTI}0f2"]
     assert [(r.topology, r.fault) for r in results] == [
         ("single", None), ("multi", None), ("single", PAUSE), ("multi", PAUSE),
         ("single", KILL), ("multi", KILL)]
-    assert [r.status for r in results] == ["ok"] * 6
-    assert [ledger(r) for r in results] == [Ledger(20, 20, 0, 0, 0, 0)] * 6
+    # single's only container is killed without a restart policy: the rest is never done
+    assert [r.status for r in results] == ["ok"] * 4 + ["workers-exited", "ok"]
+    assert [ledger(r).submitted for r in results] == [20] * 6
     assert results[0].fault_events == results[1].fault_events == ()
 
-    # The fake has no host processes: faults that signal one fail, and say why.
-    [single_pause] = results[2].fault_events
-    assert (single_pause.name, single_pause.status, single_pause.error) == (
-        "freeze", "failed", f"RuntimeError: {SINGLE}0f1-single is not running")
-    [multi_pause] = results[3].fault_events
-    assert (multi_pause.status, multi_pause.target, multi_pause.error) == (
-        "injected", f"{MULTI}0f1-w0", None)
-    assert multi_pause.t is not None and multi_pause.t_end >= multi_pause.t + 0.05
-    assert ("pause", f"{MULTI}0f1-w0") in runtime.calls
-    assert ("unpause", f"{MULTI}0f1-w0") in runtime.calls
-    for r, name in ((results[4], f"{SINGLE}0f2-single"), (results[5], f"{MULTI}0f2-w0")):
-        [kill] = r.fault_events
-        assert (kill.kind, kill.status, kill.error) == (
-            "kill-container", "failed", f"RuntimeError: {name} is not running")
+    # A pause stops one process of single (SIGSTOP) and freezes one container of multi,
+    # for the fault's duration by the engine's clock.
+    events = [r.fault_events[0] for r in results[2:]]
+    assert [(e.name, e.status, e.target, e.error) for e in events] == [
+        ("freeze", "injected", f"{SINGLE}0f1-single/101", None),
+        ("freeze", "injected", f"{MULTI}0f1-w0", None),
+        ("kill", "injected", f"{SINGLE}0f2-single", None),
+        ("kill", "injected", f"{MULTI}0f2-w0", None)]
+    for e in events[:2]:
+        assert e.t is not None and e.t_end == pytest.approx(e.t + 0.5, abs=0.06)
+    assert [c for c in runtime.calls if c[0] != "workers"] == [
+        ("stop", f"{SINGLE}0f1-single", 101), ("cont", f"{SINGLE}0f1-single", 101),
+        ("pause", f"{MULTI}0f1-w0"), ("unpause", f"{MULTI}0f1-w0"),
+        ("kill", f"{SINGLE}0f2-single"), ("kill", f"{MULTI}0f2-w0")]
 
     loaded_scenario, loaded_runs, _ = round_trip(sc, results, tmp_path / "faults.json")
     assert loaded_scenario == sc
@@ -291,15 +286,16 @@ def test_each_fault_gets_its_own_runs_and_is_recorded_as_data(tmp_path, monkeypa
 # --------------------------------------------------------------------------- failures
 
 
-def test_workers_never_ready_is_an_error_and_still_torn_down(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "READY_TIMEOUT", 0.2)
+def test_workers_never_ready_is_an_error_and_still_torn_down(tmp_path):
     runtime = FakeRuntime(never_ready=True)
     save = SaveLog()
-    results = runner.compare(scenario(repeat=1), runtime, tmp_path, save, run_id=RUN_ID)
+    results = runner.compare(scenario(repeat=1), runtime, tmp_path, save, run_id=RUN_ID,
+                             clock=runtime.clock, config=EngineConfig(ready_timeout=12))
 
     assert [(r.topology, r.status) for r in results] == [("single", "error"), ("multi", "error")]
     for r in results:
-        assert r.error == "workers not ready after 0s"
+        assert r.error == "workers not ready after 12s"
+        assert r.t_end - r.t_deploy == pytest.approx(12, abs=0.2)  # the fake clock's time
         assert (r.records, r.workers, r.t_ready, r.t_available) == ((), (), None, None)
         assert ledger(r) == Ledger(20, 0, 0, 20, 0, 0)
     assert runtime.torn_down == runtime.deployed == [f"{SINGLE}0", f"{MULTI}0"]
@@ -308,7 +304,8 @@ def test_workers_never_ready_is_an_error_and_still_torn_down(tmp_path, monkeypat
 
 def test_container_exiting_before_ready_names_it_with_its_log(tmp_path):
     runtime = FakeRuntime(exit_before_ready=True)
-    results = runner.compare(scenario(repeat=1), runtime, tmp_path, SaveLog(), run_id=RUN_ID)
+    results = runner.compare(scenario(repeat=1), runtime, tmp_path, SaveLog(), run_id=RUN_ID,
+                             clock=runtime.clock)
 
     assert [r.status for r in results] == ["error", "error"]
     assert results[0].error == (
@@ -318,16 +315,17 @@ def test_container_exiting_before_ready_names_it_with_its_log(tmp_path):
 
 
 def test_timeout_ends_the_run_and_leaves_tasks_lost(tmp_path):
-    # 40 tasks of 50 ms on 2 workers need about 1 s; the run may take 0.2 s.
-    runtime = FakeRuntime(task_seconds=0.05)
-    results = runner.compare(scenario(tasks=40, repeat=1, timeout=0.2), runtime, tmp_path,
-                             SaveLog(), run_id=RUN_ID)
+    # 40 tasks of 1 s on 2 workers need 20 s; the run may take 5.
+    runtime = FakeRuntime(task_seconds=1.0)
+    results = runner.compare(scenario(tasks=40, repeat=1, timeout=5), runtime, tmp_path,
+                             SaveLog(), run_id=RUN_ID, clock=runtime.clock)
 
     assert [r.status for r in results] == ["timeout", "timeout"]
     for r, name in zip(results, (f"{SINGLE}0", f"{MULTI}0")):
         # what the fake agents wrote before the teardown, counted from their files
         done = {e["id"] for e in event_lines(tmp_path / "raw" / name) if e["ev"] == "task"}
-        assert 0 < len(done) < 40
+        # the watch polls every 0.05 s: it sees 5 s passed at 5.05 s, after 2 x 5 tasks
+        assert len(done) == 10
         assert ledger(r) == Ledger(40, len(done), 0, 40 - len(done), 0, 0)
     assert runtime.torn_down == runtime.deployed == [f"{SINGLE}0", f"{MULTI}0"]
 
@@ -342,7 +340,24 @@ def test_a_saved_file_written_by_the_save_callback_is_valid_json(tmp_path):
         result_file.save(path, result_file.to_json(sc, results, {}, complete))
         snapshots.append(json.loads(path.read_text()))
 
-    runner.compare(sc, FakeRuntime(), tmp_path, save, run_id=RUN_ID)
+    runtime = FakeRuntime()
+    runner.compare(sc, runtime, tmp_path, save, run_id=RUN_ID, clock=runtime.clock)
     assert [(len(s["runs"]), s["complete"]) for s in snapshots] == [(0, False), (1, False),
                                                                     (2, False), (2, True)]
     assert not list(Path(tmp_path).glob("*.tmp"))
+
+
+def test_the_schedule_interleaves_topologies_and_runs_faults_after_the_warmups():
+    from topo.engine.schedule import schedule
+
+    sc = scenario(repeat=2, warmup=1, faults=(PAUSE, KILL))
+    got = [(s.deployment, s.warmup, s.fault.name if s.fault else None)
+           for s in schedule(sc, RUN_ID)]
+    assert got == [
+        (f"{SINGLE}0", True, None), (f"{MULTI}0", True, None),  # warm-ups: no fault
+        (f"{SINGLE}1", False, None), (f"{MULTI}1", False, None),
+        (f"{SINGLE}1f1", False, "freeze"), (f"{MULTI}1f1", False, "freeze"),
+        (f"{SINGLE}1f2", False, "kill"), (f"{MULTI}1f2", False, "kill"),
+        (f"{SINGLE}2", False, None), (f"{MULTI}2", False, None),
+        (f"{SINGLE}2f1", False, "freeze"), (f"{MULTI}2f1", False, "freeze"),
+        (f"{SINGLE}2f2", False, "kill"), (f"{MULTI}2f2", False, "kill")]

@@ -1,5 +1,11 @@
-"""What the run loop needs from a container runtime. The Docker adapter and the fake
-runtime of the tests both provide it."""
+"""What the run engine needs from a container runtime. The Docker adapter and the fake
+runtime of the tests both provide it.
+
+The runtime owns every side effect on containers: deploying, observing, and the faults
+(kill, stop/continue a process, pause, partition, exec). Nothing else in topo signals a
+process or calls an engine, so a remote engine or another orchestrator only has to
+implement this protocol.
+"""
 
 from __future__ import annotations
 
@@ -51,13 +57,25 @@ class Runtime(Protocol):
     def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
         """The last lines a container printed, for error messages."""
 
-    def host_pid(self, name: str) -> int | None:
-        """Host PID of a container's main process; None when it is not running."""
+    def workers(self, deployment: Deployment, name: str) -> list[int]:
+        """In-container PIDs of the processes the container's main process started (a
+        single container's pool), lowest first; empty when there are none."""
 
-    def pause(self, name: str) -> None:
+    def kill(self, deployment: Deployment, name: str, pid: int | None = None) -> str:
+        """SIGKILL one process of a container: ``pid`` (in-container) or, when None, its
+        main process, killed as from outside (a restart policy fires, as for a crash).
+        Returns how it was done (``host-pid`` | ``exec`` | ``engine-api``)."""
+
+    def stop_process(self, deployment: Deployment, name: str, pid: int, stopped: bool) -> None:
+        """SIGSTOP (``stopped``) or SIGCONT one process inside a container."""
+
+    def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
+        """Run ``argv`` inside a running container as its own user: exit code and output."""
+
+    def pause(self, deployment: Deployment, name: str) -> None:
         """Freeze every process of a container."""
 
-    def unpause(self, name: str) -> None:
+    def unpause(self, deployment: Deployment, name: str) -> None:
         """Thaw a frozen container."""
 
     def disconnect(self, deployment: Deployment, name: str) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,20 +19,21 @@ from typing import Any, Iterator
 
 import docker
 import docker.errors
+import psutil
 from docker.models.containers import Container
 
 import topo
-from topo import cleanup, images, wheels
+from topo import cleanup, defaults, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
 from topo.output import shorten
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
+from topo.runtime.spec import launch_spec
 
 BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 WORKER_REPO = "topo-worker"
-CONTAINER_USER = "10001:10001"  # no root inside any container topo starts
 PROBE_TIMEOUT = 60  # seconds for an image's python3 to say what it is
 DEPLOY_POOL = 8  # containers created and started at a time (the engine serialises much of it)
 TEARDOWN_POOL = 8
@@ -48,8 +50,11 @@ def _engine_error(action: str, err: Exception) -> EngineError:
 class DockerRuntime:
     """Runs deployments on a Docker engine reached through DOCKER_HOST or the local socket."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, host_signals: bool | None = None) -> None:
+        """``host_signals``: signal processes by their host PID (True), never (False: always
+        through the engine, as for a remote one), or when the engine is local (None)."""
         self.client = client
+        self.host_signals = host_signals
         self._cgroups: dict[str, cgroup.CgroupPaths] = {}
 
     @classmethod
@@ -178,7 +183,7 @@ class DockerRuntime:
         try:
             container = self.client.containers.create(
                 name, entrypoint=["python3", "-c", images.PROBE], network_mode="none",
-                user=CONTAINER_USER,
+                user=defaults.CONTAINER_USER,
                 # the owner label lets the watchdog remove it should topo die meanwhile
                 labels={MANAGED: "true", "topo.role": "probe", OWNER: cleanup.owner_label()})
             container.start()
@@ -306,32 +311,32 @@ class DockerRuntime:
             time.sleep(0.02)
 
     def _start(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str) -> DeployedContainer:
-        restart = {"Name": spec.restart} if spec.restart != "no" else None
-        if restart and spec.restart == "on-failure":
-            restart["MaximumRetryCount"] = 0  # type: ignore[assignment]
+        run = launch_spec(spec, plan, run_dir)
+        restart: dict[str, Any] | None = {"Name": run.restart} if run.restart != "no" else None
+        if restart and run.restart == "on-failure":
+            restart["MaximumRetryCount"] = 0
         container = self.client.containers.run(
-            spec.image or plan.image,
-            command=list(spec.command),
-            name=spec.name,
-            hostname=spec.name,
+            run.image,
+            command=list(run.command),
+            name=run.name,
+            hostname=run.name,
             detach=True,
-            environment=dict(spec.env),
-            labels=dict(spec.labels),
-            nano_cpus=int(round(spec.cpus * 1e9)),
-            mem_limit=spec.memory,
-            memswap_limit=spec.memory,  # no swap: a memory limit must mean what it says
-            cpuset_cpus=spec.cpuset,
-            network=plan.network,
-            network_mode=None if plan.network else "none",
-            volumes={run_dir: {"bind": RUN_DIR, "mode": "rw"},
-                     **{m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
-                        for m in spec.mounts}},
-            user=CONTAINER_USER,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            read_only=True,
-            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
-            pids_limit=spec.pids_limit,
+            environment=dict(run.env),
+            labels=dict(run.labels),
+            nano_cpus=int(round(run.cpus * 1e9)),
+            mem_limit=run.memory,
+            memswap_limit=run.memswap,
+            cpuset_cpus=run.cpuset,
+            network=run.network,
+            network_mode=None if run.network else "none",
+            volumes={b.source: {"bind": b.target, "mode": "ro" if b.read_only else "rw"}
+                     for b in run.binds},
+            user=run.user,
+            cap_drop=list(run.cap_drop),
+            security_opt=list(run.security_opt),
+            read_only=run.read_only,
+            tmpfs=dict(run.tmpfs),
+            pids_limit=run.pids_limit,
             restart_policy=restart,
         )
         return DeployedContainer(name=spec.name, role=spec.role, id=str(container.id))
@@ -359,19 +364,85 @@ class DockerRuntime:
             )
         return out
 
+    # ----------------------------------------------------------------- faults
+
+    def _host_pid(self, name: str) -> int | None:
+        """Host PID of a container's main process, when topo can signal it from here: the
+        engine is local and that PID is the container's own (checked in its cgroup, so a
+        remote engine's PID that happens to exist here is never signalled)."""
+        if self.host_signals is False or (self.host_signals is None and not self.local):
+            return None
+        try:
+            state = self.client.api.inspect_container(name)
+        except docker.errors.DockerException:
+            return None
+        pid = int(state["State"]["Pid"] or 0)
+        return pid if pid and _owns(pid, str(state["Id"])) else None
+
     def host_pid(self, name: str) -> int | None:
-        """Host PID of a container's main process (0/None when it is not running)."""
+        """Host PID of a container's main process as the engine reports it (None when it is
+        not running); for tests that act from the host themselves."""
         try:
             pid = self.client.api.inspect_container(name)["State"]["Pid"]
         except docker.errors.DockerException:
             return None
         return int(pid) or None
 
-    def pause(self, name: str) -> None:
+    def workers(self, deployment: Deployment, name: str) -> list[int]:
+        main = self._host_pid(name)
+        if main is not None:
+            try:
+                found = [_ns_pid(p.pid) for p in psutil.Process(main).children()]
+                return sorted(p for p in found if p is not None)
+            except psutil.Error:
+                pass  # it exited meanwhile: ask inside, which says so
+        code, out = self.exec(deployment, name, ("python3", "-c", _CHILDREN))
+        if code != 0:
+            raise RunError(f"{name}: cannot list its processes: {out.strip()[-200:]}")
+        return [int(x) for x in out.split()]
+
+    def kill(self, deployment: Deployment, name: str, pid: int | None = None) -> str:
+        """SIGKILL ``pid`` (in-container) or the main process. The main process is killed
+        through its host PID where it is visible: ``docker kill`` counts as a manual stop,
+        after which restart policies never fire; a SIGKILL from outside does not. Where it is
+        not (a remote engine) the engine's API kills it, and restart policies do not fire."""
+        if pid is None:
+            main = self._host_pid(name)
+            if main is not None:
+                os.kill(main, signal.SIGKILL)
+                return "host-pid"
+            self._call(f"kill {name}", lambda: self.client.api.kill(name, "SIGKILL"))
+            return "engine-api"
+        return self._signal(deployment, name, pid, signal.SIGKILL)
+
+    def stop_process(self, deployment: Deployment, name: str, pid: int, stopped: bool) -> None:
+        self._signal(deployment, name, pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+
+    def _signal(self, deployment: Deployment, name: str, pid: int, signo: int) -> str:
+        """Signal one in-container process: by its host PID when visible, else from inside."""
+        main = self._host_pid(name)
+        host = _host_pid_of(main, pid) if main is not None else None
+        if host is not None:
+            os.kill(host, signo)
+            return "host-pid"
+        code, out = self.exec(deployment, name, ("python3", "-c", _KILL, str(pid), str(int(signo))))
+        if code != 0:
+            raise RunError(f"{name}: signal {int(signo)} to PID {pid} failed: {out.strip()[-200:]}")
+        return "exec"
+
+    def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
+        def run() -> tuple[int, str]:
+            code, out = self.client.containers.get(name).exec_run(
+                list(argv), user=defaults.CONTAINER_USER)
+            return int(code or 0), bytes(out or b"").decode("utf-8", "replace")
+        result: tuple[int, str] = self._call(f"exec in {name}", run)
+        return result
+
+    def pause(self, deployment: Deployment, name: str) -> None:
         """Freeze every process of a container (cgroup freezer)."""
         self._call(f"pause {name}", lambda: self.client.api.pause(name))
 
-    def unpause(self, name: str) -> None:
+    def unpause(self, deployment: Deployment, name: str) -> None:
         self._call(f"unpause {name}", lambda: self.client.api.unpause(name))
 
     def disconnect(self, deployment: Deployment, name: str) -> None:
@@ -429,7 +500,7 @@ class DockerRuntime:
             out = self.client.containers.get(name).logs(tail=tail)
         except docker.errors.DockerException:
             return ""
-        return out.decode("utf-8", "replace").strip()
+        return str(out.decode("utf-8", "replace")).strip()
 
     # ----------------------------------------------------------------- cleanup
 
@@ -472,6 +543,58 @@ class DockerRuntime:
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
         return removed
+
+
+# Run inside a container by ``exec`` when its processes are not visible from here (a remote
+# engine): the main process's children, and a signal to one process.
+_CHILDREN = """
+import os
+found = []
+for d in os.listdir("/proc"):
+    try:
+        with open("/proc/%s/stat" % d) as f:
+            if d.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == 1:
+                found.append(int(d))
+    except (OSError, ValueError, IndexError):
+        pass
+print(" ".join(map(str, sorted(found))))
+"""
+_KILL = "import os, sys; os.kill(int(sys.argv[1]), int(sys.argv[2]))"
+
+
+def _owns(host_pid: int, container_id: str, proc: str = "/proc") -> bool:
+    """Whether ``host_pid`` on this host is in the cgroup of the container ``container_id``."""
+    try:
+        with open(f"{proc}/{host_pid}/cgroup", encoding="ascii") as f:
+            return container_id in f.read()
+    except OSError:
+        return False
+
+
+def _ns_pid(host_pid: int, proc: str = "/proc") -> int | None:
+    """The PID a host process has inside its container's PID namespace."""
+    try:
+        with open(f"{proc}/{host_pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _host_pid_of(main: int, ns_pid: int) -> int | None:
+    """Host PID of the process that is ``ns_pid`` in the container whose main process is
+    ``main`` (host PID); None when it is not found from here."""
+    if ns_pid == 1:
+        return main
+    try:
+        for p in psutil.Process(main).children(recursive=True):
+            if _ns_pid(p.pid) == ns_pid:
+                return int(p.pid)
+    except psutil.Error:
+        pass
+    return None
 
 
 def _freezer(cgroup_version: str | None, cgroups: str = "/proc/cgroups") -> bool | None:
