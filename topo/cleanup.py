@@ -47,12 +47,30 @@ def owner_alive(owner: str) -> bool:
 
 
 def sweep(runtime: object) -> list[str]:
-    """Remove the runs whose owner is gone; return their ids."""
-    runs: dict[str, str] = runtime.labelled_runs()  # type: ignore[attr-defined]
+    """Remove the runs whose owner is gone; return their ids. On a Swarm manager this also
+    covers topo's services, secrets, configs and volumes, whichever engine this run uses:
+    a SIGKILLed ``--engine swarm`` run is swept by the next topo start."""
+    found = [runtime, *_swarm_objects(runtime)]
+    runs: dict[str, str] = {}
+    for part in found:
+        runs.update(part.labelled_runs())  # type: ignore[attr-defined]
     stale = [run for run, owner in runs.items() if not owner_alive(owner)]
     for run in stale:
-        runtime.remove_labelled(f"{RUN}={run}")  # type: ignore[attr-defined]
+        for part in reversed(found):  # services first: their containers hold the network
+            part.remove_labelled(f"{RUN}={run}")  # type: ignore[attr-defined]
     return stale
+
+
+def _swarm_objects(runtime: object) -> list[object]:
+    """Swarm's labelled objects as a second thing to sweep, when the runtime talks to a
+    Swarm manager and is not the Swarm runtime itself (which sweeps them already)."""
+    client = getattr(runtime, "client", None)
+    if client is None or getattr(runtime, "swarm", False):
+        return []
+    from topo.runtime.swarm import SwarmObjects
+
+    objects = SwarmObjects(client)
+    return [objects] if objects.manager() else []
 
 
 def start_watchdog() -> subprocess.Popen[bytes]:
@@ -70,7 +88,9 @@ def _watch(owner: str, poll: float = 0.2) -> None:
     from topo.runtime.docker import DockerRuntime
 
     try:
-        DockerRuntime.connect().remove_labelled(f"{OWNER}={owner}")
+        runtime = DockerRuntime.connect()
+        for part in reversed([runtime, *_swarm_objects(runtime)]):
+            part.remove_labelled(f"{OWNER}={owner}")  # type: ignore[attr-defined]
     except TopoError:
         pass  # nothing we can do from here; the next topo start sweeps it
 

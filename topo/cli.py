@@ -29,6 +29,11 @@ class CompareFormat(str, Enum):
     json = "json"
 
 
+class Engine(str, Enum):  # topo.runtime.engines.ENGINES
+    docker = "docker"
+    swarm = "swarm"
+
+
 class ReportFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
     table = "table"
     md = "md"
@@ -142,14 +147,14 @@ def _handle_signals() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
 
 
-def _start_measuring(sc: Any) -> tuple[Any, str]:
+def _start_measuring(sc: Any, engine: Engine = Engine.docker) -> tuple[Any, str]:
     """Connect to the engine, check that it has what the scenario asks for (exit 2 before any
     deploy if not), sweep what vanished runs left, and start the watchdog that removes this
     run's containers even if topo is SIGKILLed."""
     from topo import cleanup, preflight, run
-    from topo.runtime.docker import DockerRuntime
+    from topo.runtime import engines
 
-    runtime = DockerRuntime.connect()
+    runtime = engines.connect(engine.value)
     preflight.check(sc, runtime)
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
@@ -163,13 +168,15 @@ def compare(
     out: Optional[Path] = typer.Option(
         None, "--out", help="Folder for result.json, report.md/html, compose files, raw events."),
     fmt: CompareFormat = typer.Option(CompareFormat.table, "--format", help="What to print."),
+    engine: Engine = typer.Option(Engine.docker, "--engine",
+                                  help="docker: containers; swarm: Swarm services (a manager)."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
     from topo import cleanup, run, scenario, stats
     from topo import report as reports
 
     sc = scenario.load(scenario_file)
-    runtime, run_id = _start_measuring(sc)
+    runtime, run_id = _start_measuring(sc, engine)
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or Path("topo-results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     out.mkdir(parents=True, exist_ok=True)
