@@ -109,15 +109,27 @@ class SwarmObjects:
         return removed
 
     def _wait_containers_gone(self, label: str) -> int:
-        """Swarm stops a removed service's containers on its own; any still there after
-        the timeout is removed by force."""
+        """Remove a removed service's task containers by force: Swarm would stop them with
+        SIGTERM and a 10 s grace, which a Python PID 1 ignores (no handler), so every
+        teardown would wait that long. The service is gone: nothing reschedules them."""
         deadline = time.monotonic() + GONE_TIMEOUT
+        removed = 0
         while time.monotonic() < deadline:
             left = self.client.containers.list(all=True, sparse=True, filters={"label": label})
             if not left:
-                return 0
+                break
+            removed += sum(_remove_container(c) for c in left)
             time.sleep(0.2)
-        return sum(_force_remove(c) for c in left)
+        return removed
+
+
+def _remove_container(container: Any) -> int:
+    try:
+        return _force_remove(container)
+    except docker.errors.APIError as e:
+        if "in progress" in str(e):  # Swarm is removing it too
+            return 0
+        raise
 
 
 def _quietly(fn: Any) -> int:
