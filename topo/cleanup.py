@@ -61,6 +61,16 @@ def sweep(runtime: object) -> list[str]:
     return stale
 
 
+def remove_everywhere(runtime: object, label: str) -> dict[str, int]:
+    """Remove what carries ``label``: Swarm's objects first (their task containers hold the
+    networks), then the engine's containers and networks; how many of each kind."""
+    removed: dict[str, int] = {}
+    for part in reversed([runtime, *_swarm_objects(runtime)]):
+        for kind, n in part.remove_labelled(label).items():  # type: ignore[attr-defined]
+            removed[kind] = removed.get(kind, 0) + n
+    return removed
+
+
 def _swarm_objects(runtime: object) -> list[object]:
     """Swarm's labelled objects as a second thing to sweep, when the runtime talks to a
     Swarm manager and is not the Swarm runtime itself (which sweeps them already)."""
@@ -88,9 +98,7 @@ def _watch(owner: str, poll: float = 0.2) -> None:
     from topo.runtime.docker import DockerRuntime
 
     try:
-        runtime = DockerRuntime.connect()
-        for part in reversed([runtime, *_swarm_objects(runtime)]):
-            part.remove_labelled(f"{OWNER}={owner}")  # type: ignore[attr-defined]
+        remove_everywhere(DockerRuntime.connect(), f"{OWNER}={owner}")
     except TopoError:
         pass  # nothing we can do from here; the next topo start sweeps it
 

@@ -314,11 +314,16 @@ def doctor() -> None:
 
 @app.command()
 def clean(images: bool = typer.Option(False, "--images", help="Also remove topo's images.")) -> None:
-    """Remove every container and network topo made (and, with --images, its images)."""
+    """Remove every container, network and Swarm service topo made (and, with --images,
+    its images)."""
+    from topo.cleanup import remove_everywhere
     from topo.plan import MANAGED
     from topo.runtime.docker import DockerRuntime
 
-    removed = DockerRuntime.connect().remove_labelled(f"{MANAGED}=true", images=images)
+    runtime = DockerRuntime.connect()
+    removed = remove_everywhere(runtime, f"{MANAGED}=true")  # Swarm's services too
+    if images:
+        removed.update(images=runtime.remove_labelled(f"{MANAGED}=true", images=True)["images"])
     print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed")
 
 
