@@ -99,13 +99,26 @@ class SwarmObjects:
             for service in self.client.services.list(filters={"label": label}):
                 removed["services"] += _quietly(service.remove)
             removed["containers"] = self._wait_containers_gone(label)
-            for net in self.client.networks.list(filters={"label": label}):
-                removed["networks"] += _retry_in_use(net.remove)
+            removed["networks"] = self._remove_networks(label)
             found = self._kinds(label)
             for kind in ("secrets", "configs", "volumes"):
                 removed[kind] = sum(_retry_in_use(x.remove) for x in found[kind])
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
+        return removed
+
+    def _remove_networks(self, label: str) -> int:
+        """An overlay network lingers in the listing for a moment after its removal was
+        accepted (each node drops its copy on its own): wait until it is gone."""
+        removed = 0
+        deadline = time.monotonic() + GONE_TIMEOUT
+        while time.monotonic() < deadline:
+            left = self.client.networks.list(filters={"label": label})
+            if not left:
+                break
+            for net in left:
+                removed += _retry_in_use(net.remove)
+            time.sleep(0.2)
         return removed
 
     def _wait_containers_gone(self, label: str) -> int:
@@ -138,6 +151,10 @@ def _quietly(fn: Any) -> int:
         return 1
     except docker.errors.NotFound:
         return 0  # removed meanwhile (a watchdog)
+    except docker.errors.APIError as e:
+        if "not found" in str(e):  # an overlay network whose removal is under way answers 500
+            return 0
+        raise
 
 
 def _retry_in_use(fn: Any, timeout: float = 20.0) -> int:
