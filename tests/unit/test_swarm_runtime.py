@@ -122,3 +122,24 @@ class _Fake(_Part):
 
     def manager(self) -> bool:
         return True
+
+
+class _InfoClient:
+    def __init__(self, swarm: dict[str, Any]) -> None:
+        self.swarm = swarm
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": self.swarm}
+
+
+def test_an_engine_that_is_no_swarm_manager_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from topo.errors import EngineError
+    from topo.runtime.docker import DockerRuntime
+
+    for state in ({"LocalNodeState": "inactive"}, {"LocalNodeState": "active", "ControlAvailable": False}):
+        client = _InfoClient(state)
+        monkeypatch.setattr(DockerRuntime, "connect", classmethod(lambda cls, timeout=60: cls(client)))
+        with pytest.raises(EngineError, match="not a Swarm manager: `docker swarm init` first"):
+            SwarmRuntime.connect()
+    client = _InfoClient({"LocalNodeState": "active", "ControlAvailable": True})
+    assert isinstance(SwarmRuntime.connect(), SwarmRuntime)
