@@ -237,8 +237,10 @@ class SwarmRuntime(DockerRuntime):
             mounts=mounts, secrets=[secret] if secret is not None and _needs_secret(spec) else None)
         template = dt.TaskTemplate(
             container,
+            # Memory is reserved as limited; CPU is not: the budget may be every core of the
+            # node, and Redis and the feeder come on top, which a CPU reservation would
+            # leave unschedulable (Docker's --cpus is a limit only, and so is this one).
             resources=dt.Resources(cpu_limit=int(round(spec.cpus * 1e9)), mem_limit=spec.memory,
-                                   cpu_reservation=int(round(spec.cpus * 1e9)),
                                    mem_reservation=spec.memory),
             restart_policy=dt.RestartPolicy(SWARM_RESTART.get(spec.restart, "none")),
             networks=[network])
