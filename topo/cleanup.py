@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import psutil
 
@@ -44,12 +45,33 @@ def owner_alive(owner: str) -> bool:
 
 
 def sweep(runtime: object) -> list[str]:
-    """Remove the runs whose owner is gone; return their ids."""
-    runs: dict[str, str] = runtime.labelled_runs()  # type: ignore[attr-defined]
+    """Remove the runs whose owner is gone; return their ids. Every part of the runtime's
+    (``cleanup_parts``: on a Swarm manager also topo's services, secrets, configs and
+    volumes, whichever engine this run uses) is looked at."""
+    found = _parts(runtime)
+    runs: dict[str, str] = {}
+    for part in found:
+        runs.update(part.labelled_runs())
     stale = [run for run, owner in runs.items() if not owner_alive(owner)]
     for run in stale:
-        runtime.remove_labelled(f"{RUN}={run}")  # type: ignore[attr-defined]
+        for part in reversed(found):  # services first: their containers hold the network
+            part.remove_labelled(f"{RUN}={run}")
     return stale
+
+
+def remove_everywhere(runtime: object, label: str) -> dict[str, int]:
+    """Remove what carries ``label``: Swarm's objects first (their task containers hold the
+    networks), then the engine's containers and networks; how many of each kind."""
+    removed: dict[str, int] = {}
+    for part in reversed(_parts(runtime)):
+        for kind, n in part.remove_labelled(label).items():
+            removed[kind] = removed.get(kind, 0) + n
+    return removed
+
+
+def _parts(runtime: Any) -> list[Any]:
+    parts = getattr(runtime, "cleanup_parts", None)
+    return list(parts()) if parts is not None else [runtime]
 
 
 def start_watchdog() -> subprocess.Popen[bytes]:

@@ -36,6 +36,11 @@ def _usage_name(self: typer.core.TyperArgument) -> str:
 typer.core.TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
 
 
+class Engine(str, Enum):  # topo.runtime.engines.ENGINES
+    docker = "docker"
+    swarm = "swarm"
+
+
 # What each command can print (typer lists the choices in --help and completion and refuses
 # others, exit 2). The same name means the same format in every command.
 class CompareFormat(str, Enum):  # topo.report.FORMATS (a unit test keeps them in step)
@@ -176,14 +181,14 @@ def _handle_signals() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
 
 
-def _start_measuring(sc: Any) -> tuple[Any, str]:
+def _start_measuring(sc: Any, engine_kind: Engine = Engine.docker) -> tuple[Any, str]:
     """Connect to the engine, check that it has what the scenario asks for (exit 2 before any
     deploy if not), sweep what vanished runs left, and start the watchdog that removes this
     run's containers even if topo is SIGKILLed."""
     from topo import cleanup, engine, preflight
-    from topo.runtime.docker import DockerRuntime
+    from topo.runtime import engines
 
-    runtime = DockerRuntime.connect()
+    runtime = engines.connect(engine_kind.value)
     preflight.check(sc, runtime)
     for stale in cleanup.sweep(runtime):
         _err(f"removed what an earlier, vanished topo run left behind: run {stale}")
@@ -227,10 +232,12 @@ def compare(
     warmup: Optional[int] = WARMUP,
     quiet: bool = QUIET,
     export_csv: Optional[Path] = EXPORT_CSV,
+    engine_kind: Engine = typer.Option(
+        Engine.docker, "--engine", help="docker: containers; swarm: Swarm services (a manager)."),
 ) -> None:
     """Deploy both topologies, run the same tasks, print the comparison."""
     sc = _load_scenario(scenario_file, runs, warmup)
-    runtime, run_id = _start_measuring(sc)  # preflight: exit 2 before any deploy
+    runtime, run_id = _start_measuring(sc, engine_kind)  # preflight: exit 2 before any deploy
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or _results_folder(sc.name, run_id)
     host = result_files.host_facts(runtime.info(), image)
@@ -432,11 +439,16 @@ def doctor() -> None:
 
 @app.command()
 def clean(images: bool = typer.Option(False, "--images", help="Also remove topo's images.")) -> None:
-    """Remove every container and network topo made (and, with --images, its images)."""
+    """Remove every container, network and Swarm service topo made (and, with --images,
+    its images)."""
+    from topo.cleanup import remove_everywhere
     from topo.plan import MANAGED
     from topo.runtime.docker import DockerRuntime
 
-    removed = DockerRuntime.connect().remove_labelled(f"{MANAGED}=true", images=images)
+    runtime = DockerRuntime.connect()
+    removed = remove_everywhere(runtime, f"{MANAGED}=true")  # Swarm's services too
+    if images:
+        removed.update(images=runtime.remove_labelled(f"{MANAGED}=true", images=True)["images"])
     print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from topo.cleanup import owner_alive
+from topo.cleanup import owner_alive, remove_everywhere
 from topo.errors import TopoError
 from topo.plan import OWNER
 from topo.runtime.docker import DockerRuntime
@@ -20,7 +20,7 @@ def watch(owner: str, poll: float = 0.2) -> None:
     while owner_alive(owner):
         time.sleep(poll)
     try:
-        DockerRuntime.connect().remove_labelled(f"{OWNER}={owner}")
+        remove_everywhere(DockerRuntime.connect(), f"{OWNER}={owner}")
     except TopoError:
         pass  # nothing we can do from here; the next topo start sweeps it
 

@@ -50,3 +50,51 @@ def scenario(task: str = "cpu", tasks: int = 40, workers: int = 2, cpus: float =
         multi=kw.get("multi", MultiSpec()),
         run=RunSpec(repeat=kw.get("repeat", 1), warmup=0, timeout=kw.get("timeout", 120.0)),
     )
+
+
+# ------------------------------------------------------------------ a single-node swarm
+# Swarm mode changes the shared engine: run these tests under the Docker lock, e.g.
+#   flock /tmp/topo-docker.lock .venv/bin/python -m pytest -m swarm tests/integration
+# The swarm is made on loopback only (nothing listens beyond 127.0.0.1) and left when the
+# session ends, also when it fails (atexit covers an interrupted session); a swarm that
+# existed before is left joined.
+
+SWARM_INIT = {"advertise_addr": "127.0.0.1", "listen_addr": "127.0.0.1:2377"}
+
+
+def _swarm_state(client) -> str:  # type: ignore[no-untyped-def]
+    return str(client.info().get("Swarm", {}).get("LocalNodeState", ""))
+
+
+@pytest.fixture(scope="session")
+def swarm_runtime(runtime: DockerRuntime):  # type: ignore[no-untyped-def]
+    import atexit
+
+    from topo.runtime.swarm import SwarmRuntime
+
+    client = runtime.client
+    made = _swarm_state(client) == "inactive"
+
+    def leave() -> None:
+        if made and _swarm_state(client) != "inactive":
+            client.swarm.leave(force=True)
+
+    if made:
+        client.swarm.init(**SWARM_INIT)
+        atexit.register(leave)
+    try:
+        rt = SwarmRuntime.connect()
+        cleanup.sweep(rt)
+        yield rt
+    finally:
+        leave()
+
+
+def swarm_leftovers(client, label: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Names of services, networks, secrets, configs, volumes and containers carrying
+    ``label``, asked of the engine (not of topo's bookkeeping)."""
+    f = {"label": label}
+    found = [*client.services.list(filters=f), *client.secrets.list(filters=f),
+             *client.configs.list(filters=f), *client.networks.list(filters=f),
+             *client.volumes.list(filters=f), *client.containers.list(all=True, filters=f)]
+    return [str(x.name) for x in found]

@@ -24,6 +24,16 @@ from topo.agent.common import Events, config, fatal, wait_for_go
 from topo.agent.reliable import QUEUE
 
 
+def redis_password() -> str | None:
+    """The run's Redis password: from the file TOPO_REDIS_PASSWORD_FILE names (a Swarm
+    secret, which keeps it out of the service's environment), else TOPO_REDIS_PASSWORD."""
+    path = os.environ.get("TOPO_REDIS_PASSWORD_FILE")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    return os.environ.get("TOPO_REDIS_PASSWORD") or None
+
+
 def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
     """Connect to the run's Redis, retrying while it starts (or restarts).
 
@@ -33,7 +43,7 @@ def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
     client = redis.Redis(
         host=cfg["redis_host"],
         port=6379,
-        password=os.environ.get("TOPO_REDIS_PASSWORD") or None,
+        password=redis_password(),
         socket_connect_timeout=2,
         socket_timeout=10,
         retry=Retry(NoBackoff(), 0),

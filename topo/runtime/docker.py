@@ -30,7 +30,9 @@ from topo.output import shorten
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
+from topo.runtime.sdk import engine_error, force_remove
 from topo.runtime.spec import launch_spec
+from topo.runtime.swarm_objects import SwarmObjects
 
 BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 WORKER_REPO = "topo-worker"
@@ -40,11 +42,6 @@ TEARDOWN_POOL = 8
 REDIS_READY = b"Ready to accept connections"
 REDIS_READY_TIMEOUT = 30.0
 SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and builds the images)"
-
-
-def _engine_error(action: str, err: Exception) -> EngineError:
-    reason = getattr(err, "explanation", None) or str(err)
-    return EngineError(f"Docker engine: {action}: {shorten(str(reason).splitlines()[0], 300)}")
 
 
 class DockerRuntime:
@@ -75,7 +72,7 @@ class DockerRuntime:
             info = self.client.info()
             version = self.client.version()
         except docker.errors.DockerException as e:
-            raise _engine_error("info", e) from e
+            raise engine_error("info", e) from e
         return {
             "engine": version.get("Version"),
             "api": version.get("ApiVersion"),
@@ -106,7 +103,7 @@ class DockerRuntime:
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.DockerException as e:
-            raise _engine_error(f"inspect image {tag}", e) from e
+            raise engine_error(f"inspect image {tag}", e) from e
 
     # ----------------------------------------------------------------- images
 
@@ -119,7 +116,7 @@ class DockerRuntime:
         try:
             found = self.client.images.list(name=WORKER_REPO)
         except docker.errors.DockerException as e:
-            raise _engine_error("list images", e) from e
+            raise engine_error("list images", e) from e
         notes = []
         for image in found:
             labels = image.attrs.get("Config", {}).get("Labels") or {}
@@ -193,13 +190,13 @@ class DockerRuntime:
             if "executable file not found" in str(e) or "no such file" in str(e).lower():
                 raise UnusableImageError(f"workload.image {name}: no python3 on its PATH; topo runs "
                                          "its agent with python3 (Python 3.9 or newer)") from e
-            raise _engine_error(f"probe image {name}", e) from e
+            raise engine_error(f"probe image {name}", e) from e
         except Exception as e:  # the wait timed out (requests' errors)
             raise ImageError(f"workload.image {name}: python3 did not answer within "
                              f"{PROBE_TIMEOUT}s: {str(e).splitlines()[0][:160]}") from e
         finally:
             if container is not None:
-                _force_remove(container)
+                force_remove(container)
         if status != 0:
             last = (output.strip().splitlines() or ["no output"])[-1][:160]
             raise UnusableImageError(f"workload.image {name}: python3 fails to run ({last})")
@@ -227,7 +224,7 @@ class DockerRuntime:
             except docker.errors.BuildError as e:
                 raise ImageError(f"building {tag} failed: {_build_failure(e)}") from e
             except docker.errors.DockerException as e:
-                raise _engine_error(f"build {tag}", e) from e
+                raise engine_error(f"build {tag}", e) from e
             finally:
                 self._prune(f"topo.image={stage['topo.image']}")
 
@@ -266,7 +263,7 @@ class DockerRuntime:
             raise
         except docker.errors.DockerException as e:
             self.teardown(None, deployment)
-            raise _engine_error(f"deploy {deployment}", e) from e
+            raise engine_error(f"deploy {deployment}", e) from e
         order = {s.name: i for i, s in enumerate(plan.containers)}
         return Deployment(plan=plan, run_dir=run_dir,
                           containers=tuple(sorted(started, key=lambda c: order[c.name])),
@@ -290,7 +287,7 @@ class DockerRuntime:
         try:
             started = self._start(spec, plan, run_dir)
         except docker.errors.DockerException as e:
-            raise _engine_error(f"start {spec.name}", e) from e
+            raise engine_error(f"start {spec.name}", e) from e
         return dataclasses.replace(started, t_started=time.time())
 
     def _wait_redis(self, c: DeployedContainer) -> None:
@@ -347,7 +344,7 @@ class DockerRuntime:
         try:
             return list(self.client.containers.list(all=True, filters={"label": f"{DEPLOYMENT}={deployment}"}))
         except docker.errors.DockerException as e:
-            raise _engine_error("list containers", e) from e
+            raise engine_error("list containers", e) from e
 
     def states(self, deployment: Deployment) -> dict[str, ContainerState]:
         out = {}
@@ -461,7 +458,7 @@ class DockerRuntime:
         try:
             return fn()
         except docker.errors.DockerException as e:
-            raise _engine_error(action, e) from e
+            raise engine_error(action, e) from e
 
     def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
         """Counters per container; None = not running. A container whose state could not be
@@ -507,6 +504,14 @@ class DockerRuntime:
     def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
         self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
 
+    def cleanup_parts(self) -> list[Any]:
+        """What a sweep removes by label: this engine's containers and networks, and, on a
+        Swarm manager, the services, secrets, configs and volumes topo made there (a
+        SIGKILLed ``--engine swarm`` run is swept by the next topo start, whatever its
+        engine). Services come last here: cleanup removes in reverse order."""
+        objects = SwarmObjects(self.client)
+        return [self, objects] if objects.manager() else [self]
+
     def labelled_runs(self) -> dict[str, str]:
         """Run id -> owner label of every container and network topo made."""
         runs: dict[str, str] = {}
@@ -516,7 +521,7 @@ class DockerRuntime:
                                                 filters={"label": MANAGED + "=true"})
             found += self.client.networks.list(filters={"label": MANAGED + "=true"})
         except docker.errors.DockerException as e:
-            raise _engine_error("list topo's resources", e) from e
+            raise engine_error("list topo's resources", e) from e
         for item in found:
             labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
             if RUN in labels and labels.get(OWNER):
@@ -529,7 +534,7 @@ class DockerRuntime:
         try:
             found = self.client.containers.list(all=True, sparse=True, filters={"label": label})
             with ThreadPoolExecutor(max_workers=TEARDOWN_POOL) as pool:
-                removed["containers"] = sum(pool.map(_force_remove, found))
+                removed["containers"] = sum(pool.map(force_remove, found))
             for net in self.client.networks.list(filters={"label": label}):
                 try:
                     net.remove()
@@ -648,14 +653,6 @@ def _build_failure(e: docker.errors.BuildError) -> str:
     lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]  # stderr is coloured
     errors = [ln for ln in lines if ln.startswith("ERROR")]
     return shorten(errors[-1] if errors else str(e), 300)
-
-
-def _force_remove(container: Container) -> int:
-    try:
-        container.remove(force=True)
-        return 1
-    except docker.errors.NotFound:
-        return 0
 
 
 def _agent_files() -> Iterator[tuple[str, Path]]:

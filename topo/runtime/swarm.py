@@ -1,0 +1,344 @@
+"""The Docker Swarm engine: the same TopologyPlan deployed as Swarm services.
+
+Every planned container becomes a service of one replica, named as the container would be,
+so the run loop, the ledger and the reports see the same names as on the Docker engine. A
+service's *current* task container stands in for the planned container: stats, states,
+kills and pauses go to whichever task container holds the service now, and Swarm's own
+rescheduling (a new task, a new container with a new name) is the recovery.
+
+How the pieces travel, designed for several nodes, built for one:
+
+- **Events (the ledger)**: every task mounts a node-local named volume
+  ``<deployment>-run`` at /run/topo, as the Docker engine mounts the run folder. On the node
+  where topo runs, that volume is the run folder itself (the local driver's bind option), so
+  the harness reads the event files as they are written, exactly as on the Docker engine; a
+  node elsewhere would hold its own volume of the same name, which topo would read through
+  that node's engine (not built: the swarm here has one node). Nothing of the ledger goes
+  through Redis, which a fault can empty.
+- **Redis' password**: a Swarm secret (labelled like everything else), mounted at
+  /run/secrets/<name>, never in an environment variable; the agents read it from
+  TOPO_REDIS_PASSWORD_FILE, redis-server from its command line built inside the container.
+- **Network**: an overlay network per deployment, internal and attachable. The single
+  topology gets one too (Swarm cannot start a service with no network; as in the stack
+  files topo writes).
+
+Swarm has no cpuset, swap or pids limit for services: those of the plan are not applied
+(the stack files say the same). Restart: Swarm's own default delay between a failed task
+and its replacement (5 s), as a stack file deploys it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types as dt
+
+from topo.errors import EngineError, RunError
+from topo.model import ContainerSpec, DeployedContainer, Deployment, TopologyPlan
+from topo.plan import DEPLOYMENT, RUN_DIR
+from topo.runtime.base import ContainerState, RawStats
+from topo.defaults import CONTAINER_USER
+from topo.runtime.docker import DockerRuntime, _timestamp
+from topo.runtime.sdk import engine_error
+from topo.runtime.swarm_objects import SwarmObjects
+from topo.runtime.spec import launch_spec
+
+SWARM_RESTART = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
+SECRETS_DIR = "/run/secrets"
+TASKS_TTL = 0.1  # s: the sampler (10 Hz) and the state poll (4 Hz) share one task listing
+UID, GID = CONTAINER_USER.split(":")
+# A task that has not started yet, and one that is over (docs.docker.com, "task states").
+STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+NOT_SWARM = ("the Docker engine is not a Swarm manager: `docker swarm init` first (one node: "
+             "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377), "
+             "or use --engine docker")
+
+
+class SwarmRuntime(DockerRuntime):
+    """Runs deployments as Swarm services on the manager this client reaches. Images,
+    cgroup reading and the stats fallback are the Docker runtime's."""
+
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        super().__init__(client)
+        self.objects = SwarmObjects(client)
+        self._tasks: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
+        self._services: dict[str, dict[str, str]] = {}  # deployment -> service id -> name
+        self._lock = threading.Lock()
+        self._ended: dict[str, dict[str, Any]] = {}  # container id -> its inspect, once ended
+
+    @classmethod
+    def connect(cls, timeout: float = 60) -> SwarmRuntime:
+        runtime = cls(DockerRuntime.connect(timeout).client)
+        if not runtime.objects.manager():
+            raise EngineError(NOT_SWARM)
+        return runtime
+
+    # ----------------------------------------------------------------- deploy
+
+    def deploy(self, plan: TopologyPlan, run_dir: str) -> Deployment:
+        t_deploy = time.time()
+        deployment = plan.labels[DEPLOYMENT]
+        try:
+            net = self.client.networks.create(
+                deployment, driver="overlay", internal=True, attachable=True,
+                labels=dict(plan.labels), check_duplicate=True)
+            secret = None
+            if any(s.role == "redis" for s in plan.containers):
+                secret = self._secret(plan, deployment)
+            started = [self._service(spec, plan, run_dir, str(net.id), secret)
+                       for spec in plan.containers]
+        except docker.errors.DockerException as e:
+            self.teardown(None, deployment)
+            raise engine_error(f"deploy {deployment} on Swarm", e) from e
+        self._services[deployment] = {c.id: c.name for c in started}
+        return Deployment(plan=plan, run_dir=run_dir, containers=tuple(started),
+                          network_id=str(net.id), t_deploy=t_deploy)
+
+    def _secret(self, plan: TopologyPlan, deployment: str) -> dt.SecretReference:
+        """The run's Redis password as a Swarm secret, readable by the container user only."""
+        password = next(s.env["TOPO_REDIS_PASSWORD"] for s in plan.containers
+                        if "TOPO_REDIS_PASSWORD" in s.env)
+        name = f"{deployment}-redis-password"
+        secret = self.client.secrets.create(name=name, data=password.encode(),
+                                            labels=dict(plan.labels))
+        return dt.SecretReference(secret.id, name, uid=UID, gid=GID, mode=0o400)
+
+    def _service(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str, network: str,
+                 secret: dt.SecretReference | None) -> DeployedContainer:
+        env, command = swarm_env_command(spec, secret.get("SecretName") if secret else None)
+        deployment = plan.labels[DEPLOYMENT]
+        launch = launch_spec(spec, plan, run_dir)  # the hardening every container gets
+        mounts = [dt.Mount(RUN_DIR, f"{deployment}-run", type="volume",
+                           driver_config=dt.DriverConfig("local", run_volume_options(run_dir)),
+                           labels=dict(plan.labels))]
+        mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=_tmpfs_size(options))
+                   for path, options in launch.tmpfs]
+        mounts += [dt.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+                   for m in spec.mounts]
+        container = dt.ContainerSpec(
+            launch.image, command=list(command), env=env, hostname=spec.name,
+            labels=dict(launch.labels), user=launch.user, read_only=launch.read_only,
+            cap_drop=list(launch.cap_drop),
+            mounts=mounts, secrets=[secret] if secret is not None and _needs_secret(spec) else None)
+        template = dt.TaskTemplate(
+            container,
+            # Memory is reserved as limited; CPU is not: the budget may be every core of the
+            # node, and Redis and the feeder come on top, which a CPU reservation would
+            # leave unschedulable (Docker's --cpus is a limit only, and so is this one).
+            resources=dt.Resources(cpu_limit=int(round(spec.cpus * 1e9)), mem_limit=spec.memory,
+                                   mem_reservation=spec.memory),
+            restart_policy=dt.RestartPolicy(SWARM_RESTART.get(spec.restart, "none")),
+            networks=[network])
+        made = self.client.api.create_service(template, name=spec.name, labels=dict(spec.labels))
+        return DeployedContainer(name=spec.name, role=spec.role, id=str(made["ID"]))
+
+    # ----------------------------------------------------------------- tasks
+
+    def _all_tasks(self, deployment: str) -> dict[str, list[dict[str, Any]]]:
+        """Each service's tasks, newest first; one listing shared for TASKS_TTL."""
+        with self._lock:
+            t, cached = self._tasks
+            ids = self._services.get(deployment) or {}
+            if time.monotonic() - t < TASKS_TTL and all(n in cached for n in ids.values()):
+                return cached
+            tasks = self.client.api.tasks(filters={"service": list(ids)}) if ids else []
+            out: dict[str, list[dict[str, Any]]] = {n: [] for n in ids.values()}
+            for task in tasks:
+                name = ids.get(task.get("ServiceID", ""))
+                if name is not None:
+                    out[name].append(task)
+            for items in out.values():
+                items.sort(key=lambda x: (x.get("CreatedAt", ""), x["Version"]["Index"]), reverse=True)
+            self._tasks = (time.monotonic(), out)
+            return out
+
+    def _current(self, name: str) -> dict[str, Any] | None:
+        """The service's running task, if one runs now."""
+        deployment = next((d for d, ids in self._services.items() if name in ids.values()), None)
+        if deployment is None:
+            return None
+        for task in self._all_tasks(deployment).get(name, []):
+            if task["Status"]["State"] == "running":
+                return task
+        return None
+
+    def _container_id(self, name: str) -> str:
+        """The task container that holds ``name`` (a service) now; a plain container's own
+        name passes through (the fault code may hold either)."""
+        task = self._current(name)
+        if task is None:
+            if any(name in ids.values() for ids in self._services.values()):
+                raise RunError(f"{name}: no task of this service runs now")
+            return name
+        return str(task["Status"]["ContainerStatus"]["ContainerID"])
+
+    def task_containers(self, deployment: Deployment) -> dict[str, list[str]]:
+        """Each service's task container ids, newest first (every one Swarm has kept)."""
+        tasks = self._all_tasks(deployment.plan.labels[DEPLOYMENT])
+        return {n: [t["Status"]["ContainerStatus"]["ContainerID"] for t in ts
+                    if t["Status"].get("ContainerStatus", {}).get("ContainerID")]
+                for n, ts in tasks.items()}
+
+    # ----------------------------------------------------------------- observe
+
+    def states(self, deployment: Deployment) -> dict[str, ContainerState]:
+        try:
+            tasks = self._all_tasks(deployment.plan.labels[DEPLOYMENT])
+        except docker.errors.DockerException as e:
+            raise engine_error("list tasks", e) from e
+        return {name: self._state(name, ts) for name, ts in tasks.items() if ts}
+
+    def _state(self, name: str, tasks: list[dict[str, Any]]) -> ContainerState:
+        """A service as one container: running while a task runs, restarting while Swarm
+        starts a replacement, and the exit, OOM kill and end time of its last ended task."""
+        newest = tasks[0]
+        state = newest["Status"]["State"]
+        ended = next((t for t in tasks if t["Status"]["State"] in ENDED), None)
+        inspect = self._ended_inspect(ended) if ended is not None else {}
+        exit_code = newest["Status"].get("ContainerStatus", {}).get("ExitCode")
+        return ContainerState(
+            name=name,
+            running=state == "running",
+            exit_code=None if state == "running" or state in STARTING else exit_code,
+            oom_killed=bool(inspect.get("OOMKilled")),
+            restarts=len(tasks) - 1,
+            restarting=state in STARTING and newest.get("DesiredState") != "shutdown",
+            finished_at=_timestamp(inspect.get("FinishedAt")),
+        )
+
+    def _ended_inspect(self, task: dict[str, Any]) -> dict[str, Any]:
+        """An ended task container's State (kept: it no longer changes)."""
+        cid = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+        if not cid:
+            return {}
+        if cid not in self._ended:
+            try:
+                self._ended[cid] = self.client.api.inspect_container(cid).get("State", {})
+            except docker.errors.NotFound:
+                self._ended[cid] = {}
+        return self._ended[cid]
+
+    def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
+        """Counters of each service's current task container (its cgroup, read here)."""
+        out: dict[str, RawStats | None] = {}
+        try:
+            tasks = self._all_tasks(deployment.plan.labels[DEPLOYMENT])
+        except docker.errors.DockerException:
+            return out
+        for c in deployment.containers:
+            task = next((t for t in tasks.get(c.name, []) if t["Status"]["State"] == "running"), None)
+            if task is None:
+                out[c.name] = None
+                continue
+            cid = task["Status"]["ContainerStatus"]["ContainerID"]
+            try:
+                out[c.name] = self._stats_of(DeployedContainer(name=c.name, role=c.role, id=cid))
+            except docker.errors.DockerException:
+                continue
+        return out
+
+    def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
+        ids = self.task_containers(deployment).get(name) or [name]
+        return super().logs(deployment, ids[0], tail)
+
+    # ----------------------------------------------------------------- faults (by service name)
+
+    # Each takes the service's name and acts on the task container that holds it now; the
+    # Docker runtime's own calls in between get that container's id, which passes through.
+
+    def host_pid(self, name: str) -> int | None:
+        try:
+            return super().host_pid(self._container_id(name))
+        except RunError:
+            return None
+
+    def _host_pid(self, name: str) -> int | None:
+        try:
+            return super()._host_pid(self._container_id(name))
+        except RunError:
+            return None
+
+    def workers(self, deployment: Deployment, name: str) -> list[int]:
+        return super().workers(deployment, self._container_id(name))
+
+    def kill(self, deployment: Deployment, name: str, pid: int | None = None) -> str:
+        return super().kill(deployment, self._container_id(name), pid)
+
+    def stop_process(self, deployment: Deployment, name: str, pid: int, stopped: bool) -> None:
+        super().stop_process(deployment, self._container_id(name), pid, stopped)
+
+    def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
+        return super().exec(deployment, self._container_id(name), argv)
+
+    def pause(self, deployment: Deployment, name: str) -> None:
+        super().pause(deployment, self._container_id(name))
+
+    def unpause(self, deployment: Deployment, name: str) -> None:
+        super().unpause(deployment, self._container_id(name))
+
+    def disconnect(self, deployment: Deployment, name: str) -> None:
+        super().disconnect(deployment, self._container_id(name))
+
+    def reconnect(self, deployment: Deployment, name: str) -> None:
+        super().reconnect(deployment, self._container_id(name))
+
+    # ----------------------------------------------------------------- cleanup
+
+    def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
+        self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
+        self._services.pop(deployment_name, None)
+
+    def cleanup_parts(self) -> list[Any]:
+        """Itself only: its labelled runs and removal cover the Swarm objects already."""
+        return [self]
+
+    def labelled_runs(self) -> dict[str, str]:
+        return {**super().labelled_runs(), **self.objects.labelled_runs()}
+
+    def remove_labelled(self, label: str, images: bool = False) -> dict[str, int]:
+        removed = self.objects.remove_labelled(label)
+        for kind, n in super().remove_labelled(label, images).items():
+            removed[kind] = removed.get(kind, 0) + n
+        return removed
+
+
+def run_volume_options(run_dir: str) -> dict[str, str]:
+    """The local driver's options that make a task's run volume the harness's run folder
+    (only where the task runs on topo's own node)."""
+    return {"type": "none", "o": "bind", "device": run_dir}
+
+
+def _needs_secret(spec: ContainerSpec) -> bool:
+    return spec.role == "redis" or "TOPO_REDIS_PASSWORD" in spec.env
+
+
+def swarm_env_command(spec: ContainerSpec, secret: str | None) -> tuple[list[str], tuple[str, ...]]:
+    """A container's environment and command with the Redis password taken out: agents get
+    the secret's path, redis-server reads the file when it starts (a shell puts it on its
+    command line inside the container; the service's spec never holds it)."""
+    env = {k: v for k, v in spec.env.items() if k != "TOPO_REDIS_PASSWORD"}
+    command = spec.command
+    if secret is not None and "TOPO_REDIS_PASSWORD" in spec.env:
+        env["TOPO_REDIS_PASSWORD_FILE"] = f"{SECRETS_DIR}/{secret}"
+    if secret is not None and "--requirepass" in command:
+        i = command.index("--requirepass")
+        rest = command[:i] + command[i + 2:]
+        command = ("sh", "-c", f'exec "$@" --requirepass "$(cat {SECRETS_DIR}/{secret})"',
+                   "sh", *rest)
+    return [f"{k}={v}" for k, v in sorted(env.items())], command
+
+
+def _tmpfs_size(options: str) -> int | None:
+    """Bytes of a ``size=64m`` tmpfs option (Swarm takes the size apart from the options)."""
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        if key == "size" and value:
+            factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(value[-1].lower(), 1)
+            return int(value.rstrip("kmgKMG")) * factor
+    return None
