@@ -108,7 +108,7 @@ def test_requeues_avail_and_agent_errors_are_counted(log, tmp_path):
            + line(ev="requeue", id=4, w="w0/1", by="w1/7", t=5.1)
            + line(ev="avail", c="feeder", t=2.0, n=10)
            + line(ev="avail", c="feeder", t=1.5, n=10)
-           + line(ev="fed", c="feeder", t=2.1, n=10)  # known to the agents, unused here
+           + line(ev="fed", c="feeder", t=2.1, n=10)
            + line(ev="error", c="w0", t=3.0, err="ConnectionError: no redis"))
     assert log.poll() == 6
     assert log.requeues == 2
@@ -117,6 +117,7 @@ def test_requeues_avail_and_agent_errors_are_counted(log, tmp_path):
     assert log.signals == [  # the raw material of time-to-detect, owner container first
         Signal(5.0, "requeue", "w0", "3"),
         Signal(5.1, "requeue", "w0/1", "4"),  # a process of a pool keeps its pid
+        Signal(2.1, "fed", "feeder", "10"),  # the whole batch is on the queue
         Signal(3.0, "error", "w0", "ConnectionError: no redis"),
     ]
 
