@@ -50,20 +50,24 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from topo.ledger import build_ledger, completion_times
-from topo.model import BlastRadius, RunResult, Signal, TaskRecord
-from topo.stats import WORKER_ROLES, bucket_rates, steady_rate
+from topo.model import (
+    WORKER_ROLES, BlastRadius, FaultKind, FaultStatus, RunResult, RunStatus, Signal, SignalKind,
+    TaskRecord,
+)
+from topo.stats import bucket_rates, steady_rate
 
-INJECTED = "injected"
+INJECTED = FaultStatus.INJECTED
 BUCKET = 0.5  # s: dip buckets, and the buckets of the steady rate the dip is measured against
 ROLLING = 1.0  # s: trailing window of the recovery rate
 RECOVERED = 0.9  # share of the pre-fault steady rate that counts as recovered
 MIN_WINDOW = 5.0  # s
 WINDOW_SERVICES = 10  # window = max(MIN_WINDOW, this many median service times)
 SILENCE_SERVICES = 2  # shorter spans cannot tell a dead worker from one between tasks
-TARGETED_KINDS = ("kill-worker", "kill-container", "pause", "partition")
+TARGETED_KINDS = (FaultKind.KILL_WORKER, FaultKind.KILL_CONTAINER, FaultKind.PAUSE,
+                  FaultKind.PARTITION)
 # "restart": the container died and its restart policy brought it back between two polls.
-AFFECTING_SIGNALS = ("exit", "restart", "oom", "requeue")
-DETECTING_SIGNALS = ("exit", "restart", "oom", "requeue", "error", "stall")
+AFFECTING_SIGNALS = (SignalKind.EXIT, SignalKind.RESTART, SignalKind.OOM, SignalKind.REQUEUE)
+DETECTING_SIGNALS = (*AFFECTING_SIGNALS, SignalKind.ERROR, SignalKind.STALL)
 _EPS = 1e-9  # absorbs float error when a time falls exactly on a bucket or window edge
 
 
@@ -79,7 +83,7 @@ def blast_radius(result: RunResult, workers: int, window: float | None = None) -
     if fault is None:
         raise ValueError("a blast radius needs a fault run; this run injected no fault")
     event = result.fault_events[0] if result.fault_events else None
-    status = event.status if event is not None else "not-reached"
+    status = event.status if event is not None else FaultStatus.NOT_REACHED
     ledger = build_ledger(result.task_count, result.records, result.retried)
     tf = event.t if event is not None and status == INJECTED else None
     affected, dip, detect, recover = 0, None, None, None
@@ -104,7 +108,7 @@ def blast_radius(result: RunResult, workers: int, window: float | None = None) -
         throughput_dip=dip,
         time_to_detect=detect,
         time_to_recover=recover,
-        survived=ledger.completed == result.task_count and result.status == "ok",
+        survived=ledger.completed == result.task_count and result.status == RunStatus.OK,
     )
 
 
@@ -295,6 +299,6 @@ def _container(worker: str) -> str:
     return worker.partition("/")[0]
 
 
-def _is_damage(signal: Signal, kinds: tuple[str, ...]) -> bool:
+def _is_damage(signal: Signal, kinds: tuple[SignalKind, ...]) -> bool:
     # A worker that exits 0 has finished its batch; only other exits are damage.
-    return signal.kind in kinds and not (signal.kind == "exit" and signal.detail == "0")
+    return signal.kind in kinds and not (signal.kind == SignalKind.EXIT and signal.detail == "0")

@@ -26,7 +26,7 @@ from importlib import resources
 from string import Template
 
 import topo
-from topo.model import ContainerSpec, Scenario, TopologyPlan
+from topo.model import ContainerSpec, Role, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, RUN_DIR
 
 TEMPLATES = "templates/compose"  # under the topo package, shipped as package data
@@ -101,10 +101,10 @@ def _comment(text: str, width: int = 88) -> str:
 def _summary(plan: TopologyPlan, scenario: Scenario) -> dict[str, str]:
     workers = plan.worker_containers
     first = workers[0] if workers else None
-    redis = next((c for c in plan.containers if c.role == "redis"), None)
+    redis = next((c for c in plan.containers if c.role == Role.REDIS), None)
     return {
         "processes": str(sum(c.processes for c in workers) or "auto"),
-        "pool": scenario.single.pool if scenario.single else "",
+        "pool": str(scenario.single.pool) if scenario.single else "",
         "cpus": _cpus(plan.budget_cpus),
         "memory": _memory(plan.budget_memory),
         "workers": str(len(workers)),
@@ -113,7 +113,7 @@ def _summary(plan: TopologyPlan, scenario: Scenario) -> dict[str, str]:
         "redis_cpus": _cpus(redis.cpus) if redis else "",
         "redis_memory": _memory(redis.memory) if redis else "",
         "tasks": str(plan.task_count),
-        "queue": scenario.multi.queue if scenario.multi else "",
+        "queue": str(scenario.multi.queue) if scenario.multi else "",
     }
 
 

@@ -26,10 +26,10 @@ from typing import Protocol
 
 import psutil
 
-from topo.model import Deployment, Fault, FaultEvent
+from topo.model import Deployment, Fault, FaultEvent, FaultKind, FaultStatus, Role
 from topo.plan import poison_task
 
-NOT_APPLICABLE = {("single", "kill-redis"), ("single", "partition")}
+NOT_APPLICABLE = {("single", FaultKind.KILL_REDIS), ("single", FaultKind.PARTITION)}
 
 
 class FaultRuntime(Protocol):
@@ -75,11 +75,11 @@ class Injector:
     def topology(self) -> str:
         return self.deployment.plan.topology
 
-    def _container(self, role: str) -> str:
+    def _container(self, role: Role) -> str:
         return next(c.name for c in self.deployment.containers if c.role == role)
 
     def _worker_container(self) -> str:
-        return self._container("single" if self.topology == "single" else "worker")
+        return self._container(Role.SINGLE if self.topology == "single" else Role.WORKER)
 
     def inject(self, t: float | None = None) -> FaultEvent:
         """Apply the fault now (``t``: when it really began, if earlier); return what
@@ -87,17 +87,17 @@ class Injector:
         kind = self.fault.kind
         t = time.time() if t is None else t
         if (self.topology, kind) in NOT_APPLICABLE:
-            self.event = self._event("not-applicable", None, None,
+            self.event = self._event(FaultStatus.NOT_APPLICABLE, None, None,
                                      f"{kind} does not apply to the {self.topology} topology")
             return self.event
         try:
             target = getattr(self, "_" + kind.replace("-", "_"))()
-            self.event = self._event("injected", t, target)
+            self.event = self._event(FaultStatus.INJECTED, t, target)
         except Exception as e:  # a fault that could not be injected is data, not a crash
-            self.event = self._event("failed", t, None, f"{type(e).__name__}: {e}"[:300])
+            self.event = self._event(FaultStatus.FAILED, t, None, f"{type(e).__name__}: {e}"[:300])
         return self.event
 
-    def _event(self, status: str, t: float | None, target: str | None,
+    def _event(self, status: FaultStatus, t: float | None, target: str | None,
                error: str | None = None) -> FaultEvent:
         return FaultEvent(name=self.fault.name, kind=self.fault.kind, status=status, t=t,
                           target=target, error=error)
@@ -133,7 +133,7 @@ class Injector:
         return name
 
     def _kill_redis(self) -> str:
-        name = self._container("redis")
+        name = self._container(Role.REDIS)
         os.kill(self._main_pid(name), signal.SIGKILL)
         return name
 

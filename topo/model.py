@@ -83,11 +83,8 @@ class SignalKind(StrKind):
     FED = "fed"  # the feeder has put the whole batch on the queue
 
 
-POOL_KINDS = tuple(k.value for k in PoolKind)
-QUEUE_KINDS = tuple(k.value for k in QueueKind)
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 APPENDONLY = ("no", "everysec", "always")  # redis-server's appendfsync: how often the AOF is synced
-FAULT_KINDS = tuple(k.value for k in FaultKind)
 BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
 CONTAINER_UID = 10001  # every container runs as this uid and gid; what it must be able to read
 

@@ -34,10 +34,11 @@ from typing import Any
 import yaml
 
 from topo.errors import ScenarioError
-from topo.model import RESTART_POLICIES, Scenario
+from topo.model import RESTART_POLICIES, FaultKind, Scenario
 from topo.plan import FEEDER_CPUS, FEEDER_MEMORY
 
-SIGNAL_FAULTS = ("kill-worker", "kill-container", "kill-redis", "pause")
+SIGNAL_FAULTS = (FaultKind.KILL_WORKER, FaultKind.KILL_CONTAINER, FaultKind.KILL_REDIS,
+                 FaultKind.PAUSE)
 GIB = 1024**3
 
 
@@ -162,7 +163,7 @@ def _faults(scenario: Scenario, engine: EngineFacts) -> list[Problem]:
     found = []
     for i, fault in enumerate(scenario.faults):
         field = f"faults[{i}].kind"
-        if fault.kind == "pause" and engine.freezer is False:
+        if fault.kind == FaultKind.PAUSE and engine.freezer is False:
             found.append(Problem(field, "pause needs the cgroup freezer, which this engine's"
                                  " host does not have"))
         elif fault.kind in SIGNAL_FAULTS and engine.local is False:

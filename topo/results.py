@@ -19,7 +19,7 @@ import topo
 from topo.errors import ResultError
 from topo.model import (
     ContainerSpec, Fault, FaultEvent, Mount, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
-    Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
+    Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload, RunStatus,
 )
 
 SCHEMA = "topo.result"
@@ -140,7 +140,7 @@ def recover(out_dir: Path, runs: list[RunResult]) -> list[RunResult]:
             log.poll()
             samples = _read_samples(folder / "samples.jsonl")
             found.append(_run({
-                **m, "status": "interrupted", "error": "topo ended during this run",
+                **m, "status": RunStatus.INTERRUPTED, "error": "topo ended during this run",
                 "t_ready": log.t_ready, "t_available": log.t_available,
                 "t_end": max([s["t"] for s in samples] + [r.end for r in log.records]
                              + [m["t_deploy"]]),

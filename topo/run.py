@@ -23,7 +23,8 @@ from topo.errors import RunError, TopoError
 from topo.events import EventLog
 from topo.faults import Injector, due
 from topo.model import (
-    Deployment, Fault, FaultEvent, RunResult, Scenario, Signal, Topology, TopologyPlan,
+    WORKER_ROLES, Deployment, Fault, FaultEvent, FaultKind, FaultStatus, Role, RunResult,
+    RunStatus, Scenario, Signal, SignalKind, Topology, TopologyPlan,
 )
 from topo.runtime.base import ContainerState, Runtime
 from topo.sampling import Sampler
@@ -91,7 +92,7 @@ def compare(
                                  _f.name if _f else None)))
                 results.append(result)
                 save(results, complete=False)
-                if result.status == "interrupted" or INTERRUPTED.is_set():
+                if result.status == RunStatus.INTERRUPTED or INTERRUPTED.is_set():
                     INTERRUPTED.clear()
                     raise KeyboardInterrupt
     save(results, complete=True)
@@ -134,7 +135,7 @@ def run_one(
     # What is needed to rebuild this run from its raw files if topo itself dies mid-run.
     results.write_manifest(run_dir, plan, index=index, warmup=warmup, fault=fault,
                            t_deploy=t_deploy)
-    status, error = "error", None
+    status, error = RunStatus.ERROR, None
     t_finished: float | None = None  # what teardown causes afterwards is not the run's
     sampler: Sampler | None = None
     watch: Watch | None = None
@@ -150,9 +151,9 @@ def run_one(
         status = watch.follow(progress)
         t_finished = time.time()
     except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted by the user"
+        status, error = RunStatus.INTERRUPTED, "interrupted by the user"
     except TopoError as e:  # the engine failed us mid-run: keep what was measured
-        status, error = "error", str(e)
+        status, error = RunStatus.ERROR, str(e)
     finally:
         with _Shield():  # a Ctrl-C now is honoured after the cleanup, not instead of it
             try:
@@ -169,7 +170,7 @@ def run_one(
                 # The append-only file is Redis' state, not a result: it goes with the run.
                 shutil.rmtree(run_dir / planning.REDIS_FOLDER, ignore_errors=True)
     log.poll()
-    if error is None and log.errors and status != "ok":
+    if error is None and log.errors and status != RunStatus.OK:
         error = log.errors[0]
     return RunResult(
         topology=plan.topology, index=index, warmup=warmup, status=status, error=error,
@@ -193,7 +194,7 @@ def _fault_events(fault: Fault | None, watch: Watch | None) -> tuple[FaultEvent,
         return ()
     if watch is not None and watch.injector is not None and watch.injector.event is not None:
         return (watch.injector.event,)
-    return (FaultEvent(name=fault.name, kind=fault.kind, status="not-reached", t=None,
+    return (FaultEvent(name=fault.name, kind=fault.kind, status=FaultStatus.NOT_REACHED, t=None,
                        error="the run ended before the fault's trigger point"),)
 
 
@@ -216,7 +217,7 @@ class _Shield:
 
 
 def _agents(deployment: Deployment) -> list[str]:
-    return [c.name for c in deployment.containers if c.role != "redis"]
+    return [c.name for c in deployment.containers if c.role != Role.REDIS]
 
 
 def _wait_ready(runtime: Runtime, deployment: Deployment, log: EventLog,
@@ -256,9 +257,9 @@ class Watch:
         self.injector: Injector | None = None
         self.signals: list[Signal] = []
         self._states: dict[str, ContainerState] = {}
-        self._workers = {c.name for c in deployment.containers if c.role in ("single", "worker")}
+        self._workers = {c.name for c in deployment.containers if c.role in WORKER_ROLES}
 
-    def follow(self, progress: Callable[[int, str], None]) -> str:
+    def follow(self, progress: Callable[[int, str], None]) -> RunStatus:
         start = time.monotonic()
         next_check = 0.0
         gone_since: float | None = None
@@ -270,7 +271,7 @@ class Watch:
             now = time.monotonic()
             if len(self.log.resolved) >= task_count:
                 if self.injector is None or self.injector.event is None:
-                    return "ok"
+                    return RunStatus.OK
                 # A fault's damage can outlast the batch: a frozen or cut-off worker that
                 # comes back and finishes a task that was already run again elsewhere. Wait
                 # for the fault to end, then a little, so duplicates are counted.
@@ -279,25 +280,26 @@ class Watch:
                 elif settle_until is None:
                     settle_until = now + SETTLE
                 elif now >= settle_until:
-                    return "ok"
+                    return RunStatus.OK
             if now - start > self.timeout:
-                return "timeout"
+                return RunStatus.TIMEOUT
             self._maybe_inject()
             if self._stalled():
-                return "stalled"
+                return RunStatus.STALLED
             if now >= next_check:
                 next_check = now + STATES_EVERY
                 alive = self._check_states()
                 gone_since = None if alive else (gone_since or now)
                 if gone_since is not None and now - gone_since >= EXITED_GRACE:
                     self.log.poll()
-                    return "ok" if len(self.log.resolved) >= task_count else "workers-exited"
+                    return (RunStatus.OK if len(self.log.resolved) >= task_count
+                            else RunStatus.WORKERS_EXITED)
             time.sleep(POLL)
 
     def _maybe_inject(self) -> None:
         if self.fault is None or self.injector is not None:
             return
-        if self.fault.kind == "oom":
+        if self.fault.kind == FaultKind.OOM:
             # The poison task was planted at plan time; the fault begins when a worker
             # starts it, which the worker says itself.
             if self.log.poisoned:
@@ -312,7 +314,7 @@ class Watch:
 
     def _fault_active(self) -> bool:
         ev = self.injector.event if self.injector else None
-        return bool(ev and ev.status == "injected" and ev.t_end is None
+        return bool(ev and ev.status == FaultStatus.INJECTED and ev.t_end is None
                     and self.fault and self.fault.duration)
 
     def _stalled(self) -> bool:
@@ -336,13 +338,13 @@ class Watch:
             # The engine knows when the container exited; polling only notices it later.
             t = min(st.finished_at or now, now)
             if before is not None and before.running and not st.running:
-                self.signals.append(Signal(t, "exit", name, str(st.exit_code)))
+                self.signals.append(Signal(t, SignalKind.EXIT, name, str(st.exit_code)))
                 if st.oom_killed:
-                    self.signals.append(Signal(t, "oom", name, ""))
+                    self.signals.append(Signal(t, SignalKind.OOM, name, ""))
             if before is not None and st.restarts > before.restarts:
-                self.signals.append(Signal(t, "restart", name, str(st.restarts)))
+                self.signals.append(Signal(t, SignalKind.RESTART, name, str(st.restarts)))
                 if st.oom_killed and not (before.oom_killed and before.restarts == st.restarts):
-                    self.signals.append(Signal(t, "oom", name, ""))
+                    self.signals.append(Signal(t, SignalKind.OOM, name, ""))
         self._states = states
         return any(s.running or s.restarting for n, s in states.items() if n in self._workers)
 

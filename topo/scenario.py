@@ -35,12 +35,13 @@ from topo.model import (
     APPENDONLY,
     BUILTIN_TASKS,
     CONTAINER_UID,
-    FAULT_KINDS,
-    POOL_KINDS,
-    QUEUE_KINDS,
     RESTART_POLICIES,
     Fault,
+    FaultKind,
     MultiSpec,
+    PoolKind,
+    QueueKind,
+    StrKind,
     RedisSpec,
     Resources,
     RunSpec,
@@ -50,6 +51,7 @@ from topo.model import (
 )
 
 T = TypeVar("T")
+K = TypeVar("K", bound=StrKind)
 
 MiB = 1024 * 1024
 MAX_FILE_BYTES = 1 * MiB
@@ -421,6 +423,16 @@ def _choice(options: tuple[str, ...]) -> Callable[[Node, str], str]:
     return read
 
 
+def _kind(kinds: type[K]) -> Callable[[Node, str], K]:
+    """``_choice`` among the values of ``kinds``, read as the member."""
+    choose = _choice(tuple(k.value for k in kinds))
+
+    def read(node: Node, field: str) -> K:
+        return kinds(choose(node, field))
+
+    return read
+
+
 def _string(node: Node, field: str) -> str:
     value = _scalar(node, field)
     if not isinstance(value, str):
@@ -650,8 +662,8 @@ _MULTI_KEYS = ("queue", "prefetch", "restart", "redis")
 _REDIS_KEYS = ("cpus", "memory", "appendonly")
 _FAULT_KEYS = ("name", "kind", "at", "duration")
 _RUN_KEYS = ("repeat", "warmup", "timeout")
-_TIMED_FAULTS = ("pause", "partition")
-_MULTI_ONLY_FAULTS = ("kill-redis", "partition")  # nothing to act on in a single container
+_TIMED_FAULTS = (FaultKind.PAUSE, FaultKind.PARTITION)
+_MULTI_ONLY_FAULTS = (FaultKind.KILL_REDIS, FaultKind.PARTITION)  # nothing to act on in a single container
 
 
 def _scenario(root: Node | None, base_dir: Path) -> Scenario:
@@ -727,7 +739,7 @@ def _topologies(top: _Section) -> tuple[SingleSpec | None, MultiSpec | None]:
 
 def _single(s: _Section) -> SingleSpec:
     return SingleSpec(
-        pool=s.take("pool", _choice(POOL_KINDS), "process-pool"),
+        pool=s.take("pool", _kind(PoolKind), PoolKind.PROCESS_POOL),
         processes=s.take("processes", _processes, None),
         preload=s.take("preload", _bool, False),
     )
@@ -736,7 +748,7 @@ def _single(s: _Section) -> SingleSpec:
 def _multi(s: _Section) -> MultiSpec:
     redis = s.section("redis", _REDIS_KEYS)
     return MultiSpec(
-        queue=s.take("queue", _choice(QUEUE_KINDS), "reliable"),
+        queue=s.take("queue", _kind(QueueKind), QueueKind.RELIABLE),
         prefetch=s.take("prefetch", _int(1, 10_000), 1),
         restart=s.take("restart", _choice(RESTART_POLICIES), "on-failure"),
         redis=RedisSpec(
@@ -778,14 +790,14 @@ def _fault(s: _Section, multi: bool, timeout: float) -> Fault:
     name = s.need("name", _string)
     if not name.strip():
         raise _Problem(s.line_of("name"), s.path("name"), "must not be empty")
-    kind = s.need("kind", _choice(FAULT_KINDS))
+    kind = s.need("kind", _kind(FaultKind))
     at_fraction, at_seconds = s.need("at", _at)
     duration = s.take("duration", _duration(MAX_TIMEOUT), None)
     if kind in _TIMED_FAULTS and duration is None:
         raise _Problem(s.line, s.path("duration"), f"required for a {kind} fault (how long it lasts)")
     if kind not in _TIMED_FAULTS:
         duration = None  # the format's own example gives one to kill-worker: it has no effect
-    if kind == "oom" and at_fraction is None:
+    if kind == FaultKind.OOM and at_fraction is None:
         message = "an oom fault takes a percentage of tasks (its poison task is picked by its place in the batch)"
         raise _Problem(s.line_of("at"), s.path("at"), message)
     if kind in _MULTI_ONLY_FAULTS and not multi:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from topo.ledger import build_ledger, completion_times
 from topo.model import (
+    WORKER_ROLES,
+    FaultStatus,
     ProcSample,
     Quantiles,
     WorkerInfo,
@@ -29,15 +31,16 @@ from topo.model import (
     ContainerSpec,
     FigureRow,
     Ratio,
+    Role,
     RunFigures,
     RunResult,
+    RunStatus,
     Sample,
     Scenario,
     Spread,
 )
 
-WORKER_ROLES = ("single", "worker")
-COORDINATION_ROLES = ("redis", "feeder")
+COORDINATION_ROLES = (Role.REDIS, Role.FEEDER)
 MAX_BUCKET = 1.0  # seconds: metrics.md asks for buckets of at most 1 s
 MIN_BUCKET = 0.05  # seconds: finer than the ~10 Hz sampling would only show noise
 BUCKETS_PER_MAKESPAN = 20  # short runs still get enough buckets for a median
@@ -604,7 +607,7 @@ def fault_warnings(results: Iterable[RunResult]) -> tuple[str, ...]:
     found = []
     for result in results:
         for event in result.fault_events:
-            if event.status == "failed":
+            if event.status == FaultStatus.FAILED:
                 found.append(
                     f"{result.topology} run {result.index + 1}: fault {event.name!r} could not"
                     f" be injected ({event.error or 'no error text'}); its blast radius"
@@ -622,7 +625,7 @@ STOLEN_CORES = 0.05
 def _run_warnings(result: RunResult, figures: RunFigures) -> list[str]:
     name = f"{result.topology} run {result.index + 1}"
     found = []
-    if result.status != "ok":
+    if result.status != RunStatus.OK:
         found.append(
             f"{name} ended {result.status!r} ({result.error or 'no error text'}); its figures"
             " cover only what happened before that — read the run's log and rerun"

@@ -21,10 +21,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from topo.model import BlastRadius, Comparison, FigureRow, Ratio, Scenario
+from topo.model import BlastRadius, Comparison, FaultStatus, FigureRow, Ratio, Scenario
 from topo.stats import BUSY_HOST_CORES
 
-INJECTED = "injected"
+INJECTED = FaultStatus.INJECTED
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,16 @@ from typing import Any, Callable, ClassVar, Literal, Mapping, Union
 class StrKind(str, Enum):
     """A closed set of names that are plain strings on the wire and in result files.
 
-    ``str()``, f-strings and hashing give the value itself (``"mp-pool"``), as a plain
-    string would: Python's default ``(str, Enum)`` formats as ``Class.NAME`` on 3.11 and
-    hashes by name, so a dict keyed by the string would not find the member."""
+    A member shows, formats, hashes and compares as its value (``"mp-pool"``), as the
+    plain string it replaces did, so no message or file changes: Python's default
+    ``(str, Enum)`` formats as ``Class.NAME`` on 3.11 and hashes by name, so a dict keyed
+    by the string would not find the member."""
 
     def __str__(self) -> str:
         return str(self.value)
+
+    def __repr__(self) -> str:
+        return repr(str(self.value))
 
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)

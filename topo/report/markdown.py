@@ -10,7 +10,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from topo.model import BlastRadius, Comparison, Fault, FigureRow, RunResult, Scenario, Spread
+from topo.model import (
+    BlastRadius, Comparison, Fault, FaultStatus, FigureRow, RunResult, Scenario, Spread,
+)
 from topo.report import INCOMPLETE, INCOMPLETE_NOTE
 # The terminal table's cell formats, so that every report shows a figure the same way.
 from topo.report.table import MISSING, numbers
@@ -123,7 +125,7 @@ def blast_rows(comparison: Comparison) -> list[list[str]]:
 
 def _blast_row(fault: str, topology: str, runs: Sequence[BlastRadius]) -> list[str]:
     head = [fault, topology, str(len(runs))]
-    injected = [b for b in runs if b.status == "injected"]
+    injected = [b for b in runs if b.status == FaultStatus.INJECTED]
     if not injected:
         statuses = ", ".join(sorted({b.status for b in runs}))
         return head + [f"not injected ({statuses})"] + [MISSING] * 7

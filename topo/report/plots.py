@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from topo.ledger import completion_times
-from topo.model import TOPOLOGIES, RunResult, Sample
+from topo.model import TOPOLOGIES, FaultStatus, Role, RunResult, Sample
 from topo.stats import bucket_rates, bucket_width
 
 COLORS = {"single": "#1f77b4", "multi": "#d95f02"}
@@ -63,7 +63,7 @@ def fault_marks(result: RunResult) -> list[tuple[float, float | None]]:
     return [
         (e.t - result.t_deploy, None if e.t_end is None else e.t_end - result.t_deploy)
         for e in result.fault_events
-        if e.status == "injected" and e.t is not None
+        if e.status == FaultStatus.INJECTED and e.t is not None
     ]
 
 
@@ -199,7 +199,7 @@ def cores_svg(results: Sequence[RunResult]) -> str | None:
             ax.axhline(r.budget_cpus, color="#555555", linestyle=":", linewidth=1.2,
                        label="budget")
             top = max(top, r.budget_cpus)
-        quotas = {c.cpus for c in r.containers if c.role == "worker"}
+        quotas = {c.cpus for c in r.containers if c.role == Role.WORKER}
         if len(quotas) == 1 and r.budget_cpus not in quotas:
             ax.axhline(quotas.pop(), color="#555555", linestyle="-.", linewidth=1.0,
                        label="worker quota")

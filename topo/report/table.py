@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import SEPARATING_LINE, tabulate
 
-from topo.model import TOPOLOGIES, BlastRadius, Comparison, FigureRow, Ratio, Spread
+from topo.model import TOPOLOGIES, BlastRadius, Comparison, FaultStatus, FigureRow, Ratio, Spread
 from topo.stats import verdict
 from topo.verdict import by_fault, decide, fault_label
 
@@ -113,9 +113,9 @@ def numbers(*values: float) -> list[str]:
 # number needs 13 columns, which tabulate's padding pushes past 120.
 BLAST_TITLE = "blast radius (median over runs; dip = lowest 0.5 s rate after the fault vs before)"
 STATUS_NOTES = {
-    "not-applicable": "not applicable",
-    "failed": "injection failed",
-    "not-reached": "not reached",
+    FaultStatus.NOT_APPLICABLE: "not applicable",
+    FaultStatus.FAILED: "injection failed",
+    FaultStatus.NOT_REACHED: "not reached",
 }
 
 
@@ -143,7 +143,7 @@ def blast_cell(radii: Sequence[BlastRadius]) -> str:
     runs where the fault was injected. "not applicable" (or "—" without runs) alone when
     the fault was injected in none.
     """
-    injected = [b for b in radii if b.status == "injected"]
+    injected = [b for b in radii if b.status == FaultStatus.INJECTED]
     if not injected:
         return ", ".join(sorted({STATUS_NOTES.get(b.status, b.status) for b in radii})) or MISSING
     n = len(radii)
@@ -200,5 +200,5 @@ def _seconds(value: float | None, never: str) -> str:
 
 
 def _notes(radii: Sequence[BlastRadius]) -> list[str]:
-    counts = Counter(b.status for b in radii if b.status != "injected")
+    counts = Counter(b.status for b in radii if b.status != FaultStatus.INJECTED)
     return [f"{k} {STATUS_NOTES.get(status, status)}" for status, k in counts.items()]
