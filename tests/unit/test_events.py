@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from topo.errors import RunError
 from topo.events import EventLog
 from topo.model import Signal, TaskRecord, WorkerInfo
 
@@ -182,3 +183,29 @@ def test_nothing_read_yet(log):
     assert log.poll() == 0
     assert (log.t_ready, log.t_available) == (None, None)
     assert log.all_ready([])  # no agent containers: nothing to wait for
+
+
+def test_an_unknown_kind_fails_the_poll_after_every_other_line_is_read(log, tmp_path):
+    append(tmp_path / "a-1.jsonl", task(0) + line(ev="heartbeat", c="a", t=1.0) + task(1))
+    append(tmp_path / "b-1.jsonl", line(ev="heartbeat", c="b", t=1.0) + task(2, w="b/1"))
+    with pytest.raises(RunError, match=r"unknown kinds: 'heartbeat' \(2 lines\)"):
+        log.poll()
+    assert sorted(r.id for r in log.records) == [0, 1, 2]  # nothing else was lost
+    assert log.unknown == {"heartbeat": 2}
+    assert log.poll() == 0  # read once, reported once
+    append(tmp_path / "a-1.jsonl", task(3))
+    assert log.poll() == 1
+
+
+def test_a_reconnect_and_the_end_of_the_feed_are_signals(log, tmp_path):
+    append(tmp_path / "w-1.jsonl",
+           line(ev="error", c="w0", w="w0/1", t=3.0, err="redis unreachable", recoverable=True)
+           + line(ev="reconnect", c="w0", w="w0/1", t=4.5)
+           + line(ev="fed", c="feeder", t=2.0, n=10))
+    assert log.poll() == 3
+    assert log.errors == []  # an outage the worker rode out is not a failure
+    assert log.signals == [
+        Signal(3.0, "error", "w0", "redis unreachable"),
+        Signal(4.5, "reconnect", "w0", "w0/1"),
+        Signal(2.0, "fed", "feeder", "10"),
+    ]
