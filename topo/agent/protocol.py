@@ -154,12 +154,21 @@ def _opt_str(x: Any) -> str | None:
     return None if x is None else str(x)
 
 
-def _line(wire: dict[str, Any]) -> bytes:
-    return (json.dumps(wire, separators=(",", ":")) + "\n").encode()
+class _Line:
+    """An event kind: ``to_wire`` gives its JSON object, ``encode`` the line."""
+
+    KIND: ClassVar[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """The compact JSON line, newline included."""
+        return (json.dumps(self.to_wire(), separators=(",", ":")) + "\n").encode()
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(_Line):
     """``task``: one attempt at one task, written where the work happened (the harness
     keeps it as its TaskRecord). A task given up without an answer from the process that
     ran it (a broken pool, a dead letter) is a failed attempt with no start."""
@@ -178,9 +187,6 @@ class Task:
         return {"ev": "task", "id": self.id, "w": self.worker, "ok": self.ok, "t0": self.start,
                 "t1": self.end, "cpu": self.cpu, "core": self.core, "err": self.error}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Task:
         t0 = d.get("t0")
@@ -190,7 +196,7 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Ready:
+class Ready(_Line):
     """``ready``: a worker process can take tasks, and what it sees of its CPUs."""
 
     KIND: ClassVar[str] = "ready"
@@ -207,9 +213,6 @@ class Ready:
                 "cpu_count": self.cpu_count, "affinity": self.affinity, "quota": self.quota,
                 "tid": self.tid}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Ready:
         return cls(str(d["w"]), str(d["c"]), float(d["t"]), int(d["cpu_count"]),
@@ -217,7 +220,7 @@ class Ready:
 
 
 @dataclass(frozen=True)
-class Expect:
+class Expect(_Line):
     """``expect``: how many worker processes this container will run (0: feeder)."""
 
     KIND: ClassVar[str] = "expect"
@@ -228,16 +231,13 @@ class Expect:
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "expect", "c": self.container, "n": self.n, "t": self.t}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Expect:
         return cls(str(d["c"]), int(d["n"]), float(d["t"]))
 
 
 @dataclass(frozen=True)
-class Avail:
+class Avail(_Line):
     """``avail``: the batch was released to the workers (single's PID 1, the feeder)."""
 
     KIND: ClassVar[str] = "avail"
@@ -248,16 +248,13 @@ class Avail:
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "avail", "c": self.container, "t": self.t, "n": self.n}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Avail:
         return cls(str(d["c"]), float(d["t"]), int(d["n"]))
 
 
 @dataclass(frozen=True)
-class Fed:
+class Fed(_Line):
     """``fed``: the feeder has put the whole batch on the queue."""
 
     KIND: ClassVar[str] = "fed"
@@ -268,16 +265,13 @@ class Fed:
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "fed", "c": self.container, "t": self.t, "n": self.n}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Fed:
         return cls(str(d["c"]), float(d["t"]), int(d["n"]))
 
 
 @dataclass(frozen=True)
-class Requeue:
+class Requeue(_Line):
     """``requeue``: a task was taken from a worker that died or froze; ``dead``: it was
     given up (started too often) rather than delivered again."""
 
@@ -292,16 +286,13 @@ class Requeue:
         return {"ev": "requeue", "id": self.id, "w": self.worker, "by": self.by, "t": self.t,
                 "dead": self.dead}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Requeue:
         return cls(int(d["id"]), str(d["w"]), str(d["by"]), float(d["t"]), bool(d.get("dead")))
 
 
 @dataclass(frozen=True)
-class Error:
+class Error(_Line):
     """``error``: an agent's failure; fatal unless ``recoverable`` (a Redis outage a
     worker rides out)."""
 
@@ -320,9 +311,6 @@ class Error:
             wire["recoverable"] = True
         return wire
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Error:
         return cls(str(d["c"]), float(d["t"]), str(d["err"]), _opt_str(d.get("w")),
@@ -330,7 +318,7 @@ class Error:
 
 
 @dataclass(frozen=True)
-class Reconnect:
+class Reconnect(_Line):
     """``reconnect``: a worker is back on Redis after the outage its ``error`` reported."""
 
     KIND: ClassVar[str] = "reconnect"
@@ -341,16 +329,13 @@ class Reconnect:
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "reconnect", "c": self.container, "w": self.worker, "t": self.t}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Reconnect:
         return cls(str(d["c"]), str(d["w"]), float(d["t"]))
 
 
 @dataclass(frozen=True)
-class Poison:
+class Poison(_Line):
     """``poison``: an oom fault's poison task began (the fault's moment)."""
 
     KIND: ClassVar[str] = "poison"
@@ -360,9 +345,6 @@ class Poison:
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "poison", "id": self.id, "c": self.container, "t": self.t}
-
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Poison:
@@ -407,7 +389,7 @@ def _thread(entry: list[Any]) -> tuple[int, float, float | None]:
 
 
 @dataclass(frozen=True)
-class Procs:
+class Procs(_Line):
     """``procs``: the container's process tree, sampled by topo.agent.telemetry."""
 
     KIND: ClassVar[str] = "procs"
@@ -419,16 +401,13 @@ class Procs:
         return {"ev": "procs", "c": self.container, "t": self.t,
                 "procs": [p.to_wire() for p in self.procs]}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Procs:
         return cls(str(d["c"]), float(d["t"]), tuple(Proc.from_wire(p) for p in d["procs"]))
 
 
 @dataclass(frozen=True)
-class Exit:
+class Exit(_Line):
     """``exit``: a pool's worker process died (mp-pool; the supervisor says ``requeue``)."""
 
     KIND: ClassVar[str] = "exit"
@@ -441,16 +420,13 @@ class Exit:
         return {"ev": "exit", "c": self.container, "w": self.worker, "t": self.t,
                 "code": self.code}
 
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
-
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Exit:
         return cls(str(d["c"]), float(d["t"]), _opt_str(d.get("w")), _opt_int(d.get("code")))
 
 
 @dataclass(frozen=True)
-class Stall:
+class Stall(_Line):
     """``stall``: mp-pool gave up the tasks still pending after a death (they are lost)."""
 
     KIND: ClassVar[str] = "stall"
@@ -460,9 +436,6 @@ class Stall:
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "stall", "c": self.container, "t": self.t, "pending": list(self.pending)}
-
-    def encode(self) -> bytes:
-        return _line(self.to_wire())
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Stall:
