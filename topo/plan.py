@@ -75,7 +75,7 @@ def plan(
     base = labels(run_id, deployment, topology=topology, scenario=scenario.name, owner=owner)
     poison = poison_task(fault, scenario.workload.tasks)
     w = scenario.workload
-    agent = AgentConfig(
+    agent = AgentConfig(  # what every agent shares; _env names the container
         container="", task=w.task, params=dict(w.params), seed=w.seed, tasks=w.tasks,
         poison=() if poison is None else (poison,), max_attempts=MAX_ATTEMPTS,
         data_dir=None if w.data is None else DATA_DIR)
