@@ -189,10 +189,11 @@ class Task(_Line):
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Task:
-        t0 = d.get("t0")
+        # the hot path of the reader (one line per attempt): no helper calls
+        t0, core, err = d.get("t0"), d.get("core"), d.get("err")
         return cls(int(d["id"]), str(d["w"]), bool(d["ok"]), None if t0 is None else float(t0),
-                   float(d["t1"]), float(d.get("cpu") or 0.0), _opt_int(d.get("core")),
-                   _opt_str(d.get("err")))
+                   float(d["t1"]), float(d.get("cpu") or 0.0),
+                   None if core is None else int(core), None if err is None else str(err))
 
 
 @dataclass(frozen=True)
