@@ -77,11 +77,13 @@ class EventLog:
         except p.ProtocolError as e:
             self.errors.append(f"unreadable event line ({e}): {line[:120]!r}")
             return
-        self._dispatch(event)
+        if type(event) is p.Task:  # nearly every line: one call fewer on the hot path
+            self._task(event)
+        else:
+            self._dispatch(event)
 
     def _dispatch(self, event: p.Event) -> None:
-        # Task first: nearly every line is one. _unreachable makes mypy check that every
-        # kind of the protocol has a reader here.
+        # _unreachable makes mypy check that every kind of the protocol has a reader here.
         if isinstance(event, p.Task):
             self._task(event)
         elif isinstance(event, p.Procs):
