@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from topo import plan as planning
+from topo.agent.protocol import AgentConfig
 from topo.agent.single import stall_after
 from topo.agent.worker import HEARTBEAT_TTL_MS, RECONNECT_WAIT
 from topo.model import (
@@ -614,7 +615,7 @@ class FakeRuntime:
         if live.queue or live.leases:
             return None
         if box.role == "single" and live.lost:  # PID 1's patience, as the agent's
-            return live.last_done + stall_after(box.config, [self.task_seconds])
+            return live.last_done + stall_after(AgentConfig.from_json(json.dumps(box.config)), [self.task_seconds])
         return max(live.last_done, live.now)
 
     def _end(self, live: _Live, box: _Box, t: float) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import yaml
 
 import topo
+from topo.agent.protocol import StrKind
 from topo.model import CONTAINER_UID, ContainerSpec, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, REDIS_DIR, RUN_DIR
 
@@ -56,10 +57,17 @@ JOB_RESTART = {"no": ("Never", 0), "on-failure": ("OnFailure", None),
                "always": ("OnFailure", None), "unless-stopped": ("OnFailure", None)}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML that writes topo's kinds (roles, pool kinds: str enums) as their strings."""
+
+
+_Dumper.add_multi_representer(StrKind, lambda d, v: d.represent_str(str(v.value)))
+
+
 def render(plan: TopologyPlan, scenario: Scenario) -> str:
     """The manifests of ``plan`` (a deployment of ``scenario``) as one multi-document YAML
     text, opened by a comment that says what was measured and how to apply it."""
-    docs = "".join("---\n" + yaml.safe_dump(m, sort_keys=False, width=1000)
+    docs = "".join("---\n" + yaml.dump(m, Dumper=_Dumper, sort_keys=False, width=1000)
                    for m in manifests(plan))
     return _header(plan, scenario) + docs
 

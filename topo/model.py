@@ -12,13 +12,79 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
+# Defined with the agents' protocol (the agents import nothing else of topo), re-exported.
+# A task line is kept as it was written: the harness's record of one attempt is the event.
+from topo.agent.protocol import PoolKind as PoolKind
+from topo.agent.protocol import QueueKind as QueueKind
+from topo.agent.protocol import StrKind as StrKind
+from topo.agent.protocol import Task
+
+TaskRecord = Task  # one attempt at one task, written where the work happened
+
 Topology = Literal["single", "multi"]
 TOPOLOGIES: tuple[Topology, ...] = ("single", "multi")
-POOL_KINDS = ("process-pool", "mp-pool", "supervisor")
-QUEUE_KINDS = ("reliable", "simple")
+
+
+class FaultKind(StrKind):
+    """What a fault does (docs/scenario-format.md, faults)."""
+
+    KILL_WORKER = "kill-worker"
+    KILL_CONTAINER = "kill-container"
+    KILL_REDIS = "kill-redis"
+    OOM = "oom"
+    PAUSE = "pause"
+    PARTITION = "partition"
+
+
+class Role(StrKind):
+    """What a container of a deployment is for."""
+
+    SINGLE = "single"  # the single topology's one container, PID 1 and its pool
+    WORKER = "worker"  # one multi worker process
+    REDIS = "redis"
+    FEEDER = "feeder"  # puts the batch on the queue, then exits
+    PROBE = "probe"  # a short-lived check of the engine, never part of a run
+
+
+WORKER_ROLES = (Role.SINGLE, Role.WORKER)  # the containers that run tasks
+
+
+class RunStatus(StrKind):
+    """How a run ended."""
+
+    OK = "ok"  # every task has an outcome
+    TIMEOUT = "timeout"  # the scenario's run timeout passed first
+    STALLED = "stalled"  # tasks stopped completing, long after the longest task took
+    WORKERS_EXITED = "workers-exited"  # no worker container left running
+    ERROR = "error"  # the engine or an agent failed; see the run's error
+    INTERRUPTED = "interrupted"  # the user, or the end of topo, stopped it
+
+
+class FaultStatus(StrKind):
+    """What became of a fault in its run."""
+
+    INJECTED = "injected"
+    NOT_APPLICABLE = "not-applicable"  # e.g. kill-redis on single
+    FAILED = "failed"  # the injection itself failed
+    NOT_REACHED = "not-reached"  # the run ended before the fault's trigger point
+
+
+class SignalKind(StrKind):
+    """Something observed during a run (Signal)."""
+
+    REQUEUE = "requeue"  # a task given back to the queue (or given up)
+    EXIT = "exit"  # a container stopped, or a pool's worker process died
+    RESTART = "restart"  # a container came back
+    READY = "ready"  # a worker process announced itself
+    ERROR = "error"  # an agent reported an error (fatal unless it reconnects)
+    RECONNECT = "reconnect"  # a worker is back on Redis after an outage
+    OOM = "oom"  # a container was OOM-killed
+    STALL = "stall"  # mp-pool gave up its pending tasks
+    FED = "fed"  # the feeder has put the whole batch on the queue
+
+
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 APPENDONLY = ("no", "everysec", "always")  # redis-server's appendfsync: how often the AOF is synced
-FAULT_KINDS = ("kill-worker", "kill-container", "kill-redis", "oom", "pause", "partition")
 BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
 CONTAINER_UID = 10001  # every container runs as this uid and gid; what it must be able to read
 
@@ -47,7 +113,7 @@ class Resources:
 
 @dataclass(frozen=True)
 class SingleSpec:
-    pool: str = "process-pool"
+    pool: PoolKind = PoolKind.PROCESS_POOL
     processes: int | Literal["auto"] | None = None  # None = workers
     preload: bool = False  # PID 1 imports the task module before forking its workers
 
@@ -61,7 +127,7 @@ class RedisSpec:
 
 @dataclass(frozen=True)
 class MultiSpec:
-    queue: str = "reliable"
+    queue: QueueKind = QueueKind.RELIABLE
     prefetch: int = 1
     restart: str = "on-failure"
     redis: RedisSpec = field(default_factory=RedisSpec)
@@ -70,7 +136,7 @@ class MultiSpec:
 @dataclass(frozen=True)
 class Fault:
     name: str
-    kind: str
+    kind: FaultKind
     at_fraction: float | None = None  # of tasks completed, 0..1
     at_seconds: float | None = None  # since the batch became available
     duration: float | None = None  # seconds; pause and partition only
@@ -115,10 +181,10 @@ class Mount:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """One container to start. ``role`` is single | worker | redis | feeder."""
+    """One container to start."""
 
     name: str
-    role: str
+    role: Role
     command: tuple[str, ...]
     cpus: float
     memory: int
@@ -147,7 +213,7 @@ class TopologyPlan:
 
     @property
     def worker_containers(self) -> tuple[ContainerSpec, ...]:
-        return tuple(c for c in self.containers if c.role in ("single", "worker"))
+        return tuple(c for c in self.containers if c.role in WORKER_ROLES)
 
 
 # --------------------------------------------------------------------------- deployment
@@ -156,7 +222,7 @@ class TopologyPlan:
 @dataclass(frozen=True)
 class DeployedContainer:
     name: str
-    role: str
+    role: Role
     id: str
     t_started: float | None = None  # host wall clock when this container's start returned
 
@@ -171,20 +237,6 @@ class Deployment:
 
 
 # --------------------------------------------------------------------------- run
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One attempt at one task, written where the work happened."""
-
-    id: int
-    worker: str  # "<container>/<pid>" or "<container>" for the harness's own entries
-    ok: bool
-    start: float | None  # None when the task never started (e.g. a broken pool)
-    end: float
-    cpu: float = 0.0  # CPU seconds of the worker process during the task
-    core: int | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,8 +303,8 @@ class FaultEvent:
     as such (status not-applicable | failed | not-reached), never silently skipped."""
 
     name: str
-    kind: str
-    status: str  # injected | not-applicable | failed | not-reached
+    kind: FaultKind
+    status: FaultStatus
     t: float | None  # when it was injected (host wall clock)
     t_end: float | None = None  # end of a pause or partition
     target: str | None = None  # "<container>" or "<container>/<pid in the container>"
@@ -263,12 +315,10 @@ class FaultEvent:
 class Signal:
     """Something observed during a run, with its time: the raw material of time-to-detect.
 
-    kind: requeue (a task given back to the queue) | exit (a container stopped) |
-    restart (a container came back) | ready (a worker process announced itself) |
-    error (an agent reported a fatal error) | oom (a container was OOM-killed)."""
+    kind: see SignalKind."""
 
     t: float
-    kind: str
+    kind: SignalKind
     container: str
     detail: str = ""
 
@@ -278,7 +328,7 @@ class RunResult:
     topology: Topology
     index: int  # 0-based repeat number
     warmup: bool
-    status: str  # ok | timeout | error | interrupted
+    status: RunStatus
     error: str | None
     task_count: int
     t_deploy: float
@@ -330,7 +380,7 @@ class RunFigures:
 
     topology: Topology
     index: int
-    status: str
+    status: RunStatus
     ledger: Ledger
     makespan: float | None
     throughput: float | None  # completed / makespan
@@ -363,10 +413,10 @@ class BlastRadius:
     """The damage one fault did in one run (metrics.md, blast radius)."""
 
     fault: str
-    kind: str
+    kind: FaultKind
     topology: Topology
     index: int
-    status: str  # of the injection: injected | not-applicable | failed | not-reached
+    status: FaultStatus  # of the injection
     workers: int  # N
     workers_affected: int  # died, froze or failed a task in [tf, tf + window]
     failed: int

@@ -9,10 +9,12 @@ Both topologies get the same total budget (``resources``) for their workers:
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import replace
 
-from topo.model import ContainerSpec, Fault, Mount, Scenario, Topology, TopologyPlan
+from topo.agent.protocol import AgentConfig
+from topo.model import (
+    ContainerSpec, Fault, FaultKind, Mount, Role, Scenario, Topology, TopologyPlan,
+)
 
 LABEL_PREFIX = "topo"
 MANAGED = f"{LABEL_PREFIX}.managed"
@@ -34,7 +36,7 @@ REDIS_DIR = f"{RUN_DIR}/{REDIS_FOLDER}"
 def poison_task(fault: Fault | None, task_count: int) -> int | None:
     """The task that exceeds the memory limit for an ``oom`` fault (dispatch is in id order,
     so the task at the fault's fraction of the batch runs at about that point)."""
-    if fault is None or fault.kind != "oom" or fault.at_fraction is None:
+    if fault is None or fault.kind != FaultKind.OOM or fault.at_fraction is None:
         return None
     return min(task_count - 1, int(fault.at_fraction * task_count))
 
@@ -46,22 +48,15 @@ def labels(run_id: str, deployment: str, **extra: str) -> dict[str, str]:
     return out
 
 
-def _config(scenario: Scenario, container: str, *, worker: bool, **extra: Any) -> dict[str, str]:
-    """A container's environment; a ``worker`` (not Redis, not the feeder) is told where
-    the data is mounted, in its configuration and as TOPO_DATA for the task's own use."""
-    w = scenario.workload
-    cfg: dict[str, Any] = {
-        "container": container,
-        "task": w.task,
-        "params": dict(w.params),
-        "seed": w.seed,
-        "tasks": w.tasks,
-        **extra,
-    }
-    data = {"TOPO_DATA": DATA_DIR} if worker and w.data is not None else {}
-    if data:
-        cfg["data_dir"] = DATA_DIR
-    return {"TOPO_CONFIG": json.dumps(cfg, sort_keys=True), "TOPO_RUN_DIR": RUN_DIR, **data}
+def _env(agent: AgentConfig, container: str, *, worker: bool) -> dict[str, str]:
+    """A container's environment: ``agent`` (what every agent of the deployment shares)
+    for this container; a ``worker`` (not the feeder) is told where the data is mounted, in
+    its configuration and as TOPO_DATA for the task's own use."""
+    cfg = replace(agent, container=container)
+    data = {"TOPO_DATA": DATA_DIR} if worker and cfg.data_dir is not None else {}
+    if not data:
+        cfg = replace(cfg, data_dir=None)
+    return {"TOPO_CONFIG": cfg.to_json(), "TOPO_RUN_DIR": RUN_DIR, **data}
 
 
 def data_mounts(scenario: Scenario) -> tuple[Mount, ...]:
@@ -79,7 +74,11 @@ def plan(
     ``redis_image`` when given (a team's own worker image need not have redis-server)."""
     base = labels(run_id, deployment, topology=topology, scenario=scenario.name, owner=owner)
     poison = poison_task(fault, scenario.workload.tasks)
-    agent = {"poison": [] if poison is None else [poison], "max_attempts": MAX_ATTEMPTS}
+    w = scenario.workload
+    agent = AgentConfig(  # what every agent shares; _env names the container
+        container="", task=w.task, params=dict(w.params), seed=w.seed, tasks=w.tasks,
+        poison=() if poison is None else (poison,), max_attempts=MAX_ATTEMPTS,
+        data_dir=None if w.data is None else DATA_DIR)
     if topology == "single":
         containers = _single(scenario, deployment, base, agent)
         network = None
@@ -101,7 +100,7 @@ def plan(
 
 
 def _single(
-    scenario: Scenario, deployment: str, base: dict[str, str], agent: dict[str, Any]
+    scenario: Scenario, deployment: str, base: dict[str, str], agent: AgentConfig
 ) -> tuple[ContainerSpec, ...]:
     spec = scenario.single
     assert spec is not None
@@ -110,16 +109,16 @@ def _single(
     return (
         ContainerSpec(
             name=name,
-            role="single",
+            role=Role.SINGLE,
             command=("python3", "-m", "topo.agent.single"),
             cpus=scenario.resources.cpus,
             memory=scenario.resources.memory,
             cpuset=scenario.resources.cpuset,
-            env=_config(scenario, name, worker=True, pool=spec.pool, processes=processes,
-                        preload=spec.preload, **agent),
+            env=_env(replace(agent, pool=spec.pool, processes=processes, preload=spec.preload),
+                     name, worker=True),
             # "auto" is only known inside the container: count the host's cores as Python would
             processes=0 if processes == "auto" else int(processes),
-            labels={**base, "topo.role": "single"},
+            labels={**base, "topo.role": Role.SINGLE.value},
             mounts=data_mounts(scenario),
         ),
     )
@@ -139,7 +138,7 @@ def redis_command(appendonly: str, password: str) -> tuple[str, ...]:
 
 def _multi(
     scenario: Scenario, deployment: str, base: dict[str, str], password: str,
-    agent: dict[str, Any], redis_image: str | None = None,
+    agent: AgentConfig, redis_image: str | None = None,
 ) -> tuple[ContainerSpec, ...]:
     spec = scenario.multi
     assert spec is not None
@@ -147,43 +146,43 @@ def _multi(
     secret = {"TOPO_REDIS_PASSWORD": password}
     redis = ContainerSpec(
         name=f"{deployment}-redis",
-        role="redis",
+        role=Role.REDIS,
         command=redis_command(spec.redis.appendonly, password),
         cpus=spec.redis.cpus,
         memory=spec.redis.memory,
         cpuset=scenario.resources.cpuset,
         restart=spec.restart,
         processes=0,
-        labels={**base, "topo.role": "redis"},
+        labels={**base, "topo.role": Role.REDIS.value},
         image=redis_image,
     )
-    common = dict(redis_host=f"{deployment}-redis", queue=spec.queue, prefetch=spec.prefetch,
-                  **agent)
+    common = replace(agent, redis_host=f"{deployment}-redis", queue=spec.queue,
+                     prefetch=spec.prefetch)
     workers = tuple(
         ContainerSpec(
             name=f"{deployment}-w{i}",
-            role="worker",
+            role=Role.WORKER,
             command=("python3", "-m", "topo.agent.worker"),
             cpus=scenario.resources.cpus / n,
             memory=scenario.resources.memory // n,
             cpuset=scenario.resources.cpuset,
-            env={**_config(scenario, f"{deployment}-w{i}", worker=True, **common), **secret},
+            env={**_env(common, f"{deployment}-w{i}", worker=True), **secret},
             restart=spec.restart,
             processes=1,
-            labels={**base, "topo.role": "worker"},
+            labels={**base, "topo.role": Role.WORKER.value},
             mounts=data_mounts(scenario),
         )
         for i in range(n)
     )
     feeder = ContainerSpec(
         name=f"{deployment}-feeder",
-        role="feeder",
+        role=Role.FEEDER,
         command=("python3", "-m", "topo.agent.queue"),
         cpus=FEEDER_CPUS,
         memory=FEEDER_MEMORY,
         cpuset=scenario.resources.cpuset,
-        env={**_config(scenario, f"{deployment}-feeder", worker=False, **common), **secret},
+        env={**_env(common, f"{deployment}-feeder", worker=False), **secret},
         processes=0,
-        labels={**base, "topo.role": "feeder"},
+        labels={**base, "topo.role": Role.FEEDER.value},
     )
     return (redis, *workers, feeder)

@@ -23,7 +23,7 @@ from topo.errors import ResultError
 from topo.records import TaskRecords
 from topo.model import (
     ContainerSpec, Fault, FaultEvent, Mount, MultiSpec, ProcSample, RedisSpec, Resources, RunResult, RunSpec, Sample,
-    Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload,
+    Scenario, Signal, SingleSpec, TaskRecord, TopologyPlan, WorkerInfo, Workload, RunStatus,
 )
 from topo.report.model import Provenance
 
@@ -246,7 +246,7 @@ def recover(out_dir: Path, runs: list[RunResult]) -> list[RunResult]:
             log.poll()
             samples = _read_samples(folder / "samples.jsonl")
             found.append(_run({
-                **m, "status": "interrupted", "error": "topo ended during this run",
+                **m, "status": RunStatus.INTERRUPTED, "error": "topo ended during this run",
                 "t_ready": log.t_ready, "t_available": log.t_available,
                 "t_end": max([s["t"] for s in samples] + [max(log.records.ends, default=0.0)]
                              + [m["t_deploy"]]),

@@ -35,12 +35,13 @@ from topo.model import (
     APPENDONLY,
     BUILTIN_TASKS,
     CONTAINER_UID,
-    FAULT_KINDS,
-    POOL_KINDS,
-    QUEUE_KINDS,
     RESTART_POLICIES,
     Fault,
+    FaultKind,
     MultiSpec,
+    PoolKind,
+    QueueKind,
+    StrKind,
     RedisSpec,
     Resources,
     RunSpec,
@@ -50,6 +51,7 @@ from topo.model import (
 )
 
 T = TypeVar("T")
+K = TypeVar("K", bound=StrKind)
 
 MiB = 1024 * 1024
 MAX_FILE_BYTES = 1 * MiB
@@ -440,6 +442,17 @@ def _choice(options: tuple[str, ...]) -> Callable[[Node, str], str]:
     return read
 
 
+def _kind(kinds: type[K]) -> Callable[[Node, str], K]:
+    """``_choice`` among the values of ``kinds``, read as the member."""
+    choose = _choice(tuple(k.value for k in kinds))
+
+    def read(node: Node, field: str) -> K:
+        return kinds(choose(node, field))
+
+    _SCHEMAS[read] = _SCHEMAS[choose]
+    return read
+
+
 @_described({"type": "string"})
 def _string(node: Node, field: str) -> str:
     value = _scalar(node, field)
@@ -718,7 +731,7 @@ _RESOURCES = {
     "cpuset": Field(_cpuset, None, 'Host CPUs to run on, e.g. "0-1".'),
 }
 _SINGLE = {
-    "pool": Field(_choice(POOL_KINDS), "process-pool", "How the one container runs N workers."),
+    "pool": Field(_kind(PoolKind), PoolKind.PROCESS_POOL, "How the one container runs N workers."),
     "processes": Field(_processes, None, 'Pool size: null (= workers), "auto" or a number.'),
     "preload": Field(_bool, False, "Import the task before forking the workers."),
 }
@@ -728,7 +741,7 @@ _REDIS = {
     "appendonly": Field(_choice(APPENDONLY), "no", "Redis's appendfsync."),
 }
 _MULTI = {
-    "queue": Field(_choice(QUEUE_KINDS), "reliable", "How workers take tasks."),
+    "queue": Field(_kind(QueueKind), QueueKind.RELIABLE, "How workers take tasks."),
     "prefetch": Field(_int(1, 10_000), 1, "Tasks a worker takes at once."),
     "restart": Field(_choice(RESTART_POLICIES), "on-failure", "Docker's restart policy."),
     "redis": Field(fields=_REDIS, help="The queue's Redis."),
@@ -739,7 +752,7 @@ _TOPOLOGY = {
 }
 _FAULT = {
     "name": Field(_string, REQUIRED, "Unique name of the fault."),
-    "kind": Field(_choice(FAULT_KINDS), REQUIRED, "What happens."),
+    "kind": Field(_kind(FaultKind), REQUIRED, "What happens."),
     "at": Field(_at, REQUIRED, 'When: "30%" of tasks done or "5s" after the start.'),
     "duration": Field(_duration(MAX_TIMEOUT), None, "How long a pause or partition lasts."),
 }
@@ -768,8 +781,8 @@ _MULTI_KEYS = tuple(_MULTI)
 _REDIS_KEYS = tuple(_REDIS)
 _FAULT_KEYS = tuple(_FAULT)
 _RUN_KEYS = tuple(_RUN)
-_TIMED_FAULTS = ("pause", "partition")
-_MULTI_ONLY_FAULTS = ("kill-redis", "partition")  # nothing to act on in a single container
+_TIMED_FAULTS = (FaultKind.PAUSE, FaultKind.PARTITION)
+_MULTI_ONLY_FAULTS = (FaultKind.KILL_REDIS, FaultKind.PARTITION)  # nothing to act on in a single container
 
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -940,7 +953,7 @@ def _fault(s: _Section, multi: bool, timeout: float) -> Fault:
         raise _Problem(s.line, s.path("duration"), f"required for a {kind} fault (how long it lasts)")
     if kind not in _TIMED_FAULTS:
         duration = None  # the format's own example gives one to kill-worker: it has no effect
-    if kind == "oom" and at_fraction is None:
+    if kind == FaultKind.OOM and at_fraction is None:
         message = "an oom fault takes a percentage of tasks (its poison task is picked by its place in the batch)"
         raise _Problem(s.line_of("at"), s.path("at"), message)
     if kind in _MULTI_ONLY_FAULTS and not multi:

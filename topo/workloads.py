@@ -84,7 +84,7 @@ def resolve(task: str) -> TaskFn:
     if task in BUILTINS:
         return BUILTINS[task]
     module_name, _, attr = task.partition(":")
-    fn = getattr(importlib.import_module(module_name), attr)
+    fn: object = getattr(importlib.import_module(module_name), attr)
     if not callable(fn):
         raise TypeError(f"{task} is not callable")
     return fn

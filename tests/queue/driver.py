@@ -25,6 +25,7 @@ from redis.client import Pipeline
 from redis.retry import Retry
 
 from topo.agent import reliable
+from topo.agent.protocol import AgentConfig, Event
 from topo.agent.worker import Worker
 
 from .old_worker import OldWorker
@@ -131,8 +132,8 @@ class Log:
     def __init__(self) -> None:
         self.lines: list[dict[str, Any]] = []
 
-    def emit(self, **fields: Any) -> None:
-        self.lines.append(fields)
+    def emit(self, event: Event) -> None:
+        self.lines.append(event.to_wire())
 
     def done(self) -> set[int]:
         return {e["id"] for e in self.lines if e["ev"] == "task" and e["ok"]}
@@ -318,8 +319,8 @@ class Driven:
         self.gate = Gate()
         self.clients: list[GatedRedis] = []
         self.crash: BaseException | None = None
-        cfg = {"container": name, "task": "noop", "params": {}, "seed": 0,
-               "prefetch": world.prefetch, "max_attempts": MAX_ATTEMPTS, "poison": []}
+        cfg = AgentConfig(container=name, task="noop", params={}, seed=0, tasks=0,
+                          prefetch=world.prefetch, max_attempts=MAX_ATTEMPTS)
         self.worker = world.protocol.make(cfg, world.log, self._connect(world))
         world.protocol.configure(self.worker)
         self.worker.run_task = world.run_task

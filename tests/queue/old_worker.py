@@ -7,19 +7,21 @@ after the move, and attempts charged to tasks that never started (prefetch > 1).
 Not used by topo. Adapted only where the tests must drive it like the current worker:
 - ``connect`` is a callable (the current worker's signature), used at reconnect too;
 - the heartbeat TTL, the reaper's period and lock, and the BLMOVE timeout are attributes;
-- ``begin_reliable`` is the start of ``run_reliable`` without its heartbeat thread.
+- ``begin_reliable`` is the start of ``run_reliable`` without its heartbeat thread;
+- it reads an ``AgentConfig`` and writes ``topo.agent.protocol`` events, as agents now do.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import psutil
 import redis
 
 from topo.agent.common import Events, bind_task, failed, task_record
+from topo.agent.protocol import AgentConfig, Error, Reconnect, Requeue
 
 QUEUE = "topo:queue"
 WORKERS = "topo:workers"
@@ -53,18 +55,18 @@ RECONNECT_WAIT = 120.0
 
 
 class OldWorker:
-    def __init__(self, cfg: dict[str, Any], events: Events,
+    def __init__(self, cfg: AgentConfig, events: Events,
                  connect: Callable[[], redis.Redis]) -> None:
         self.cfg = cfg
         self.events = events
         self.connect = connect  # adapted
         self.client = connect()  # adapted
-        self.name: str = cfg["container"]
+        self.name: str = cfg.container
         self.worker = f"{self.name}/{os.getpid()}"
         self.run_task = bind_task(cfg)
         self.core_of: Callable[[], int] = psutil.Process().cpu_num
-        self.prefetch: int = cfg["prefetch"]
-        self.max_attempts: int = cfg["max_attempts"]
+        self.prefetch: int = cfg.prefetch or 1
+        self.max_attempts: int = cfg.max_attempts
         self._last_reap = 0.0
         self._unacked: list[bytes] = []
         self.heartbeat_ttl_ms = HEARTBEAT_TTL_MS  # adapted: these four were constants
@@ -73,7 +75,7 @@ class OldWorker:
         self.take_wait = 1
 
     def execute(self, raw: bytes) -> None:
-        self.events.emit(**task_record(int(raw), self.worker, self.run_task, self.core_of))
+        self.events.emit(task_record(int(raw), self.worker, self.run_task, self.core_of))
 
     def requeue(self, owner: str) -> None:
         while True:
@@ -83,8 +85,8 @@ class OldWorker:
                 return
             raw, attempts, dead = found
             now = time.time()
-            self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now,
-                             dead=bool(dead))
+            self.events.emit(Requeue(id=int(raw), worker=owner, by=self.worker, t=now,
+                                     dead=bool(dead)))
             if dead:
                 failed(self.events, self.worker, int(raw),
                        f"dead-lettered after {attempts} deliveries", now)
@@ -127,8 +129,8 @@ class OldWorker:
         for raw in self.client.lrange(mine, 0, -1):
             if raw not in held and self.client.lrem(mine, 1, raw):
                 self.client.rpush(QUEUE, raw)
-                self.events.emit(ev="requeue", id=int(raw), w=self.name, by=self.worker,
-                                 t=time.time(), dead=False)
+                self.events.emit(Requeue(id=int(raw), worker=self.name, by=self.worker,
+                                         t=time.time()))
 
     def ack(self) -> None:
         if not self._unacked:
@@ -161,9 +163,9 @@ class OldWorker:
                 self.reconnect(exc, register)
 
     def reconnect(self, exc: BaseException, register: Callable[[], None]) -> None:
-        self.events.emit(ev="error", c=self.name, w=self.worker, t=time.time(),
-                         err=f"redis unreachable, reconnecting: {type(exc).__name__}: {exc}"[:500],
-                         recoverable=True)
+        self.events.emit(Error(
+            container=self.name, t=time.time(), worker=self.worker, recoverable=True,
+            error=f"redis unreachable, reconnecting: {type(exc).__name__}: {exc}"[:500]))
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             try:
@@ -173,5 +175,5 @@ class OldWorker:
                 if time.monotonic() > deadline:
                     raise
                 continue
-            self.events.emit(ev="reconnect", c=self.name, w=self.worker, t=time.time())
+            self.events.emit(Reconnect(container=self.name, worker=self.worker, t=time.time()))
             return

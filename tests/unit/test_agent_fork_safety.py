@@ -25,11 +25,15 @@ import json, sys, tempfile, os
 os.environ["TOPO_RUN_DIR"] = tempfile.mkdtemp()
 os.makedirs(os.path.join(os.environ["TOPO_RUN_DIR"], "events"))
 import topo.agent.single, topo.agent.telemetry, topo.agent.common as common
+from topo.agent.protocol import Procs
 before = set(sys.modules)
 events = common.Events("probe")
-topo.agent.telemetry.snapshot(with_memory_maps=True)   # one telemetry pass
+procs = topo.agent.telemetry.snapshot(with_memory_maps=True)   # one telemetry pass
+events.emit(Procs(container="probe", t=0.0, procs=procs))      # ... and its line
 topo.agent.telemetry.thread_cpu(os.getpid())
 common.announce_ready(events, "probe/1", "probe")       # a pool worker's first steps
+events.emit(common.task_record(0, "probe/1", lambda i: None, lambda: 0))  # ... a task
+common.failed(events, "probe", 1, "BrokenProcessPool: gone")  # ... PID 1's write-off
 common.cpu_quota()
 common.memory_limit()
 print(json.dumps(sorted(set(sys.modules) - before)))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from topo.errors import RunError
 from topo.events import EventLog
 from topo.model import Signal, TaskRecord, WorkerInfo
 
@@ -108,7 +109,7 @@ def test_requeues_avail_and_agent_errors_are_counted(log, tmp_path):
            + line(ev="requeue", id=4, w="w0/1", by="w1/7", t=5.1)
            + line(ev="avail", c="feeder", t=2.0, n=10)
            + line(ev="avail", c="feeder", t=1.5, n=10)
-           + line(ev="fed", c="feeder", t=2.1, n=10)  # known to the agents, unused here
+           + line(ev="fed", c="feeder", t=2.1, n=10)
            + line(ev="error", c="w0", t=3.0, err="ConnectionError: no redis"))
     assert log.poll() == 6
     assert log.requeues == 2
@@ -117,6 +118,7 @@ def test_requeues_avail_and_agent_errors_are_counted(log, tmp_path):
     assert log.signals == [  # the raw material of time-to-detect, owner container first
         Signal(5.0, "requeue", "w0", "3"),
         Signal(5.1, "requeue", "w0/1", "4"),  # a process of a pool keeps its pid
+        Signal(2.1, "fed", "feeder", "10"),  # the whole batch is on the queue
         Signal(3.0, "error", "w0", "ConnectionError: no redis"),
     ]
 
@@ -181,3 +183,29 @@ def test_nothing_read_yet(log):
     assert log.poll() == 0
     assert (log.t_ready, log.t_available) == (None, None)
     assert log.all_ready([])  # no agent containers: nothing to wait for
+
+
+def test_an_unknown_kind_fails_the_poll_after_every_other_line_is_read(log, tmp_path):
+    append(tmp_path / "a-1.jsonl", task(0) + line(ev="heartbeat", c="a", t=1.0) + task(1))
+    append(tmp_path / "b-1.jsonl", line(ev="heartbeat", c="b", t=1.0) + task(2, w="b/1"))
+    with pytest.raises(RunError, match=r"unknown kinds: 'heartbeat' \(2 lines\)"):
+        log.poll()
+    assert sorted(r.id for r in log.records) == [0, 1, 2]  # nothing else was lost
+    assert log.unknown == {"heartbeat": 2}
+    assert log.poll() == 0  # read once, reported once
+    append(tmp_path / "a-1.jsonl", task(3))
+    assert log.poll() == 1
+
+
+def test_a_reconnect_and_the_end_of_the_feed_are_signals(log, tmp_path):
+    append(tmp_path / "w-1.jsonl",
+           line(ev="error", c="w0", w="w0/1", t=3.0, err="redis unreachable", recoverable=True)
+           + line(ev="reconnect", c="w0", w="w0/1", t=4.5)
+           + line(ev="fed", c="feeder", t=2.0, n=10))
+    assert log.poll() == 3
+    assert log.errors == []  # an outage the worker rode out is not a failure
+    assert log.signals == [
+        Signal(3.0, "error", "w0", "redis unreachable"),
+        Signal(4.5, "reconnect", "w0", "w0/1"),
+        Signal(2.0, "fed", "feeder", "10"),
+    ]

@@ -131,7 +131,7 @@ def test_fault_kind_x_topology(name: str, tmp_path) -> None:  # type: ignore[no-
 
 
 def test_every_fault_kind_is_covered_on_both_topologies() -> None:
-    from topo.model import FAULT_KINDS
+    from topo.model import FaultKind
 
     covered = {(c.topology, c.kind) for c in CASES.values()}
-    assert covered == {(t, k) for t in ("single", "multi") for k in FAULT_KINDS}
+    assert covered == {(t, k) for t in ("single", "multi") for k in FaultKind}

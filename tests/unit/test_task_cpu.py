@@ -53,8 +53,8 @@ def test_task_cpu_is_the_task_threads_own_while_another_thread_burns(burner: Bur
     # minus what the other thread says it used meanwhile.
     done_here = (p1 - p0) - (b1 - b0)
     assert b1 - b0 > 0.3 * COST, "the burner did not run beside the task; the test proves nothing"
-    assert done_here == pytest.approx(COST, rel=0.10), (done_here, b1 - b0, record["cpu"])
-    assert record["ok"] and record["cpu"] == pytest.approx(COST, abs=0.003)
+    assert done_here == pytest.approx(COST, rel=0.10), (done_here, b1 - b0, record.cpu)
+    assert record.ok and record.cpu == pytest.approx(COST, abs=0.003)
 
 
 def test_cpu_ms_spends_that_much_of_its_own_threads_cpu(burner: Burner) -> None:

@@ -2,17 +2,17 @@
 
 Agents run inside the containers with the standard library, redis and psutil only.
 
-Every process appends JSON lines to its own file under ``<run dir>/events/``, a folder that
-is bind-mounted from the host. The harness builds its ledger from these files, never from
-Redis or from a process that a fault may kill, and every line is flushed as soon as it is
-written, so a SIGKILL loses at most the line being written. Times are ``time.time()``:
-containers share the host's clock, so they are host wall-clock seconds.
+Every process appends event lines (``topo.agent.protocol``) to its own file under
+``<run dir>/events/``, a folder that is bind-mounted from the host. The harness builds its
+ledger from these files, never from Redis or from a process that a fault may kill, and every
+line is flushed as soon as it is written, so a SIGKILL loses at most the line being written.
+Times are ``time.time()``: containers share the host's clock, so they are host wall-clock
+seconds.
 """
 
 from __future__ import annotations
 
 import encodings.ascii  # noqa: F401  (see below)
-import json
 import os
 import sys
 import threading
@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, NoReturn
 
 from topo import workloads
+from topo.agent.protocol import AgentConfig, Error, Event, Poison, Ready, Task
 
 # The agents read /proc and /sys with encoding="ascii", from the telemetry thread and from
 # every process, and the pools fork while that thread runs. The codec's module is imported
@@ -32,21 +33,21 @@ GO_FILE = "go"
 EVENTS = "events"
 
 
-def config() -> dict[str, Any]:
+def config() -> AgentConfig:
     """The agent's configuration, passed by the harness as JSON in ``TOPO_CONFIG``."""
-    return json.loads(os.environ["TOPO_CONFIG"])
+    return AgentConfig.load()
 
 
 class Events:
-    """Append-only JSON-lines file of one process. Each write is flushed at once."""
+    """Append-only event file of one process. Each line is flushed at once."""
 
     def __init__(self, name: str) -> None:
         path = os.path.join(RUN_DIR, EVENTS, f"{name}.jsonl")
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "ab")
         self._lock = threading.Lock()  # the telemetry and heartbeat threads write here too
 
-    def emit(self, **fields: Any) -> None:
-        line = json.dumps(fields, separators=(",", ":")) + "\n"
+    def emit(self, event: Event) -> None:
+        line = event.encode()
         with self._lock:
             self._file.write(line)
             self._file.flush()
@@ -76,16 +77,15 @@ def announce_ready(events: Events, worker: str, container: str) -> None:
     Call it from the thread that will run the tasks: its id (``tid``, the kernel's, as in
     /proc/<pid>/task/) is how the harness tells task CPU from the CPU of the agent's other
     threads in the telemetry's per-thread figures."""
-    events.emit(
-        ev="ready",
-        w=worker,
-        c=container,
+    events.emit(Ready(
+        worker=worker,
+        container=container,
         t=time.time(),
-        cpu_count=os.cpu_count(),
+        cpu_count=os.cpu_count() or 1,
         affinity=len(os.sched_getaffinity(0)),
         quota=cpu_quota(),
         tid=threading.get_native_id(),
-    )
+    ))
 
 
 def wait_for_go(poll: float = 0.002) -> float:
@@ -137,16 +137,11 @@ def exceed_memory_limit() -> NoReturn:
     raise MemoryError(f"poison task held {held // MIB} MiB and was not killed ({what})")
 
 
-def poison_ids(cfg: dict[str, Any]) -> frozenset[int]:
-    """Task ids that run ``exceed_memory_limit`` instead of the workload (config ``poison``)."""
-    return frozenset(int(i) for i in cfg.get("poison") or ())
-
-
-def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
+def bind_task(cfg: AgentConfig) -> Callable[[int], Any]:
     """``run(task_id)`` for this agent's workload: the one task-running path every agent
     (each pool kind and the multi worker) uses, so a poison task behaves the same in all."""
-    run = workloads.bind(cfg["task"], cfg["params"], cfg["seed"], cfg.get("data_dir"))
-    poison = poison_ids(cfg)
+    run = workloads.bind(cfg.task, dict(cfg.params), cfg.seed, cfg.data_dir)
+    poison = frozenset(cfg.poison)  # ids that exceed the memory limit instead (oom fault)
     if not poison:
         return run
 
@@ -154,15 +149,15 @@ def bind_task(cfg: dict[str, Any]) -> Callable[[int], Any]:
         if task_id in poison:
             # The moment the fault begins, for the harness (its own file: the process is
             # about to be OOM-killed and must not leave a half-written line elsewhere).
-            Events(f"{cfg['container']}-{os.getpid()}-poison").emit(
-                ev="poison", id=task_id, c=cfg["container"], t=time.time())
+            Events(f"{cfg.container}-{os.getpid()}-poison").emit(
+                Poison(id=task_id, container=cfg.container, t=time.time()))
             exceed_memory_limit()
         return run(task_id)
 
     return run_or_poison
 
 
-def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, Any]:
+def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> Task:
     """Run ``fn(task_id)`` and describe the attempt; an exception is a failed attempt.
 
     ``cpu`` is this thread's own CPU clock around the call: the process clock would also
@@ -177,30 +172,21 @@ def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> dict[str, A
     except Exception as e:  # a task's own failure is data, not a crash of the worker
         err = f"{type(e).__name__}: {e}"[:300]
     t1 = time.time()
-    return {
-        "ev": "task",
-        "id": task_id,
-        "w": worker,
-        "ok": err is None,
-        "t0": t0,
-        "t1": t1,
-        "cpu": time.thread_time() - cpu0,
-        "core": core_of(),
-        "err": err,
-    }
+    return Task(id=task_id, worker=worker, ok=err is None, start=t0, end=t1,
+                cpu=time.thread_time() - cpu0, core=core_of(), error=err)
 
 
 def failed(events: Events, worker: str, task_id: int, err: str, t: float | None = None) -> None:
     """The record of a task given up without an answer from the worker that ran it (a
     broken pool, a task delivered too often): a failed attempt that never started."""
-    events.emit(ev="task", id=task_id, w=worker, ok=False, t0=None,
-                t1=time.time() if t is None else t, cpu=0.0, core=None, err=err[:300])
+    events.emit(Task(id=task_id, worker=worker, ok=False, start=None,
+                     end=time.time() if t is None else t, error=err[:300]))
 
 
 def fatal(events: Events | None, container: str, exc: BaseException) -> None:
     """Record why an agent is dying, then exit non-zero."""
     msg = f"{type(exc).__name__}: {exc}"[:500]
     if events is not None:
-        events.emit(ev="error", c=container, t=time.time(), err=msg)
+        events.emit(Error(container=container, t=time.time(), error=msg))
     print(f"topo agent: {msg}", file=sys.stderr, flush=True)
     sys.exit(1)

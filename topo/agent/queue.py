@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from topo.agent.common import Events, config, fatal, wait_for_go
+from topo.agent.protocol import AgentConfig, Avail, Expect, Fed
 from topo.agent.reliable import QUEUE
 
 
@@ -34,14 +33,14 @@ def redis_password() -> str | None:
     return os.environ.get("TOPO_REDIS_PASSWORD") or None
 
 
-def connect(cfg: dict[str, Any], wait: float = 60.0) -> redis.Redis:
+def connect(cfg: AgentConfig, wait: float = 60.0) -> redis.Redis:
     """Connect to the run's Redis, retrying while it starts (or restarts).
 
     A command is never sent again by the client itself: a script whose reply was lost may
     have run, and running it twice takes a second task the worker would not know it holds.
     The worker sees the error instead and gives back what it holds (``rejoin``)."""
     client = redis.Redis(
-        host=cfg["redis_host"],
+        host=cfg.redis_host or "",  # the plan always names it; "" fails to connect
         port=6379,
         password=redis_password(),
         socket_connect_timeout=2,
@@ -84,15 +83,15 @@ def feed() -> None:
     cfg = config()
     events = None
     try:
-        events = Events(f"{cfg['container']}-{os.getpid()}")
+        events = Events(f"{cfg.container}-{os.getpid()}")
         client = connect(cfg)
-        events.emit(ev="expect", c=cfg["container"], n=0, t=time.time())
+        events.emit(Expect(container=cfg.container, n=0, t=time.time()))
         wait_for_go()
-        events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
-        push(client, cfg["tasks"])
-        events.emit(ev="fed", c=cfg["container"], t=time.time(), n=cfg["tasks"])
+        events.emit(Avail(container=cfg.container, t=time.time(), n=cfg.tasks))
+        push(client, cfg.tasks)
+        events.emit(Fed(container=cfg.container, t=time.time(), n=cfg.tasks))
     except Exception as exc:  # recorded for the harness, then a non-zero exit
-        fatal(events, cfg.get("container", "?"), exc)
+        fatal(events, cfg.container, exc)
 
 
 if __name__ == "__main__":

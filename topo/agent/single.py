@@ -4,7 +4,7 @@ Each pool worker writes its own task records (timestamps taken where the work ha
 PID 1 writes a failure record only for a task the pool could not run to an answer, such as
 every pending task of a ProcessPoolExecutor once one of its workers has been killed.
 
-Pool kinds (config ``pool``):
+Pool kinds (config ``pool``, ``PoolKind``):
 - ``process-pool``: concurrent.futures.ProcessPoolExecutor. One dead worker breaks the pool:
   every pending task fails.
 - ``mp-pool``: multiprocessing.Pool. A dead worker is replaced (the new one says ``ready``)
@@ -37,13 +37,16 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 
 from topo.agent import telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, failed, fatal, task_record, wait_for_go,
+)
+from topo.agent.protocol import (
+    AgentConfig, Avail, Error, Exit, Expect, PoolKind, Requeue, Stall, Task,
 )
 from topo.workloads import BUILTINS
 
@@ -57,18 +60,18 @@ CHILDREN_EVERY = 0.1  # seconds between looks at the pool's processes (mp-pool)
 _state: dict[str, Any] = {}
 
 
-def _init(cfg: dict[str, Any]) -> None:
+def _init(cfg: AgentConfig) -> None:
     pid = os.getpid()
-    worker = f"{cfg['container']}/{pid}"
-    events = Events(f"{cfg['container']}-{pid}")
+    worker = f"{cfg.container}/{pid}"
+    events = Events(f"{cfg.container}-{pid}")
     try:
         run = bind_task(cfg)  # without preload, the worker's own import of the task module
     except Exception as exc:  # named here: the pool would only say that a worker broke
-        events.emit(ev="error", c=cfg["container"], t=time.time(),
-                    err=f"{type(exc).__name__}: {exc}"[:500])
+        events.emit(Error(container=cfg.container, t=time.time(),
+                          error=f"{type(exc).__name__}: {exc}"[:500]))
         raise
     _state.update(worker=worker, events=events, run=run, core_of=psutil.Process().cpu_num)
-    announce_ready(events, worker, cfg["container"])
+    announce_ready(events, worker, cfg.container)
 
 
 def locate(task: str) -> None:
@@ -97,51 +100,53 @@ def locate(task: str) -> None:
         folders = packages
 
 
-def _run(task_id: int) -> dict[str, Any]:
+def _run(task_id: int) -> Task:
     record = task_record(task_id, _state["worker"], _state["run"], _state["core_of"])
-    _state["events"].emit(**record)
+    _state["events"].emit(record)
     return record
 
 
 def _run_timed(task_id: int) -> float:
     """mp-pool's task: run it, write its record, return its wall time to PID 1."""
     record = _run(task_id)
-    return float(record["t1"] - record["t0"])
+    return record.end - (record.start or record.end)
 
 
 def _ping() -> int:
     return os.getpid()
 
 
-def pool_size(cfg: dict[str, Any]) -> int:
+def pool_size(cfg: AgentConfig) -> int:
     """N processes, or what os.cpu_count() says in here for "auto" (host cores, not quota)."""
-    processes = cfg["processes"]
+    processes = cfg.processes
+    if processes is None:
+        raise ValueError("a single agent's configuration needs processes")
     return (os.cpu_count() or 1) if processes == "auto" else int(processes)
 
 
-def run_process_pool(cfg: dict[str, Any], events: Events) -> None:
+def run_process_pool(cfg: AgentConfig, events: Events) -> None:
     """ProcessPoolExecutor, the common way. One dead worker breaks the whole pool."""
     n = pool_size(cfg)
-    events.emit(ev="expect", c=cfg["container"], n=n, t=time.time())
+    events.emit(Expect(container=cfg.container, n=n, t=time.time()))
     with ProcessPoolExecutor(max_workers=n, initializer=_init, initargs=(cfg,),
                              mp_context=multiprocessing.get_context("fork")) as pool:
         try:
             pool.submit(_ping).result()  # with fork, the first submit starts all N workers
         except BrokenProcessPool:
-            if not cfg.get("preload"):
+            if not cfg.preload:
                 # A worker's import failed (its own error line says so); PID 1 says the same
                 # rather than "broken pool", whichever line the harness reads first.
                 bind_task(cfg)
             raise
         wait_for_go()
-        events.emit(ev="avail", c=cfg["container"], t=time.time(), n=cfg["tasks"])
-        pending: dict[Future[dict[str, Any]], int] = {pool.submit(_run, i): i for i in range(cfg["tasks"])}
+        events.emit(Avail(container=cfg.container, t=time.time(), n=cfg.tasks))
+        pending: dict[Future[Task], int] = {pool.submit(_run, i): i for i in range(cfg.tasks)}
         # as_completed, not a wait() loop: wait() scans every pending future on each call,
         # which made large batches of short tasks quadratic in PID 1 rather than in the pool.
         for fut in as_completed(pending):
             exc = fut.exception()
             if exc is not None:
-                failed(events, cfg["container"], pending[fut], f"{type(exc).__name__}: {exc}")
+                failed(events, cfg.container, pending[fut], f"{type(exc).__name__}: {exc}")
 
 
 # --------------------------------------------------------------------------- mp-pool
@@ -159,16 +164,16 @@ def _live_children() -> set[int]:
     return out
 
 
-def stall_after(cfg: dict[str, Any], walls: list[float]) -> float:
+def stall_after(cfg: AgentConfig, walls: list[float]) -> float:
     """Seconds without a completion after which mp-pool stops waiting (``stall_timeout``)."""
-    if cfg.get("stall_timeout") is not None:
-        return float(cfg["stall_timeout"])
+    if cfg.stall_timeout is not None:
+        return cfg.stall_timeout
     if not walls:
         return STALL_FIRST
     return max(STALL_MIN, STALL_TASKS * statistics.median(walls))
 
 
-def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
+def run_mp_pool(cfg: AgentConfig, events: Events) -> None:
     """multiprocessing.Pool with one apply_async per task.
 
     When a worker dies, the Pool starts a replacement (its initializer writes ``ready``) but
@@ -183,23 +188,20 @@ def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
     task lost. Pool.terminate, and the exit handler that calls it, would wait for that lock
     as well, so after a death PID 1 kills the workers itself and leaves with os._exit.
     """
-    container = cfg["container"]
+    container = cfg.container
     n = pool_size(cfg)
-    events.emit(ev="expect", c=container, n=n, t=time.time())
+    events.emit(Expect(container=container, n=n, t=time.time()))
     pool = multiprocessing.get_context("fork").Pool(n, initializer=_init, initargs=(cfg,))
     known = _live_children()  # the N workers (started by the constructor): a death counts
     deaths = 0                # from here on, also one before the batch is released
     try:
         wait_for_go()
-        events.emit(ev="avail", c=container, t=time.time(), n=cfg["tasks"])
-        done: queue.SimpleQueue[tuple[int, float | None, BaseException | None]] = queue.SimpleQueue()
-        pending = set(range(cfg["tasks"]))
-        for i in range(cfg["tasks"]):
-            pool.apply_async(
-                _run_timed, (i,),
-                callback=lambda wall, i=i: done.put((i, wall, None)),
-                error_callback=lambda exc, i=i: done.put((i, None, exc)),
-            )
+        events.emit(Avail(container=container, t=time.time(), n=cfg.tasks))
+        done: Done = queue.SimpleQueue()
+        pending = set(range(cfg.tasks))
+        for i in range(cfg.tasks):
+            ok, err = _report_to(done, i)
+            pool.apply_async(_run_timed, (i,), callback=ok, error_callback=err)
         walls: list[float] = []
         last_done = time.monotonic()
         next_look = 0.0
@@ -221,11 +223,12 @@ def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
                 alive = _live_children()
                 for pid in sorted(known - alive):
                     deaths += 1
-                    events.emit(ev="exit", c=container, w=f"{container}/{pid}", t=time.time(),
-                                code=None)
+                    events.emit(Exit(container=container, t=time.time(),
+                                     worker=f"{container}/{pid}", code=None))
                 known = alive
             if deaths and pending and now - last_done >= stall_after(cfg, walls):
-                events.emit(ev="stall", c=container, t=time.time(), pending=sorted(pending))
+                events.emit(Stall(container=container, t=time.time(),
+                                  pending=tuple(sorted(pending))))
                 break
     except Exception as exc:
         if deaths or _live_children() != known:
@@ -235,6 +238,21 @@ def run_mp_pool(cfg: dict[str, Any], events: Events) -> None:
     if deaths or _live_children() != known:
         _abandon_pool(pool, events, container, None)
     pool.terminate()
+
+
+Done = queue.SimpleQueue[tuple[int, float | None, BaseException | None]]
+
+
+def _report_to(done: Done, task_id: int) -> tuple[Callable[[float], None],
+                                                     Callable[[BaseException], None]]:
+    """mp-pool's callbacks for one task: its wall time, or why the pool could not run it."""
+    def ok(wall: float) -> None:
+        done.put((task_id, wall, None))
+
+    def err(exc: BaseException) -> None:
+        done.put((task_id, None, exc))
+
+    return ok, err
 
 
 def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException | None) -> None:
@@ -251,7 +269,8 @@ def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException 
         except psutil.NoSuchProcess:
             pass
     if exc is not None:
-        events.emit(ev="error", c=container, t=time.time(), err=f"{type(exc).__name__}: {exc}"[:500])
+        events.emit(Error(container=container, t=time.time(),
+                          error=f"{type(exc).__name__}: {exc}"[:500]))
     os._exit(0 if exc is None else 1)
 
 
@@ -261,7 +280,7 @@ def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException 
 _parent_ends: list[Connection] = []  # PID 1's ends of every worker pipe (closed in children)
 
 
-def _supervised(cfg: dict[str, Any], conn: Connection) -> None:
+def _supervised(cfg: AgentConfig, conn: Connection) -> None:
     """A supervised worker: take one task id at a time from PID 1, run it, say it is done."""
     for end in _parent_ends:
         end.close()
@@ -275,7 +294,7 @@ def _supervised(cfg: dict[str, Any], conn: Connection) -> None:
             return
         record = _run(task_id)
         try:
-            conn.send((task_id, bool(record["ok"])))
+            conn.send((task_id, record.ok))
         except OSError:  # PID 1 is gone
             return
 
@@ -283,12 +302,12 @@ def _supervised(cfg: dict[str, Any], conn: Connection) -> None:
 class Supervisor:
     """PID 1: N independent workers, one task each at a time, the dead replaced."""
 
-    def __init__(self, cfg: dict[str, Any], events: Events) -> None:
+    def __init__(self, cfg: AgentConfig, events: Events) -> None:
         self.cfg = cfg
         self.events = events
-        self.container: str = cfg["container"]
+        self.container = cfg.container
         self.me = f"{self.container}/{os.getpid()}"
-        self.max_attempts = int(cfg.get("max_attempts") or MAX_ATTEMPTS)
+        self.max_attempts = cfg.max_attempts or MAX_ATTEMPTS
         self.ctx = multiprocessing.get_context("fork")
         self.todo: deque[int] = deque()
         self.attempts: dict[int, int] = {}
@@ -340,7 +359,7 @@ class Supervisor:
         self.receive(slot)  # an answer it sent just before dying still counts
         now = time.time()
         dead = f"{self.container}/{proc.pid}"
-        self.events.emit(ev="exit", c=self.container, w=dead, t=now, code=proc.exitcode)
+        self.events.emit(Exit(container=self.container, t=now, worker=dead, code=proc.exitcode))
         task_id = self.holding[slot]
         self.conns[slot].close()
         _parent_ends.remove(self.conns[slot])
@@ -352,30 +371,30 @@ class Supervisor:
         else:
             tries = self.attempts[task_id]
             # given up is not a re-delivery: the line still says the worker lost the task
-            self.events.emit(ev="requeue", id=task_id, w=dead, by=self.me, t=now,
-                             dead=tries >= self.max_attempts)
+            self.events.emit(Requeue(id=task_id, worker=dead, by=self.me, t=now,
+                                     dead=tries >= self.max_attempts))
             if tries >= self.max_attempts:
                 self.outcome.add(task_id)
                 failed(self.events, self.container, task_id, f"given up after {tries} attempts")
             else:
                 self.todo.appendleft(task_id)
         self.holding[slot] = None
-        if len(self.outcome) < self.cfg["tasks"]:
+        if len(self.outcome) < self.cfg.tasks:
             self.spawn(slot)
         else:
             del self.procs[slot], self.conns[slot], self.holding[slot]
 
     def run(self) -> None:
         n = pool_size(self.cfg)
-        self.events.emit(ev="expect", c=self.container, n=n, t=time.time())
+        self.events.emit(Expect(container=self.container, n=n, t=time.time()))
         for slot in range(n):
             self.spawn(slot)
         try:
             wait_for_go()
-            self.events.emit(ev="avail", c=self.container, t=time.time(), n=self.cfg["tasks"])
-            self.todo.extend(range(self.cfg["tasks"]))
+            self.events.emit(Avail(container=self.container, t=time.time(), n=self.cfg.tasks))
+            self.todo.extend(range(self.cfg.tasks))
             self.dispatch()
-            while len(self.outcome) < self.cfg["tasks"]:
+            while len(self.outcome) < self.cfg.tasks:
                 by_conn = {id(c): s for s, c in self.conns.items()}
                 by_sentinel = {p.sentinel: s for s, p in self.procs.items()}
                 ready = wait_any([*self.conns.values(), *by_sentinel])
@@ -405,29 +424,35 @@ class Supervisor:
                 proc.join()
 
 
-def run_supervisor(cfg: dict[str, Any], events: Events) -> None:
+def run_supervisor(cfg: AgentConfig, events: Events) -> None:
     Supervisor(cfg, events).run()
 
 
-POOLS = {"process-pool": run_process_pool, "mp-pool": run_mp_pool, "supervisor": run_supervisor}
+POOLS: dict[PoolKind, Callable[[AgentConfig, Events], None]] = {
+    PoolKind.PROCESS_POOL: run_process_pool,
+    PoolKind.MP_POOL: run_mp_pool,
+    PoolKind.SUPERVISOR: run_supervisor,
+}
 
 
 def main() -> None:
     cfg = config()
     events = None
     try:
-        events = Events(f"{cfg['container']}-{os.getpid()}")
+        events = Events(f"{cfg.container}-{os.getpid()}")
         # Look for the workload here first: a task that cannot be imported is then reported
         # as itself, not as the broken pool it would leave behind.
-        if cfg.get("preload"):
+        if cfg.preload:
             bind_task(cfg)  # imported once, here, before the fork
         else:
-            locate(cfg["task"])
-        if cfg.get("telemetry", True):
-            telemetry.start(events, cfg["container"])  # sees every process of the container
-        POOLS[cfg["pool"]](cfg, events)
+            locate(cfg.task)
+        if cfg.telemetry:
+            telemetry.start(events, cfg.container)  # sees every process of the container
+        if cfg.pool is None:
+            raise ValueError("a single agent's configuration needs pool")
+        POOLS[cfg.pool](cfg, events)
     except Exception as exc:  # recorded for the harness, then a non-zero exit
-        fatal(events, cfg.get("container", "?"), exc)
+        fatal(events, cfg.container, exc)
 
 
 if __name__ == "__main__":

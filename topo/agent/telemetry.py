@@ -1,10 +1,9 @@
 """In-container telemetry: every process of this container, sampled from inside with psutil.
 
-One thread in the container's main agent process writes, at ``TELEMETRY_HZ``, a line
-``{"ev":"procs","c":..,"t":..,"procs":[{pid, ppid, name, cpu, rss, uss, pss, thr}, ...]}``
-(pid as seen inside the container; cpu = user + system CPU seconds so far; memory in bytes;
-thr = ``[[tid, cpu seconds, born], ...]`` for each live thread of the process, born = the
-host wall time it started).
+One thread in the container's main agent process writes, at ``TELEMETRY_HZ``, a ``procs``
+line (``topo.agent.protocol.Procs``): per process, its pid as seen inside the container,
+ppid, name, user + system CPU seconds so far, memory in bytes, and for each live thread
+its tid, CPU seconds and the host wall time it started.
 
 Per-thread CPU is what lets the harness split a process's CPU into its task thread's (the
 one its ``ready`` line names) and the agent's other threads': this telemetry thread, a
@@ -23,19 +22,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
-
 import psutil
 
 from topo.agent.common import Events
+from topo.agent.protocol import Proc, Procs
 
 TELEMETRY_HZ = 2.0
 PSS_EVERY = 2  # passes between two smaps reads
 _TICK = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(pid: int, proc: str = "/proc") -> list[list[float | None]]:
-    """``[[tid, CPU seconds, born], ...]`` of each live thread of ``pid``; [] if it is gone.
+def thread_cpu(pid: int, proc: str = "/proc") -> list[tuple[int, float, float | None]]:
+    """``[(tid, CPU seconds, born), ...]`` of each live thread of ``pid``; [] if it is gone.
     ``born`` is the host wall time the thread started (None if unreadable): a thread that
     starts between two passes has used CPU before it is first seen, from 0 at ``born``."""
     folder = f"{proc}/{pid}/task"
@@ -44,12 +42,12 @@ def thread_cpu(pid: int, proc: str = "/proc") -> list[list[float | None]]:
     except (OSError, ValueError):
         return []
     boot = _boot_time(proc)
-    out: list[list[float | None]] = []
+    out: list[tuple[int, float, float | None]] = []
     for tid in tids:
         cpu, started = _one_thread(f"{folder}/{tid}")
         if cpu is not None:
             born = None if boot is None or started is None else round(boot + started * _TICK, 3)
-            out.append([tid, round(cpu, 6), born])
+            out.append((tid, round(cpu, 6), born))
     return out
 
 
@@ -78,29 +76,26 @@ def _one_thread(path: str) -> tuple[float | None, int | None]:
         return ticks * _TICK, started
 
 
-def snapshot(with_memory_maps: bool) -> list[dict[str, Any]]:
+def snapshot(with_memory_maps: bool) -> tuple[Proc, ...]:
     """The process tree of this container (its PID namespace) right now."""
     out = []
     for proc in psutil.process_iter(["pid", "ppid", "name", "cpu_times", "memory_info"]):
         info = proc.info
         if info["cpu_times"] is None or info["memory_info"] is None:
             continue  # ended while being read, or not ours to read
-        row: dict[str, Any] = {
-            "pid": info["pid"],
-            "ppid": info["ppid"],
-            "name": info["name"],
-            "cpu": round(info["cpu_times"].user + info["cpu_times"].system, 3),
-            "rss": info["memory_info"].rss,
-            "thr": thread_cpu(info["pid"]),
-        }
+        uss = pss = None
         if with_memory_maps:
             try:
                 full = proc.memory_full_info()
-                row["uss"], row["pss"] = full.uss, getattr(full, "pss", None)
+                uss, pss = full.uss, getattr(full, "pss", None)
             except (psutil.Error, OSError):
                 pass
-        out.append(row)
-    return out
+        out.append(Proc(
+            pid=info["pid"], ppid=info["ppid"], name=info["name"],
+            cpu=round(info["cpu_times"].user + info["cpu_times"].system, 3),
+            rss=info["memory_info"].rss, uss=uss, pss=pss, threads=tuple(thread_cpu(info["pid"])),
+        ))
+    return tuple(out)
 
 
 def start(events: Events, container: str, hz: float = TELEMETRY_HZ) -> threading.Thread:
@@ -113,7 +108,7 @@ def start(events: Events, container: str, hz: float = TELEMETRY_HZ) -> threading
             t = time.time()
             try:
                 procs = snapshot(with_memory_maps=n % PSS_EVERY == 0)
-                events.emit(ev="procs", c=container, t=t, procs=procs)
+                events.emit(Procs(container=container, t=t, procs=procs))
             except Exception:  # telemetry must never take a worker down
                 pass
             n += 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import psutil
 import redis
@@ -33,6 +33,7 @@ from topo.agent import telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, failed, fatal, task_record,
 )
+from topo.agent.protocol import AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue
 
 HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
@@ -42,18 +43,18 @@ RECONNECT_WAIT = 120.0  # seconds an outage may last before the worker gives up 
 
 
 class Worker:
-    def __init__(self, cfg: dict[str, Any], events: Events,
+    def __init__(self, cfg: AgentConfig, events: Events,
                  connect: Callable[[], redis.Redis]) -> None:
         self.cfg = cfg
         self.events = events
         self.connect = connect
         self.client = connect()
-        self.name: str = cfg["container"]
+        self.name = cfg.container
         self.worker = f"{self.name}/{os.getpid()}"
         self.run_task = bind_task(cfg)
         self.core_of: Callable[[], int] = psutil.Process().cpu_num
-        self.prefetch: int = cfg["prefetch"]
-        self.max_attempts: int = cfg["max_attempts"]
+        self.prefetch = cfg.prefetch or 1
+        self.max_attempts = cfg.max_attempts
         self.reap_every = REAP_EVERY
         self.reap_lock_ms = int(REAP_EVERY * 1000)
         self.take_wait = TAKE_WAIT
@@ -64,7 +65,7 @@ class Worker:
                                             HEARTBEAT_TTL_MS)
 
     def execute(self, raw: bytes) -> None:
-        self.events.emit(**task_record(int(raw), self.worker, self.run_task, self.core_of))
+        self.events.emit(task_record(int(raw), self.worker, self.run_task, self.core_of))
 
     # ----------------------------------------------------------------- reliable
 
@@ -82,8 +83,7 @@ class Worker:
     def requeued(self, ids: list[bytes], owner: str) -> None:
         now = time.time()
         for raw in ids:
-            self.events.emit(ev="requeue", id=int(raw), w=owner, by=self.worker, t=now,
-                             dead=False)
+            self.events.emit(Requeue(id=int(raw), worker=owner, by=self.worker, t=now))
 
     def record_dead_letters(self) -> None:
         """Write the record of every dead letter that has none yet, then say so in Redis.
@@ -93,7 +93,7 @@ class Worker:
         now = time.time()
         for task_id, (owner, attempts) in sorted(owed.items()):
             # a dead letter is not a re-delivery: the line still says the worker lost it
-            self.events.emit(ev="requeue", id=task_id, w=owner, by=self.worker, t=now, dead=True)
+            self.events.emit(Requeue(id=task_id, worker=owner, by=self.worker, t=now, dead=True))
             failed(self.events, self.worker, task_id,
                    f"dead-lettered after {attempts} deliveries", now)
         self.queue.recorded(owed)
@@ -154,9 +154,10 @@ class Worker:
         self.serve(self.step_simple, lambda: None)
 
     def step_simple(self) -> None:
-        item = self.client.brpop(q.QUEUE, timeout=1)
+        item = self.client.brpop(reliable.QUEUE, timeout=1)
         if item is not None:
-            self.execute(item[1])
+            raw = item[1]
+            self.execute(raw if isinstance(raw, bytes) else raw.encode())
 
     # ----------------------------------------------------------------- outages
 
@@ -169,9 +170,9 @@ class Worker:
                 self.reconnect(exc, register)
 
     def reconnect(self, exc: BaseException, register: Callable[[], None]) -> None:
-        self.events.emit(ev="error", c=self.name, w=self.worker, t=time.time(),
-                         err=f"redis unreachable, reconnecting: {type(exc).__name__}: {exc}"[:500],
-                         recoverable=True)
+        self.events.emit(Error(
+            container=self.name, t=time.time(), worker=self.worker, recoverable=True,
+            error=f"redis unreachable, reconnecting: {type(exc).__name__}: {exc}"[:500]))
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             try:
@@ -182,7 +183,7 @@ class Worker:
                 if time.monotonic() > deadline:
                     raise
                 continue  # gone again already: wait once more, no second line
-            self.events.emit(ev="reconnect", c=self.name, w=self.worker, t=time.time())
+            self.events.emit(Reconnect(container=self.name, worker=self.worker, t=time.time()))
             return
 
 
@@ -190,14 +191,14 @@ def main() -> None:
     cfg = config()
     events = None
     try:
-        events = Events(f"{cfg['container']}-{os.getpid()}")
-        events.emit(ev="expect", c=cfg["container"], n=1, t=time.time())
-        if cfg.get("telemetry", True):
-            telemetry.start(events, cfg["container"])
+        events = Events(f"{cfg.container}-{os.getpid()}")
+        events.emit(Expect(container=cfg.container, n=1, t=time.time()))
+        if cfg.telemetry:
+            telemetry.start(events, cfg.container)
         worker = Worker(cfg, events, lambda: q.connect(cfg))
-        worker.run_reliable() if cfg["queue"] == "reliable" else worker.run_simple()
+        worker.run_reliable() if cfg.queue == QueueKind.RELIABLE else worker.run_simple()
     except Exception as exc:  # recorded for the harness, then a non-zero exit
-        fatal(events, cfg.get("container", "?"), exc)
+        fatal(events, cfg.container, exc)
 
 
 if __name__ == "__main__":

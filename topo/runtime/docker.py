@@ -25,7 +25,9 @@ from docker.models.containers import Container
 import topo
 from topo import cleanup, defaults, images, wheels
 from topo.errors import EngineError, ImageError, RunError, UnusableImageError
-from topo.model import ContainerSpec, DeployedContainer, Deployment, Scenario, TopologyPlan
+from topo.model import (
+    ContainerSpec, DeployedContainer, Deployment, Role, Scenario, TopologyPlan,
+)
 from topo.output import shorten
 from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
 from topo.runtime import cgroup
@@ -182,7 +184,7 @@ class DockerRuntime:
                 name, entrypoint=["python3", "-c", images.PROBE], network_mode="none",
                 user=defaults.CONTAINER_USER,
                 # the owner label lets the watchdog remove it should topo die meanwhile
-                labels={MANAGED: "true", "topo.role": "probe", OWNER: cleanup.owner_label()})
+                labels={MANAGED: "true", "topo.role": Role.PROBE.value, OWNER: cleanup.owner_label()})
             container.start()
             status = container.wait(timeout=PROBE_TIMEOUT).get("StatusCode")
             output = container.logs().decode("utf-8", "replace")

@@ -1,0 +1,470 @@
+"""The contract between the harness and its agents: the configuration it hands them and the
+event lines they write back. Both sides import this module; nothing else defines it.
+
+Standard library only: it runs inside the containers.
+
+**Configuration.** The harness puts ``AgentConfig.to_json()`` in the ``TOPO_CONFIG``
+environment variable of every agent container; the agent reads it with ``AgentConfig.load()``.
+
+**Events.** Every agent process appends lines to its own ``<run dir>/events/<name>.jsonl``
+(see ``topo.agent.common.Events``): one compact JSON object per line, its kind in ``ev`` and
+short field names, because the harness reads up to millions of them per run. Each kind is
+one frozen dataclass below, with readable attribute names and its wire name documented
+beside each field; ``encode()`` makes the line, ``decode(line)`` reads any line back.
+Times are host wall-clock seconds (``time.time()``: containers share the host's clock).
+
+``decode`` raises ``ProtocolError`` and nothing else on a line it cannot read, and
+``UnknownEventKind`` (a ``ProtocolError``) for a well-formed line of a kind not defined here:
+an agent and a harness of different versions, which the reader must report, not drop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any, Callable, ClassVar, Literal, Mapping, Union
+
+
+class StrKind(str, Enum):
+    """A closed set of names that are plain strings on the wire and in result files.
+
+    A member shows, formats, hashes and compares as its value (``"mp-pool"``), as the
+    plain string it replaces did, so no message or file changes: Python's default
+    ``(str, Enum)`` formats as ``Class.NAME`` on 3.11 and hashes by name, so a dict keyed
+    by the string would not find the member."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return repr(str(self.value))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    __hash__ = str.__hash__
+
+
+class PoolKind(StrKind):
+    """How the ``single`` topology's PID 1 runs its worker processes (topo.agent.single)."""
+
+    PROCESS_POOL = "process-pool"
+    MP_POOL = "mp-pool"
+    SUPERVISOR = "supervisor"
+
+
+class QueueKind(StrKind):
+    """Delivery of the ``multi`` topology's Redis queue (topo.agent.worker)."""
+
+    RELIABLE = "reliable"  # at least once
+    SIMPLE = "simple"  # at most once
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid event (garbage, a missing or mistyped field)."""
+
+
+class UnknownEventKind(ProtocolError):
+    """A well-formed line whose ``ev`` names no kind defined here."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"unknown event kind {kind!r}")
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What one agent container is told to do. Fields that are None are not written, so
+    each role's JSON holds only what applies to it."""
+
+    container: str  # this container's name: its event files and worker ids start with it
+    task: str  # built-in name or "package.module:function" (topo.workloads.resolve)
+    params: Mapping[str, Any]  # keyword arguments of every call of the task
+    seed: int  # the run's seed; each task gets topo.workloads.task_seed(seed, id)
+    tasks: int  # the batch: task ids 0 .. tasks-1
+    poison: tuple[int, ...] = ()  # ids that exceed the memory limit instead (an oom fault)
+    max_attempts: int = 3  # starts of one task before it is given up (supervisor, reliable)
+    data_dir: str | None = None  # where workload.data is mounted; None without data
+    telemetry: bool = True  # sample the container's processes (topo.agent.telemetry)
+    # single only
+    pool: PoolKind | None = None
+    processes: int | Literal["auto"] | None = None  # "auto": os.cpu_count() inside
+    preload: bool | None = None  # PID 1 imports the task module before it forks
+    stall_timeout: float | None = None  # mp-pool: seconds; None = from the task times
+    # multi only (worker and feeder)
+    redis_host: str | None = None
+    queue: QueueKind | None = None
+    prefetch: int | None = None  # tasks a worker takes at once
+
+    def to_json(self) -> str:
+        """The ``TOPO_CONFIG`` value: sorted keys, None left out."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        if "params" in out:
+            out["params"] = dict(out["params"])
+        return json.dumps(out, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AgentConfig:
+        """Read ``to_json``'s output (unknown keys are an error: a harness newer than the
+        agent). Raises ProtocolError on anything else."""
+        try:
+            raw = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            extra = sorted(set(raw) - known)
+            if extra:
+                raise ProtocolError(f"unknown configuration keys: {', '.join(extra)}")
+            raw["poison"] = tuple(int(i) for i in raw.get("poison") or ())
+            if raw.get("pool") is not None:
+                raw["pool"] = PoolKind(raw["pool"])
+            if raw.get("queue") is not None:
+                raw["queue"] = QueueKind(raw["queue"])
+            return cls(**raw)
+        except ProtocolError:
+            raise
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
+            raise ProtocolError(f"unreadable agent configuration: {e}") from e
+
+    @classmethod
+    def load(cls) -> AgentConfig:
+        """This agent's configuration, from ``TOPO_CONFIG``."""
+        return cls.from_json(os.environ["TOPO_CONFIG"])
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _opt_int(x: Any) -> int | None:
+    return None if x is None else int(x)
+
+
+def _opt_str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+class _Line:
+    """An event kind: ``to_wire`` gives its JSON object, ``encode`` the line."""
+
+    KIND: ClassVar[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """The compact JSON line, newline included."""
+        return (json.dumps(self.to_wire(), separators=(",", ":")) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Task(_Line):
+    """``task``: one attempt at one task, written where the work happened (the harness
+    keeps it as its TaskRecord). A task given up without an answer from the process that
+    ran it (a broken pool, a dead letter) is a failed attempt with no start."""
+
+    KIND: ClassVar[str] = "task"
+    id: int  # id
+    worker: str  # w: "<container>/<pid>" of the process that ran it
+    ok: bool  # ok
+    start: float | None  # t0: None when it never started
+    end: float  # t1
+    cpu: float = 0.0  # cpu: CPU seconds of the running thread during the task
+    core: int | None = None  # core: the CPU it ended on
+    error: str | None = None  # err: "<Exception>: message" of a failed attempt
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "task", "id": self.id, "w": self.worker, "ok": self.ok, "t0": self.start,
+                "t1": self.end, "cpu": self.cpu, "core": self.core, "err": self.error}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Task:
+        # the hot path of the reader (one line per attempt): no helper calls
+        t0, core, err = d.get("t0"), d.get("core"), d.get("err")
+        return cls(int(d["id"]), str(d["w"]), bool(d["ok"]), None if t0 is None else float(t0),
+                   float(d["t1"]), float(d.get("cpu") or 0.0),
+                   None if core is None else int(core), None if err is None else str(err))
+
+
+@dataclass(frozen=True)
+class Ready(_Line):
+    """``ready``: a worker process can take tasks, and what it sees of its CPUs."""
+
+    KIND: ClassVar[str] = "ready"
+    worker: str  # w
+    container: str  # c
+    t: float  # t
+    cpu_count: int  # cpu_count: os.cpu_count() in the container (the host's cores)
+    affinity: int  # affinity: CPUs it may run on
+    quota: float | None  # quota: CPUs the CFS quota allows; None = unlimited
+    tid: int | None = None  # tid: the kernel's id of the thread that runs the tasks
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "ready", "w": self.worker, "c": self.container, "t": self.t,
+                "cpu_count": self.cpu_count, "affinity": self.affinity, "quota": self.quota,
+                "tid": self.tid}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Ready:
+        return cls(str(d["w"]), str(d["c"]), float(d["t"]), int(d["cpu_count"]),
+                   int(d["affinity"]), _opt_float(d.get("quota")), _opt_int(d.get("tid")))
+
+
+@dataclass(frozen=True)
+class Expect(_Line):
+    """``expect``: how many worker processes this container will run (0: feeder)."""
+
+    KIND: ClassVar[str] = "expect"
+    container: str  # c
+    n: int  # n
+    t: float  # t
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "expect", "c": self.container, "n": self.n, "t": self.t}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Expect:
+        return cls(str(d["c"]), int(d["n"]), float(d["t"]))
+
+
+@dataclass(frozen=True)
+class Avail(_Line):
+    """``avail``: the batch was released to the workers (single's PID 1, the feeder)."""
+
+    KIND: ClassVar[str] = "avail"
+    container: str  # c
+    t: float  # t
+    n: int  # n: tasks in the batch
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "avail", "c": self.container, "t": self.t, "n": self.n}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Avail:
+        return cls(str(d["c"]), float(d["t"]), int(d["n"]))
+
+
+@dataclass(frozen=True)
+class Fed(_Line):
+    """``fed``: the feeder has put the whole batch on the queue."""
+
+    KIND: ClassVar[str] = "fed"
+    container: str  # c
+    t: float  # t
+    n: int  # n: tasks pushed
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "fed", "c": self.container, "t": self.t, "n": self.n}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Fed:
+        return cls(str(d["c"]), float(d["t"]), int(d["n"]))
+
+
+@dataclass(frozen=True)
+class Requeue(_Line):
+    """``requeue``: a task was taken from a worker that died or froze; ``dead``: it was
+    given up (started too often) rather than delivered again."""
+
+    KIND: ClassVar[str] = "requeue"
+    id: int  # id
+    worker: str  # w: the worker it was taken from, a container (multi) or "<c>/<pid>"
+    by: str  # by: the process that took it back
+    t: float  # t
+    dead: bool = False  # dead
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "requeue", "id": self.id, "w": self.worker, "by": self.by, "t": self.t,
+                "dead": self.dead}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Requeue:
+        return cls(int(d["id"]), str(d["w"]), str(d["by"]), float(d["t"]), bool(d.get("dead")))
+
+
+@dataclass(frozen=True)
+class Error(_Line):
+    """``error``: an agent's failure; fatal unless ``recoverable`` (a Redis outage a
+    worker rides out)."""
+
+    KIND: ClassVar[str] = "error"
+    container: str  # c
+    t: float  # t
+    error: str  # err
+    worker: str | None = None  # w: the process, when it is not the container's PID 1
+    recoverable: bool = False  # recoverable
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = {"ev": "error", "c": self.container, "t": self.t, "err": self.error}
+        if self.worker is not None:
+            wire["w"] = self.worker
+        if self.recoverable:
+            wire["recoverable"] = True
+        return wire
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Error:
+        return cls(str(d["c"]), float(d["t"]), str(d["err"]), _opt_str(d.get("w")),
+                   bool(d.get("recoverable")))
+
+
+@dataclass(frozen=True)
+class Reconnect(_Line):
+    """``reconnect``: a worker is back on Redis after the outage its ``error`` reported."""
+
+    KIND: ClassVar[str] = "reconnect"
+    container: str  # c
+    worker: str  # w
+    t: float  # t
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "reconnect", "c": self.container, "w": self.worker, "t": self.t}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Reconnect:
+        return cls(str(d["c"]), str(d["w"]), float(d["t"]))
+
+
+@dataclass(frozen=True)
+class Poison(_Line):
+    """``poison``: an oom fault's poison task began (the fault's moment)."""
+
+    KIND: ClassVar[str] = "poison"
+    id: int  # id
+    container: str  # c
+    t: float  # t
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "poison", "id": self.id, "c": self.container, "t": self.t}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Poison:
+        return cls(int(d["id"]), str(d["c"]), float(d["t"]))
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process in a ``procs`` line (not an event itself)."""
+
+    pid: int  # pid, as seen inside the container
+    ppid: int  # ppid
+    name: str  # name
+    cpu: float  # cpu: user + system CPU seconds so far
+    rss: int  # rss: bytes
+    uss: int | None = None  # uss: bytes; only on the passes that read smaps
+    pss: int | None = None  # pss: bytes; likewise
+    # thr: per live thread (tid, CPU seconds so far, host time it started or None)
+    threads: tuple[tuple[int, float, float | None], ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"pid": self.pid, "ppid": self.ppid, "name": self.name,
+                                "cpu": self.cpu, "rss": self.rss,
+                                "thr": [list(x) for x in self.threads]}
+        if self.uss is not None:
+            wire["uss"] = self.uss
+        if self.pss is not None:
+            wire["pss"] = self.pss
+        return wire
+
+    @classmethod
+    def from_wire(cls, p: dict[str, Any]) -> Proc:
+        return cls(int(p["pid"]), int(p["ppid"]), str(p["name"]), float(p["cpu"]),
+                   int(p["rss"]), _opt_int(p.get("uss")), _opt_int(p.get("pss")),
+                   tuple(_thread(x) for x in p.get("thr") or ()))
+
+
+def _thread(entry: list[Any]) -> tuple[int, float, float | None]:
+    """``[tid, cpu, born]`` (born may be missing or null: older agents)."""
+    born = entry[2] if len(entry) > 2 else None
+    return int(entry[0]), float(entry[1]), None if born is None else float(born)
+
+
+@dataclass(frozen=True)
+class Procs(_Line):
+    """``procs``: the container's process tree, sampled by topo.agent.telemetry."""
+
+    KIND: ClassVar[str] = "procs"
+    container: str  # c
+    t: float  # t
+    procs: tuple[Proc, ...]  # procs
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "procs", "c": self.container, "t": self.t,
+                "procs": [p.to_wire() for p in self.procs]}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Procs:
+        return cls(str(d["c"]), float(d["t"]), tuple(Proc.from_wire(p) for p in d["procs"]))
+
+
+@dataclass(frozen=True)
+class Exit(_Line):
+    """``exit``: a pool's worker process died (mp-pool; the supervisor says ``requeue``)."""
+
+    KIND: ClassVar[str] = "exit"
+    container: str  # c
+    t: float  # t
+    worker: str | None = None  # w: "<container>/<pid>" of the process
+    code: int | None = None  # code: its exit code, None if unknown
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "exit", "c": self.container, "w": self.worker, "t": self.t,
+                "code": self.code}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Exit:
+        return cls(str(d["c"]), float(d["t"]), _opt_str(d.get("w")), _opt_int(d.get("code")))
+
+
+@dataclass(frozen=True)
+class Stall(_Line):
+    """``stall``: mp-pool gave up the tasks still pending after a death (they are lost)."""
+
+    KIND: ClassVar[str] = "stall"
+    container: str  # c
+    t: float  # t
+    pending: tuple[int, ...] = field(default=())  # pending: their ids
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ev": "stall", "c": self.container, "t": self.t, "pending": list(self.pending)}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Stall:
+        return cls(str(d["c"]), float(d["t"]), tuple(int(i) for i in d.get("pending") or ()))
+
+
+Event = Union[Task, Ready, Expect, Avail, Fed, Requeue, Error, Reconnect, Poison, Procs,
+              Exit, Stall]
+EVENT_TYPES: tuple[type[Event], ...] = (Task, Ready, Expect, Avail, Fed, Requeue, Error,
+                                        Reconnect, Poison, Procs, Exit, Stall)
+KINDS: dict[str, Callable[[dict[str, Any]], Event]] = {t.KIND: t.from_wire for t in EVENT_TYPES}
+# What a line's fields may fail with when they are not what the kind says.
+_BAD = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+        RecursionError)
+
+
+def decode(line: bytes | str) -> Event:
+    """The event on one line. Raises ProtocolError (UnknownEventKind for a kind not defined
+    here), never anything else, whatever the line holds."""
+    try:
+        wire = json.loads(line)
+        kind = wire["ev"]
+        parse = KINDS.get(kind)
+    except _BAD as e:
+        raise ProtocolError(f"not an event: {type(e).__name__}: {e}") from None
+    if parse is None:
+        raise UnknownEventKind(str(kind))
+    try:
+        return parse(wire)
+    except _BAD as e:
+        raise ProtocolError(f"bad {kind} event: {type(e).__name__}: {e}") from None
