@@ -65,8 +65,9 @@ def machine(protocol: Protocol, port: int, faults: tuple[str, ...] = FAULTS,
         @precondition(lambda self: expiry)
         @rule(name=NAMES)
         def heartbeat_expires(self, name: str) -> None:
+            assert self.world is not None
             self.stats["steps"] += 1
-            self.admin.delete(rq.heartbeat(name))
+            self.world.expire(name)
 
         @rule(name=NAMES)
         def beat(self, name: str) -> None:

@@ -6,19 +6,32 @@ acknowledged after its record was written. Each transition below is one round tr
 Redis runs whole or not at all, so a worker that dies, or a connection that drops, between
 any two round trips (or loses a reply) leaves every task in one place:
 
-- ``take``: acknowledge what is done, move up to n tasks to this worker's processing list,
-  and mark the first one started (it runs at once);
+- ``take``: acknowledge what is done, move up to n tasks (a batch) to this worker's
+  processing list, and mark the first one started (it runs at once);
+- ``mark``: mark the next task of the batch started, just before it runs. One command
+  (HSET), written to the socket but not awaited: its reply is read with the next script's.
+  A task is started when its mark is in Redis; the worker runs nothing between writing the
+  mark and entering the task, so a death at any point charges exactly the tasks begun;
+- ``ack``: acknowledge what is done mid-batch (a time bound), and say whether the batch is
+  still this worker's (a frozen worker's tasks are given back: it must not run the rest);
 - ``wait``: BLMOVE one task (a single command: the queue was empty);
-- ``start``: acknowledge what is done and mark a held task started, only if still held;
 - ``rejoin``: beat, and give back what this worker holds except what it has done;
 - ``reap``: if the owner's heartbeat is gone (checked inside the script), give back all it
   held; a task started ``max_attempts`` times goes to the dead letters instead;
 - ``recorded``: a dead letter whose record is written moves from owed to recorded.
 
-Attempts are charged when a task starts, not when it is given back, so the tasks a worker
-took with a poison task (prefetch > 1) and never began are not charged for its deaths. A
-start whose reply was lost is uncharged by the same process's ``rejoin`` (it knows it never
-ran the task).
+Attempts are charged when a started task is given back (``topo:attempts`` counts the
+holdings that started it; the current holding's start is its mark in
+``topo:started:<worker>``), so the tasks a worker took with a poison task and never began
+are not charged for its deaths. A mark whose task this process never ran (the connection
+dropped first) is uncharged by the same process's ``rejoin``: it knows what it ran. Acks go
+in batches (with the next take, or after ``FLUSH_EVERY``), so a worker that dies after
+completing tasks and before acknowledging them has them run again (at-least-once): they
+were started, and are charged.
+
+One case is not exact: a connection that drops silently (the mark is written into a socket
+whose peer is gone), after which the worker runs the task and then dies before it could
+rejoin: that start was never recorded, and the task is charged one attempt less.
 
 A dead letter first lands in ``topo:dead:owed`` (id -> "<owner> <attempts>"). Its record
 goes to an event file, which no script can write, so any worker that reaps (or starts)
@@ -31,13 +44,13 @@ Standard library and redis only: this runs inside the worker containers.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import redis
 
 QUEUE = "topo:queue"
-STARTED = "topo:started"  # id -> the worker process that started it (while held)
-ATTEMPTS = "topo:attempts"  # id -> times started, while the task is not done
+STARTED_PREFIX = "topo:started:"  # per worker: held id -> the process that started it
+ATTEMPTS = "topo:attempts"  # id -> holdings that started it and gave it back, while not done
 OWED = "topo:dead:owed"  # dead letters whose record is not written yet
 DEAD = "topo:dead"  # dead letters whose record is written
 REAPER_LOCK = "topo:reaper"
@@ -48,61 +61,69 @@ def processing(worker: str) -> str:
     return PROCESSING_PREFIX + worker
 
 
+def started(worker: str) -> str:
+    return STARTED_PREFIX + worker
+
+
 def heartbeat(worker: str) -> str:
     return f"topo:heartbeat:{worker}"
 
 
-# Shared by rejoin and reap. KEYS[2..5]: queue, started, attempts, owed.
-# release(id, owner, max, mine): put a held task back at the head of the queue (workers take
-# from the right), or into the owed dead letters when it was started max times. ``mine`` is
-# the process giving back its own tasks: a start it made but never ran (its reply was lost)
-# is uncharged. Returns 1 when the task was dead-lettered.
+# Shared by rejoin and reap. KEYS[1..5]: processing(owner), queue, started(owner), attempts,
+# owed. release(id, owner, max, mine): put a held task back at the head of the queue
+# (workers take from the right), or into the owed dead letters when this was its max-th
+# start. A task is charged only if it was marked started; ``mine`` is the process giving back
+# its own tasks: a mark it wrote for a task it never ran (the connection dropped) is not a
+# start. Returns 1 when the task was dead-lettered.
 _RELEASE = """
 local function release(id, owner, max, mine)
   local by = redis.call('HGET', KEYS[3], id)
-  if by then
-    redis.call('HDEL', KEYS[3], id)
-    if by == mine then
-      if redis.call('HINCRBY', KEYS[4], id, -1) <= 0 then redis.call('HDEL', KEYS[4], id) end
-    else
-      local n = tonumber(redis.call('HGET', KEYS[4], id) or '0')
-      if n >= max then
-        redis.call('HDEL', KEYS[4], id)
-        redis.call('HSET', KEYS[5], id, owner .. ' ' .. n)
-        return 1
-      end
+  if by and by ~= mine then
+    local n = redis.call('HINCRBY', KEYS[4], id, 1)
+    if n >= max then
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('HSET', KEYS[5], id, owner .. ' ' .. n)
+      return 1
     end
   end
   redis.call('RPUSH', KEYS[2], id)
   return 0
 end
--- newest first, so that the oldest task ends at the head and is taken again first
+-- newest first, so that the oldest task ends at the head and is taken again first. A kept
+-- task (done, its ack not yet through) stays, marked started by ``mine``: it ran.
 local function release_all(owner, max, mine, keep)
   local moved = {}
   for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-    if not keep[id] then
+    if keep[id] then
+      redis.call('HSET', KEYS[3], id, mine)
+    else
       redis.call('LREM', KEYS[1], 1, id)
       if release(id, owner, max, mine) == 0 then moved[#moved + 1] = id end
+      redis.call('HDEL', KEYS[3], id)
     end
   end
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
   return moved
 end
 """
 
-# Shared by take and start. ack(first): drop done tasks ARGV[first..] from this worker's
-# processing list (KEYS[1]); one no longer there was taken away and is not forgotten.
+# Shared by take and ack. ack(first): drop done tasks ARGV[first..] from this worker's
+# processing list (KEYS[1]) and their marks; a task no longer held was taken away (and is
+# not forgotten: its charges belong to its new place).
 _ACK = """
 local function ack(first)
   for i = first, #ARGV do
     if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
-      redis.call('HDEL', KEYS[2], ARGV[i])
       redis.call('HDEL', KEYS[3], ARGV[i])
     end
+    redis.call('HDEL', KEYS[2], ARGV[i])
   end
 end
 """
 
-# KEYS: processing(me), started, attempts, queue. ARGV: me (process), n, done ids...
+# KEYS: processing(me), started(me), attempts, queue. ARGV: me (process), n, done ids...
+# A taken task may carry a mark a frozen process wrote after its batch was given back: the
+# mark is dropped, as it is not a start of this holding.
 _TAKE = _ACK + """
 ack(3)
 local taken = {}
@@ -110,24 +131,21 @@ for _ = 1, tonumber(ARGV[2]) do
   local id = redis.call('LMOVE', KEYS[4], KEYS[1], 'RIGHT', 'LEFT')
   if not id then break end
   taken[#taken + 1] = id
+  redis.call('HDEL', KEYS[2], id)
 end
-if taken[1] then
-  redis.call('HSET', KEYS[2], taken[1], ARGV[1])
-  redis.call('HINCRBY', KEYS[3], taken[1], 1)
-end
+if taken[1] then redis.call('HSET', KEYS[2], taken[1], ARGV[1]) end
 return taken
 """
 
-# KEYS: processing(me), started, attempts. ARGV: me (process), id, done ids...
-# Returns the attempts so far, or nil when the task is no longer this worker's.
-_START = _ACK + """
-ack(3)
-if not redis.call('LPOS', KEYS[1], ARGV[2]) then return false end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+# KEYS: processing(me), started(me), attempts. ARGV: next id, done ids...
+# Returns 1 while ``next`` is held (the batch is still this worker's), else 0.
+_FLUSH = _ACK + """
+ack(2)
+if redis.call('LPOS', KEYS[1], ARGV[1]) then return 1 end
+return 0
 """
 
-# KEYS: processing(me), queue, started, attempts, owed, heartbeat(me).
+# KEYS: processing(me), queue, started(me), attempts, owed, heartbeat(me).
 # ARGV: me (process), heartbeat ttl ms, worker name, max attempts, kept ids...
 _REJOIN = _RELEASE + """
 redis.call('SET', KEYS[6], ARGV[1], 'PX', ARGV[2])
@@ -136,7 +154,7 @@ for i = 5, #ARGV do keep[ARGV[i]] = true end
 return release_all(ARGV[3], tonumber(ARGV[4]), ARGV[1], keep)
 """
 
-# KEYS: processing(owner), queue, started, attempts, owed, heartbeat(owner).
+# KEYS: processing(owner), queue, started(owner), attempts, owed, heartbeat(owner).
 # ARGV: owner, max attempts. Nil while the owner's heartbeat lives.
 _REAP = _RELEASE + """
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
@@ -152,23 +170,76 @@ return 0
 """
 
 
+class Link:
+    """One connection of its own to Redis, on which commands can be written without waiting
+    for their replies: they are read, in order, by the next ``call``. Everything a worker
+    says about its own tasks goes through it, so Redis sees the marks and the scripts in the
+    order the worker wrote them."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        pool = client.connection_pool
+        try:
+            self._conn = pool.get_connection()  # redis-py >= 5.3
+        except TypeError:
+            self._conn = pool.get_connection("_")  # redis-py 4 (the agents' image)
+        self._unread = 0
+
+    def send(self, *args: object) -> None:
+        """Write a command; its reply is read by the next ``call``."""
+        self._write(args)
+
+    def call(self, *args: object) -> Any:
+        """Write a command and return its reply, after reading those of earlier ``send``s.
+        An error reply is returned, not raised, so the replies stay in step."""
+        self._write(args)
+        replies = [self._read() for _ in range(self._unread)]
+        self._unread = 0
+        for reply in replies[:-1]:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies[-1]
+
+    def _write(self, args: tuple[object, ...]) -> None:
+        self._unread += 1  # counted first: if the write fails, the link is dropped anyway
+        self._conn.send_command(*args)  # type: ignore[no-untyped-call]
+
+    def _read(self) -> Any:
+        try:
+            return self._conn.read_response()
+        except redis.ResponseError as exc:
+            return exc
+
+    def close(self) -> None:
+        self._conn.disconnect()  # type: ignore[no-untyped-call]
+
+
+Target = Union[redis.Redis, Link]
+
+
 class Script:
     """A Lua script run by its SHA1, sent whole only when Redis does not know it yet (a new
-    or restarted Redis). Works with any redis-py client, old or new."""
+    or restarted Redis). Works with any redis-py client, old or new, or a ``Link``."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def __call__(self, client: redis.Redis, keys: list[str], args: list[object]) -> object:
+    def __call__(self, target: Target, keys: list[str], args: Sequence[Any]) -> Any:
+        if isinstance(target, Link):
+            reply = target.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                reply = target.call("EVAL", self.source, len(keys), *keys, *args)
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+            return reply
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return target.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
+            return target.eval(self.source, len(keys), *keys, *args)
 
 
 TAKE = Script(_TAKE)
-START = Script(_START)
+FLUSH = Script(_FLUSH)
 REJOIN = Script(_REJOIN)
 REAP = Script(_REAP)
 RECORDED = Script(_RECORDED)
@@ -177,48 +248,65 @@ RECORDED = Script(_RECORDED)
 class ReliableQueue:
     """One worker process's side of the protocol. ``name`` is its worker (container) name;
     ``me`` names this process uniquely: a restarted container may reuse its PID, and the new
-    process must not be taken for the old one. Every method is one round trip; ``client``
-    may be replaced after a reconnect."""
+    process must not be taken for the old one. Every method is one round trip except
+    ``mark`` (none: a write). ``use`` a new client after a reconnect."""
 
     def __init__(self, client: redis.Redis, name: str, me: str, max_attempts: int,
-                 heartbeat_ttl_ms: int) -> None:
-        self.client = client
+                 heartbeat_ttl_ms: int, link: Callable[[redis.Redis], Link] = Link) -> None:
         self.name = name
         self.me = me
         self.max_attempts = max_attempts
         self.heartbeat_ttl_ms = heartbeat_ttl_ms
         self._mine = processing(name)
+        self._started = started(name)
+        self.make_link = link
+        self.client = client
+        self.link = link(client)
+
+    def use(self, client: redis.Redis) -> None:
+        """Speak through ``client`` from now on (a reconnect): a new link, the old one shut."""
+        try:
+            self.link.close()
+        finally:
+            self.client = client
+            self.link = self.make_link(client)
 
     def beat(self) -> None:
         self.client.set(heartbeat(self.name), self.me, px=self.heartbeat_ttl_ms)
 
     def take(self, n: int, done: Iterable[bytes] = ()) -> list[bytes]:
-        """Acknowledge ``done``; take up to ``n`` tasks, the first of them started."""
-        keys = [self._mine, STARTED, ATTEMPTS, QUEUE]
-        return list(TAKE(self.client, keys, [self.me, n, *done]))  # type: ignore[arg-type]
+        """Acknowledge ``done``; take up to ``n`` tasks, the first of them marked started."""
+        keys = [self._mine, self._started, ATTEMPTS, QUEUE]
+        return list(TAKE(self.link, keys, [self.me, n, *done]))
+
+    def mark(self, raw: bytes) -> None:
+        """Mark a held task started, just before it runs: written, not awaited."""
+        self.link.send("HSET", self._started, raw, self.me)
+
+    def flush(self, done: Iterable[bytes], next_raw: bytes) -> bool:
+        """Acknowledge ``done``. False: ``next_raw`` (and so the rest of the batch) is no
+        longer this worker's (declared dead while it was frozen, and given back)."""
+        keys = [self._mine, self._started, ATTEMPTS]
+        return bool(FLUSH(self.link, keys, [next_raw, *done]))
 
     def wait(self, timeout: float) -> bytes | None:
-        """Block up to ``timeout`` seconds for one task (not started yet)."""
-        return self.client.blmove(QUEUE, self._mine, timeout, "RIGHT", "LEFT")
-
-    def start(self, raw: bytes, done: Iterable[bytes] = ()) -> bool:
-        """Acknowledge ``done``; mark ``raw`` started. False: it is no longer this worker's
-        (declared dead while it was frozen, and given back): do not run it."""
-        keys = [self._mine, STARTED, ATTEMPTS]
-        return START(self.client, keys, [self.me, raw, *done]) is not None
+        """Block up to ``timeout`` seconds for one task (not marked started yet)."""
+        reply: bytes | None = self.link.call("BLMOVE", QUEUE, self._mine, "RIGHT", "LEFT",
+                                             timeout)
+        return reply
 
     def rejoin(self, keep: Iterable[bytes] = ()) -> list[bytes]:
         """Beat, and give back every task held but ``keep`` (done, not yet acknowledged).
         Returns the ids put back on the queue (dead letters go to the owed ones)."""
-        keys = [self._mine, QUEUE, STARTED, ATTEMPTS, OWED, heartbeat(self.name)]
+        keys = [self._mine, QUEUE, self._started, ATTEMPTS, OWED, heartbeat(self.name)]
         args = [self.me, self.heartbeat_ttl_ms, self.name, self.max_attempts, *keep]
-        return list(REJOIN(self.client, keys, args))  # type: ignore[arg-type]
+        return list(REJOIN(self.link, keys, args))
 
     def reap(self, owner: str) -> list[bytes] | None:
         """Give back what ``owner`` holds if its heartbeat is gone; None if it lives."""
-        keys = [processing(owner), QUEUE, STARTED, ATTEMPTS, OWED, heartbeat(owner)]
+        keys = [processing(owner), QUEUE, started(owner), ATTEMPTS, OWED, heartbeat(owner)]
         moved = REAP(self.client, keys, [owner, self.max_attempts])
-        return None if moved is None else list(moved)  # type: ignore[call-overload]
+        return None if moved is None else list(moved)
 
     def holders(self) -> list[str]:
         """Workers whose processing list holds tasks, registered or not."""
@@ -231,7 +319,8 @@ class ReliableQueue:
     def owed(self) -> dict[int, tuple[str, int]]:
         """Dead letters whose record is not written yet: id -> (owner, attempts)."""
         owed = {}
-        for raw, value in self.client.hgetall(OWED).items():
+        entries: dict[bytes, bytes] = self.client.hgetall(OWED)  # type: ignore[assignment]
+        for raw, value in entries.items():
             owner, attempts = value.decode().rsplit(" ", 1)
             owed[int(raw)] = (owner, int(attempts))
         return owed
