@@ -39,7 +39,7 @@ def test_take_moves_up_to_n_and_marks_only_the_first_started(admin: redis.Redis)
     assert _ints(q.take(2)) == [0, 1]
     assert _held(admin) == [1, 0]  # newest on the left
     assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [4, 3, 2]
-    assert _started(admin) == {0: ME}
+    assert _started(admin) == {0: f"{ME} 1"}  # this process's first start
     assert admin.hlen(rq.ATTEMPTS) == 0  # charged when given back, not before
     assert _ints(q.take(9)) == [2, 3, 4] and q.take(1) == []
 
@@ -49,7 +49,7 @@ def test_take_acknowledges_what_is_done_in_the_same_round_trip(admin: redis.Redi
     q.take(1)
     assert _ints(q.take(1, done=[b"0"])) == [1]
     assert _held(admin) == [1]
-    assert _started(admin) == {1: ME}
+    assert _started(admin) == {1: f"{ME} 2"}
 
 
 def test_mark_is_read_with_the_next_call_in_order(admin: redis.Redis) -> None:
@@ -57,9 +57,9 @@ def test_mark_is_read_with_the_next_call_in_order(admin: redis.Redis) -> None:
     q.take(3)
     q.mark(b"1")
     q.mark(b"2")
-    assert _started(admin) == {0: ME, 1: ME, 2: ME}  # written: Redis has run them
+    assert _started(admin) == {0: f"{ME} 1", 1: f"{ME} 2", 2: f"{ME} 3"}  # Redis ran them
     assert _ints(q.take(1, done=[b"0", b"1"])) == [3]  # the two replies read first
-    assert _held(admin) == [3, 2] and _started(admin) == {2: ME, 3: ME}
+    assert _held(admin) == [3, 2] and _started(admin) == {2: f"{ME} 3", 3: f"{ME} 4"}
 
 
 def test_flush_acknowledges_and_says_whether_the_batch_is_still_held(admin: redis.Redis) -> None:
@@ -88,7 +88,7 @@ def test_take_drops_a_stale_mark_of_a_task_it_takes(admin: redis.Redis) -> None:
     q = _queue(admin, tasks=2)
     admin.hset(rq.started("a"), "1", "a/7/old")  # written after a reap had given 1 back
     q.take(2)
-    assert _started(admin) == {0: ME}
+    assert _started(admin) == {0: f"{ME} 1"}
 
 
 def test_wait_takes_one_task_without_marking_it(admin: redis.Redis) -> None:
@@ -107,7 +107,7 @@ def test_rejoin_beats_keeps_what_is_done_and_gives_back_the_rest(admin: redis.Re
     assert _held(admin) == [0]
     assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [3, 2, 1]  # 1 is taken next
     assert admin.hlen(rq.ATTEMPTS) == 0  # 1 uncharged: never ran; 0 still held
-    assert _started(admin) == {0: ME}
+    assert _started(admin) == {0: f"{ME} done"}
     assert admin.get(rq.heartbeat("a")) == ME.encode()
     assert 0 < admin.pttl(rq.heartbeat("a")) <= TTL
 
@@ -117,17 +117,29 @@ def test_rejoin_marks_a_kept_task_whose_mark_was_lost(admin: redis.Redis) -> Non
     q.take(2)
     admin.hdel(rq.started("a"), "0")  # its mark never reached Redis; the task ran
     assert _ints(q.rejoin(keep=[b"0"])) == [1]
-    assert _started(admin) == {0: ME}
+    assert _started(admin) == {0: f"{ME} done"}
 
 
-def test_rejoin_of_a_new_process_charges_what_the_old_one_started(admin: redis.Redis) -> None:
+def test_rejoin_of_a_new_process_charges_the_old_ones_last_start(admin: redis.Redis) -> None:
     old = _queue(admin, tasks=3)
-    old.take(3)  # 0 marked by the process that then died, 1 marked and its write sent
+    old.take(3)  # 0 marked; it ran, its record written; then 1 marked: the process died
     old.mark(b"1")
     new = _queue(admin, tasks=0, me="a/7/y")  # the same PID after a restart
-    assert _ints(new.rejoin()) == [2, 1, 0]
-    assert _hash(admin, rq.ATTEMPTS) == {0: "1", 1: "1"}
+    assert _ints(new.rejoin()) == [2, 1]  # 0 was done: acknowledged, not run again
+    assert _hash(admin, rq.ATTEMPTS) == {1: "1"}
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [2, 1]
     assert not admin.exists(rq.started("a"))
+
+
+def test_reap_acknowledges_a_done_task_kept_by_a_rejoin(admin: redis.Redis) -> None:
+    a = _queue(admin, tasks=3)
+    a.take(2)  # 0 marked, ran
+    a.rejoin(keep=[b"0"])  # an outage: 0 is done, its ack not through; 1 given back
+    a.take(1)  # takes 1 again (its first start): then the process dies
+    admin.delete(rq.heartbeat("a"))
+    assert _ints(_queue(admin, tasks=0, name="b", me="b/1/x").reap("a") or []) == [1]
+    assert _hash(admin, rq.ATTEMPTS) == {1: "1"}
+    assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [2, 1]
 
 
 def test_reap_leaves_a_worker_whose_heartbeat_lives(admin: redis.Redis) -> None:

@@ -70,36 +70,60 @@ def heartbeat(worker: str) -> str:
 
 
 # Shared by rejoin and reap. KEYS[1..5]: processing(owner), queue, started(owner), attempts,
-# owed. release(id, owner, max, mine): put a held task back at the head of the queue
-# (workers take from the right), or into the owed dead letters when this was its max-th
-# start. A task is charged only if it was marked started; ``mine`` is the process giving back
-# its own tasks: a mark it wrote for a task it never ran (the connection dropped) is not a
-# start. Returns 1 when the task was dead-lettered.
+# owed. A mark is "<process> <n>": the process's n-th start, or "<process> done" for a task
+# done whose ack is not through (kept by a rejoin). One process runs one task at a time, in
+# the order it marks them, and writes a task's record before it marks the next: so of a
+# gone process's marks, only the latest can be a task it had not finished; the others are
+# done, their records written, and are acknowledged here instead of run again.
+# release_all(owner, max, mine, keep): give back all held but ``keep``, newest first (the
+# oldest ends at the head of the queue, where workers take). ``mine`` is the live process
+# giving back its own tasks: it ran exactly its kept ones; a mark of its own on any other
+# (written before the connection dropped, never run) is not a start.
+# Returns the ids put back on the queue; a task given back at its max-th start goes to the
+# owed dead letters instead.
 _RELEASE = """
-local function release(id, owner, max, mine)
+local function mark_of(id)
   local by = redis.call('HGET', KEYS[3], id)
-  if by and by ~= mine then
+  if not by then return nil, nil end
+  local proc, n = string.match(by, '^(.*) (%S+)$')
+  return proc, n
+end
+local function latest(mine)
+  local last, top = nil, -1
+  for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    local proc, n = mark_of(id)
+    if proc and proc ~= mine and n ~= 'done' and tonumber(n) > top then
+      last, top = id, tonumber(n)
+    end
+  end
+  return last
+end
+local function requeue(id, owner, max, charge)
+  if charge then
     local n = redis.call('HINCRBY', KEYS[4], id, 1)
     if n >= max then
       redis.call('HDEL', KEYS[4], id)
       redis.call('HSET', KEYS[5], id, owner .. ' ' .. n)
-      return 1
+      return false
     end
   end
   redis.call('RPUSH', KEYS[2], id)
-  return 0
+  return true
 end
--- newest first, so that the oldest task ends at the head and is taken again first. A kept
--- task (done, its ack not yet through) stays, marked started by ``mine``: it ran.
 local function release_all(owner, max, mine, keep)
-  local moved = {}
+  local moved, last = {}, latest(mine)
   for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    local proc, n = mark_of(id)
     if keep[id] then
-      redis.call('HSET', KEYS[3], id, mine)
+      redis.call('HSET', KEYS[3], id, mine .. ' done')
     else
       redis.call('LREM', KEYS[1], 1, id)
-      if release(id, owner, max, mine) == 0 then moved[#moved + 1] = id end
       redis.call('HDEL', KEYS[3], id)
+      if proc and proc ~= mine and id ~= last then
+        redis.call('HDEL', KEYS[4], id)  -- done by a gone process: acknowledged
+      elseif requeue(id, owner, max, proc and proc ~= mine) then
+        moved[#moved + 1] = id
+      end
     end
   end
   if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
@@ -121,7 +145,7 @@ local function ack(first)
 end
 """
 
-# KEYS: processing(me), started(me), attempts, queue. ARGV: me (process), n, done ids...
+# KEYS: processing(me), started(me), attempts, queue. ARGV: mark, n, done ids...
 # A taken task may carry a mark a frozen process wrote after its batch was given back: the
 # mark is dropped, as it is not a start of this holding.
 _TAKE = _ACK + """
@@ -259,6 +283,7 @@ class ReliableQueue:
         self.heartbeat_ttl_ms = heartbeat_ttl_ms
         self._mine = processing(name)
         self._started = started(name)
+        self._marks = 0  # this process's starts, in order: a mark says which one it is
         self.make_link = link
         self.client = client
         self.link = link(client)
@@ -277,11 +302,15 @@ class ReliableQueue:
     def take(self, n: int, done: Iterable[bytes] = ()) -> list[bytes]:
         """Acknowledge ``done``; take up to ``n`` tasks, the first of them marked started."""
         keys = [self._mine, self._started, ATTEMPTS, QUEUE]
-        return list(TAKE(self.link, keys, [self.me, n, *done]))
+        return list(TAKE(self.link, keys, [self._next_mark(), n, *done]))
 
     def mark(self, raw: bytes) -> None:
         """Mark a held task started, just before it runs: written, not awaited."""
-        self.link.send("HSET", self._started, raw, self.me)
+        self.link.send("HSET", self._started, raw, self._next_mark())
+
+    def _next_mark(self) -> str:
+        self._marks += 1
+        return f"{self.me} {self._marks}"
 
     def flush(self, done: Iterable[bytes], next_raw: bytes) -> bool:
         """Acknowledge ``done``. False: ``next_raw`` (and so the rest of the batch) is no
