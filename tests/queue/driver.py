@@ -256,7 +256,8 @@ return found
 CHARGES = reliable.Script(f"""
 local marked = {{}}
 for _, key in ipairs(redis.call('KEYS', '{reliable.PROCESSING_PREFIX}*')) do
-  local marks = '{reliable.STARTED_PREFIX}' .. string.sub(key, {len(reliable.PROCESSING_PREFIX) + 1})
+  local marks = '{reliable.STARTED_PREFIX}'
+    .. string.sub(key, {len(reliable.PROCESSING_PREFIX) + 1})
   for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
     if redis.call('HEXISTS', marks, id) == 1 then marked[#marked + 1] = id end
   end
