@@ -14,7 +14,9 @@ folder, it outlives the processes that write to it.
 from __future__ import annotations
 
 import copy
+import select
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -127,37 +129,43 @@ class GatedPipeline(Pipeline):
 
 class GatedLink(reliable.Link):
     """The worker's own connection (``reliable.Link``), its every write stopped for the
-    test's order. A ``send`` (a start mark, whose reply the worker reads later) is its own
-    step: the process dies before or after writing it, or the connection is lost before the
-    write (the worker sees the error) or after it reached Redis (the worker carries on and
-    learns it at its next round trip). Each write is waited for, so Redis has run it when
-    the step ends and every interleaving replays exactly."""
+    test's order. A ``send`` (a start mark, which gets no reply) is its own step: the
+    process dies before or after writing it, or the connection is lost before the write
+    (the worker sees the error) or after it (the worker carries on and learns it at its
+    next round trip). A mark is pushed out of the cork and waited for until Redis has it,
+    so every interleaving replays exactly."""
 
     def __init__(self, client: redis.Redis, gate: Gate, world: World) -> None:
         super().__init__(client)
         self._gate, self._world = gate, world
-        self._replies: list[Any] = []  # read already, in order, for the worker's next call
         self._broken = False
 
     def send(self, *args: object) -> None:
         order = self._before(("SEND", *args))
-        self._write_and_wait(args)
-        self._world.marked(int(args[2]))  # type: ignore[call-overload]
+        super().send(*args)
+        if self._closed_by_redis():  # CLIENT KILL: the mark went nowhere, silently
+            self._world.lost_mark(int(args[2]))  # type: ignore[call-overload]
+            self._broken = True
+        else:
+            self.push()
+            self._world.wait_for_mark(str(args[1]), args[2], args[3])
+            self._world.marked(int(args[2]))  # type: ignore[call-overload]
         if order == LOSE_REPLY:
             self._broken = True  # the worker runs the task, then finds the link dead
-        else:
+        elif order == DIE_AFTER:
             self._after(order)
 
     def call(self, *args: object) -> Any:
         order = self._before(args)
-        self._write_and_wait(args)
-        replies, self._replies, self._unread = self._replies, [], 0
-        for reply in replies[:-1]:
-            if isinstance(reply, redis.ResponseError):
-                raise reply
-        self._world.called(args, replies[-1])
+        result = super().call(*args)
+        self._world.called(args, result)
         self._after(order)
-        return replies[-1]
+        return result
+
+    def _closed_by_redis(self) -> bool:
+        """Readable while marks get no reply: only the end of the connection is to read."""
+        sock = self._conn._sock
+        return sock is None or bool(select.select([sock], [], [], 0)[0])
 
     def _before(self, args: tuple[object, ...]) -> str:
         order = self._gate.wait_for_order(args)
@@ -167,10 +175,6 @@ class GatedLink(reliable.Link):
             self.close()
             raise redis.ConnectionError("connection lost before the request reached Redis")
         return order
-
-    def _write_and_wait(self, args: tuple[object, ...]) -> None:
-        self._write(args)
-        self._replies.append(self._read())
 
     def _after(self, order: str) -> None:
         if order == RUN:
@@ -282,6 +286,7 @@ class World:
         self.entered: Counter[int] = Counter()
         self.delivered: Counter[int] = Counter()  # start marks that reached Redis
         self.frozen: Counter[int] = Counter()  # marks written by a worker declared dead
+        self.void: Counter[int] = Counter()  # marks written into a connection Redis closed
         self.workers: dict[str, Driven] = {}
         self.round_trips = 0
         self.orders: Counter[str] = Counter()  # what happened to each round trip
@@ -301,6 +306,22 @@ class World:
     def lost_reply(self, args: tuple[Any, ...], result: Any) -> None:
         """A command outside the worker's link ran, its reply lost: the reaper's and the
         old worker's commands, none of which starts a task."""
+
+    def wait_for_mark(self, key: str, raw: Any, mark: Any) -> None:
+        """Until Redis holds the mark just written (Redis runs a connection's commands in
+        order, so everything written before it has run too)."""
+        want = mark if isinstance(mark, bytes) else str(mark).encode()
+        for _ in range(2000):
+            if self.admin.hget(key, raw) == want:
+                return
+            time.sleep(0.001)
+        raise AssertionError(f"the mark {raw!r} never reached Redis")
+
+    def lost_mark(self, task_id: int) -> None:
+        """A mark written into a connection Redis had closed: the worker runs the task and
+        learns at its next round trip; dying first, that run is the start reliable.py says
+        goes uncharged."""
+        self.void[task_id] += 1
 
     def marked(self, task_id: int) -> None:
         self.delivered[task_id] += 1
@@ -385,10 +406,10 @@ class World:
         for i in range(self.tasks):
             if not where.get(i):
                 continue  # acknowledged: its attempts are forgotten
-            runs, marks = self.entered[i] - self.frozen[i], self.delivered[i]
-            if self.entered[i] > marks:
+            runs, marks = self.entered[i] - self.frozen[i] - self.void[i], self.delivered[i]
+            if self.entered[i] > marks + self.void[i]:
                 found.append(f"task {i} ran {self.entered[i]} time(s) after {marks} mark(s)")
-            if not runs <= charged[i] <= marks:
+            if not runs <= charged[i] <= marks + self.void[i]:  # a rejoin records a void one
                 found.append(f"task {i} is charged {charged[i]} attempt(s) after {runs} "
                              f"run(s) and {marks} mark(s)")
         return found

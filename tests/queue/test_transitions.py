@@ -52,14 +52,14 @@ def test_take_acknowledges_what_is_done_in_the_same_round_trip(admin: redis.Redi
     assert _started(admin) == {1: f"{ME} 2"}
 
 
-def test_mark_is_read_with_the_next_call_in_order(admin: redis.Redis) -> None:
+def test_marks_leave_with_the_next_call_in_order(admin: redis.Redis) -> None:
     q = _queue(admin, tasks=4)
     q.take(3)
     q.mark(b"1")
     q.mark(b"2")
-    assert _started(admin) == {0: f"{ME} 1", 1: f"{ME} 2", 2: f"{ME} 3"}  # Redis ran them
-    assert _ints(q.take(1, done=[b"0", b"1"])) == [3]  # the two replies read first
+    assert _ints(q.take(1, done=[b"0", b"1"])) == [3]  # after the marks, in order
     assert _held(admin) == [3, 2] and _started(admin) == {2: f"{ME} 3", 3: f"{ME} 4"}
+    assert _ints(q.take(1, done=[b"2", b"3"])) == [] and q.wait(0.01) is None  # in step
 
 
 def test_flush_acknowledges_and_says_whether_the_batch_is_still_held(admin: redis.Redis) -> None:
@@ -102,7 +102,7 @@ def test_rejoin_beats_keeps_what_is_done_and_gives_back_the_rest(admin: redis.Re
     q = _queue(admin, tasks=4)
     q.take(3)  # 0 marked
     q.mark(b"1")  # and then the connection dropped, say: this process never ran 1
-    moved = q.rejoin(keep=[b"0"])
+    moved = q.rejoin(keep=[b"0"])  # (after the mark, on the same connection)
     assert _ints(moved) == [2, 1]  # newest first, so the oldest ends at the head
     assert _held(admin) == [0]
     assert _ints(admin.lrange(rq.QUEUE, 0, -1)) == [3, 2, 1]  # 1 is taken next
@@ -124,6 +124,7 @@ def test_rejoin_of_a_new_process_charges_the_old_ones_last_start(admin: redis.Re
     old = _queue(admin, tasks=3)
     old.take(3)  # 0 marked; it ran, its record written; then 1 marked: the process died
     old.mark(b"1")
+    old.link.close()  # the process ends: its marks leave with its connection
     new = _queue(admin, tasks=0, me="a/7/y")  # the same PID after a restart
     assert _ints(new.rejoin()) == [2, 1]  # 0 was done: acknowledged, not run again
     assert _hash(admin, rq.ATTEMPTS) == {1: "1"}

@@ -9,9 +9,11 @@ any two round trips (or loses a reply) leaves every task in one place:
 - ``take``: acknowledge what is done, move up to n tasks (a batch) to this worker's
   processing list, and mark the first one started (it runs at once);
 - ``mark``: mark the next task of the batch started, just before it runs. One command
-  (HSET), written to the socket but not awaited: its reply is read with the next script's.
-  A task is started when its mark is in Redis; the worker runs nothing between writing the
-  mark and entering the task, so a death at any point charges exactly the tasks begun;
+  (HSET) written to the worker's connection, not a round trip: marks get no reply and
+  leave with the next script (``Link``). A task is started when its mark is written; the
+  worker runs nothing between writing the mark and entering the task, and the kernel
+  delivers what a dying process wrote, so a death at any point charges exactly the tasks
+  begun;
 - ``ack``: acknowledge what is done mid-batch (a time bound), and say whether the batch is
   still this worker's (a frozen worker's tasks are given back: it must not run the rest);
 - ``wait``: BLMOVE one task (a single command: the queue was empty);
@@ -44,6 +46,7 @@ Standard library and redis only: this runs inside the worker containers.
 from __future__ import annotations
 
 import hashlib
+import socket
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import redis
@@ -195,10 +198,20 @@ return 0
 
 
 class Link:
-    """One connection of its own to Redis, on which commands can be written without waiting
-    for their replies: they are read, in order, by the next ``call``. Everything a worker
-    says about its own tasks goes through it, so Redis sees the marks and the scripts in the
-    order the worker wrote them."""
+    """One connection of its own to Redis, for everything a worker says about its own tasks
+    (so Redis sees its marks and scripts in the order it wrote them), with two speeds:
+
+    - ``send`` writes a start mark and returns at once. Marks get no reply (CLIENT REPLY
+      OFF) and the connection is corked (TCP_CORK) while they are written: they wait in the
+      kernel and leave with the next ``call``, in one packet, instead of waking Redis once
+      per task (on 2 loaded cores each wake-up cost a round trip's time). A mark in the
+      kernel is as good as in Redis: a process that dies, or is SIGKILLed, closes its
+      socket, and the kernel still delivers what was written before the FIN; it sends an
+      RST instead, dropping the data, only if unread data is waiting, and marks get no
+      replies, and every ``call`` reads all of its own. A frozen process's marks leave
+      after 200 ms (the kernel's ceiling on a cork), long before its heartbeat expires.
+    - ``call`` writes a command (turning replies back on first), uncorks, and returns the
+      reply. An error reply is returned, not raised, so the replies stay in step."""
 
     def __init__(self, client: redis.Redis) -> None:
         pool = client.connection_pool
@@ -206,27 +219,50 @@ class Link:
             self._conn = pool.get_connection()  # redis-py >= 5.3
         except TypeError:
             self._conn = pool.get_connection("_")  # redis-py 4 (the agents' image)
-        self._unread = 0
+        if self._conn._sock is None:
+            self._conn.connect()  # type: ignore[no-untyped-call]
+        self._quiet = False  # marks written since the last call: replies off, corked
 
     def send(self, *args: object) -> None:
-        """Write a command; its reply is read by the next ``call``."""
-        self._write(args)
+        """Write a command whose reply is never read (a start mark)."""
+        if self._quiet:
+            self._write(_resp(args))
+            return
+        self._cork(True)
+        self._quiet = True
+        self._write(_resp(("CLIENT", "REPLY", "OFF")) + _resp(args))
 
     def call(self, *args: object) -> Any:
-        """Write a command and return its reply, after reading those of earlier ``send``s.
-        An error reply is returned, not raised, so the replies stay in step."""
-        self._write(args)
-        replies = [self._read() for _ in range(self._unread)]
-        self._unread = 0
-        for reply in replies[:-1]:
-            if isinstance(reply, redis.ResponseError):
-                raise reply
-        return replies[-1]
+        """Write a command, after the marks, and return its reply."""
+        if not self._quiet:
+            self._write(_resp(args))
+            return self._read()
+        self._write(_resp(("CLIENT", "REPLY", "ON")) + _resp(args))
+        self._cork(False)  # everything leaves now, in order
+        self._quiet = False
+        ok = self._read()
+        if isinstance(ok, redis.ResponseError):
+            raise ok
+        return self._read()
 
-    def _write(self, args: tuple[object, ...]) -> None:
-        self._unread += 1  # counted first: if the write fails, the link is dropped anyway
+    def push(self) -> None:
+        """Send the marks written so far now, staying quiet (the queue tests wait for them)."""
+        if self._quiet:
+            self._cork(False)
+            self._cork(True)
+
+    def _cork(self, on: bool) -> None:
+        sock = self._conn._sock
+        try:
+            if sock is None:
+                raise OSError("closed")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+        except OSError as exc:
+            raise redis.ConnectionError(f"the connection to Redis is gone: {exc}") from exc
+
+    def _write(self, data: bytes) -> None:
         send = self._conn.send_packed_command
-        send([_resp(args)], check_health=False)  # type: ignore[no-untyped-call]
+        send([data], check_health=False)  # type: ignore[no-untyped-call]
 
     def _read(self) -> Any:
         try:
@@ -239,8 +275,8 @@ class Link:
 
 
 def _resp(args: tuple[object, ...]) -> bytes:
-    """A command in Redis' protocol. Written here, not by redis-py's packer, which costs
-    several times the system call on the per-task path (measured: benchmarks/dispatch_rate.py
+    """A command in Redis' protocol. Written here, not by redis-py's packer, which cost
+    several times the write itself on the per-task path (benchmarks/dispatch_rate.py
     --profile)."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
