@@ -31,9 +31,11 @@ in batches (with the next take, or after ``FLUSH_EVERY``), so a worker that dies
 completing tasks and before acknowledging them has them run again (at-least-once): they
 were started, and are charged.
 
-One case is not exact: a connection that drops silently (the mark is written into a socket
-whose peer is gone), after which the worker runs the task and then dies before it could
-rejoin: that start was never recorded, and the task is charged one attempt less.
+Two cases are not exact, each by one start that goes uncharged: a connection that drops
+silently (the mark is written into a socket whose peer is gone), after which the worker
+runs the task and dies before it could rejoin; and a worker frozen past its heartbeat
+exactly between its ack time check and a mark, which on waking marks and runs that one task
+after it was given back (a duplicate run).
 
 A dead letter first lands in ``topo:dead:owed`` (id -> "<owner> <attempts>"). Its record
 goes to an event file, which no script can write, so any worker that reaps (or starts)
