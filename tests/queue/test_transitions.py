@@ -193,3 +193,15 @@ def test_scripts_are_sent_whole_to_a_redis_that_does_not_know_them(admin: redis.
     q = _queue(admin, tasks=1)
     assert _ints(q.take(1)) == [0]
     assert admin.script_exists(rq.TAKE.sha) == [True]
+
+
+def test_a_batch_larger_than_luas_unpack_limit_is_taken_and_acknowledged(
+        admin: redis.Redis) -> None:
+    q = _queue(admin, tasks=2500)
+    batch = q.take(2500)
+    assert _ints(batch) == list(range(2500))
+    admin.hset(rq.started("a"), mapping={str(i): "x" for i in range(2500)})
+    admin.hset(rq.ATTEMPTS, mapping={str(i): 1 for i in range(0, 2500, 7)})
+    assert q.take(1, done=batch) == []
+    assert admin.llen(rq.processing("a")) == 0
+    assert admin.hlen(rq.started("a")) == 0 and admin.hlen(rq.ATTEMPTS) == 0

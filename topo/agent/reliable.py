@@ -138,15 +138,23 @@ end
 
 # Shared by take and ack. ack(first): drop done tasks ARGV[first..] from this worker's
 # processing list (KEYS[1]) and their marks; a task no longer held was taken away (and is
-# not forgotten: its charges belong to its new place).
+# not forgotten: its charges belong to its new place). Done tasks are the oldest held, at
+# the list's right end, where LREM -1 starts; hashes lose their fields in one HDEL per
+# thousand ids (Lua's unpack has a limit), not one per task.
 _ACK = """
-local function ack(first)
-  for i = first, #ARGV do
-    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
-      redis.call('HDEL', KEYS[3], ARGV[i])
-    end
-    redis.call('HDEL', KEYS[2], ARGV[i])
+local function hdel_all(key, ids)
+  for i = 1, #ids, 1000 do
+    redis.call('HDEL', key, unpack(ids, i, math.min(i + 999, #ids)))
   end
+end
+local function ack(first)
+  local held, all = {}, {}
+  for i = first, #ARGV do
+    all[#all + 1] = ARGV[i]
+    if redis.call('LREM', KEYS[1], -1, ARGV[i]) == 1 then held[#held + 1] = ARGV[i] end
+  end
+  hdel_all(KEYS[3], held)
+  hdel_all(KEYS[2], all)
 end
 """
 
@@ -160,8 +168,8 @@ for _ = 1, tonumber(ARGV[2]) do
   local id = redis.call('LMOVE', KEYS[4], KEYS[1], 'RIGHT', 'LEFT')
   if not id then break end
   taken[#taken + 1] = id
-  redis.call('HDEL', KEYS[2], id)
 end
+hdel_all(KEYS[2], taken)
 if taken[1] then redis.call('HSET', KEYS[2], taken[1], ARGV[1]) end
 return taken
 """
@@ -170,7 +178,7 @@ return taken
 # Returns 1 while ``next`` is held (the batch is still this worker's), else 0.
 _FLUSH = _ACK + """
 ack(2)
-if redis.call('LPOS', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then return 1 end
 return 0
 """
 
