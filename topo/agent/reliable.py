@@ -14,7 +14,7 @@ any two round trips (or loses a reply) leaves every task in one place:
   worker runs nothing between writing the mark and entering the task, and the kernel
   delivers what a dying process wrote, so a death at any point charges exactly the tasks
   begun;
-- ``ack``: acknowledge what is done mid-batch (a time bound), and say whether the batch is
+- ``flush``: acknowledge what is done mid-batch (a time bound), and say whether the batch is
   still this worker's (a frozen worker's tasks are given back: it must not run the rest);
 - ``wait``: BLMOVE one task (a single command: the queue was empty);
 - ``rejoin``: beat, and give back what this worker holds except what it has done;
@@ -27,9 +27,11 @@ holdings that started it; the current holding's start is its mark in
 ``topo:started:<worker>``), so the tasks a worker took with a poison task and never began
 are not charged for its deaths. A mark whose task this process never ran (the connection
 dropped first) is uncharged by the same process's ``rejoin``: it knows what it ran. Acks go
-in batches (with the next take, or after ``FLUSH_EVERY``), so a worker that dies after
-completing tasks and before acknowledging them has them run again (at-least-once): they
-were started, and are charged.
+in batches (with the next take, or after the worker's ``FLUSH_EVERY``). A worker that dies
+after completing tasks and before acknowledging them does not have them run again: it
+writes a task's record before marking the next, so of its marks only the latest can be a
+task it had not finished; the reaper (or its own restart) acknowledges the others, and gives
+back the latest, charged (at-least-once: if that one had finished too, it runs twice).
 
 Two cases are not exact, each by one start that goes uncharged: a connection that drops
 silently (the mark is written into a socket whose peer is gone), after which the worker
