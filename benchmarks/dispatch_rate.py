@@ -173,12 +173,13 @@ def profile(tasks: int, prefetch: int) -> None:
           f"({profiled:,.0f} under cProfile); share of the loop's time under cProfile:")
     for label, key in [("event line (Events.emit)", "common.emit"),
                        ("task (workloads noop)", "workloads.noop"),
+                       ("its record (clocks, psutil cpu_num)", "common.task_record"),
                        ("take (script, acks)", "reliable.take"),
                        ("mark (HSET write)", "reliable.mark"),
                        ("flush (time bound)", "reliable.flush"),
                        ("reaper check", "worker.maybe_reap")]:
         if key in cum:
-            print(f"  {label:28} {100 * cum[key] / total:5.1f}%")
+            print(f"  {label:36} {100 * cum[key] / total:5.1f}%")
 
 
 def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) -> float:
