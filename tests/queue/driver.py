@@ -14,7 +14,9 @@ folder, it outlives the processes that write to it.
 from __future__ import annotations
 
 import copy
+import select
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -126,6 +128,64 @@ class GatedPipeline(Pipeline):
         return self._owner.through_gate(args, lambda: Pipeline.execute(self, raise_on_error))
 
 
+class GatedLink(reliable.Link):
+    """The worker's own connection (``reliable.Link``), its every write stopped for the
+    test's order. A ``send`` (a start mark, which gets no reply) is its own step: the
+    process dies before or after writing it, or the connection is lost before the write
+    (the worker sees the error) or after it (the worker carries on and learns it at its
+    next round trip). A mark is pushed out of the cork and waited for until Redis has it,
+    so every interleaving replays exactly."""
+
+    def __init__(self, client: redis.Redis, gate: Gate, world: World) -> None:
+        super().__init__(client)
+        self._gate, self._world = gate, world
+        self._broken = False
+
+    def send(self, *args: object) -> None:
+        order = self._before(("SEND", *args))
+        super().send(*args)
+        if self._closed_by_redis():  # CLIENT KILL: the mark went nowhere, silently
+            self._world.lost_mark(int(args[2]))  # type: ignore[call-overload]
+            self._broken = True
+        else:
+            self.push()
+            self._world.wait_for_mark(str(args[1]), args[2], args[3])
+            self._world.marked(int(args[2]))  # type: ignore[call-overload]
+        if order == LOSE_REPLY:
+            self._broken = True  # the worker runs the task, then finds the link dead
+        elif order == DIE_AFTER:
+            self._after(order)
+
+    def call(self, *args: object) -> Any:
+        order = self._before(args)
+        result = super().call(*args)
+        self._world.called(args, result)
+        self._after(order)
+        return result
+
+    def _closed_by_redis(self) -> bool:
+        """Readable while marks get no reply: only the end of the connection is to read."""
+        sock = self._conn._sock
+        return sock is None or bool(select.select([sock], [], [], 0)[0])
+
+    def _before(self, args: tuple[object, ...]) -> str:
+        order = self._gate.wait_for_order(args)
+        if order == DIE_BEFORE:
+            raise Killed()
+        if self._broken or order == LOSE_REQUEST:
+            self.close()
+            raise redis.ConnectionError("connection lost before the request reached Redis")
+        return order
+
+    def _after(self, order: str) -> None:
+        if order == RUN:
+            return
+        self.close()
+        if order == DIE_AFTER:
+            raise Killed()
+        raise redis.ConnectionError("connection lost before the reply came back")
+
+
 class Log:
     """The event files of every worker process (one list: they outlive the processes)."""
 
@@ -151,12 +211,14 @@ class Protocol:
 
     name: str
     make: Callable[..., Any]
-    configure: Callable[[Any], None]
+    configure: Callable[[Any, World], None]
     beat: Callable[[Any, redis.Redis], None]  # the heartbeat thread's beat, on its own client
+    exact: bool = False  # its attempts are checked against the starts (reliable.py's claim)
 
 
-def _configure_new(w: Worker) -> None:
+def _configure_new(w: Worker, world: World) -> None:
     w.reap_every, w.reap_lock_ms, w.take_wait = 0.0, LONG_MS, TAKE_WAIT
+    w.flush_every = world.flush_every
     w.queue.heartbeat_ttl_ms = LONG_MS
 
 
@@ -166,7 +228,7 @@ def _beat_new(w: Worker, client: redis.Redis) -> None:
     q.beat()
 
 
-def _configure_old(w: OldWorker) -> None:
+def _configure_old(w: OldWorker, world: World) -> None:
     w.reap_every, w.reap_lock_ms, w.take_wait = 0.0, LONG_MS, TAKE_WAIT
     w.heartbeat_ttl_ms = LONG_MS
 
@@ -177,7 +239,7 @@ def _beat_old(w: OldWorker, client: redis.Redis) -> None:
     o.register()
 
 
-NEW = Protocol("current", Worker, _configure_new, _beat_new)
+NEW = Protocol("current", Worker, _configure_new, _beat_new, exact=True)
 OLD = Protocol("before (df021d8)", OldWorker, _configure_old, _beat_old)
 
 
@@ -194,18 +256,38 @@ found[#found + 1] = {{'the dead letters owed a record', redis.call('HKEYS', '{re
 return found
 """)
 
+# What Redis charges, read in one round trip: the attempts hash, the held tasks marked
+# started (a mark of a task not held is stale), the owed and recorded dead letters.
+CHARGES = reliable.Script(f"""
+local marked = {{}}
+for _, key in ipairs(redis.call('KEYS', '{reliable.PROCESSING_PREFIX}*')) do
+  local marks = '{reliable.STARTED_PREFIX}'
+    .. string.sub(key, {len(reliable.PROCESSING_PREFIX) + 1})
+  for _, id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if redis.call('HEXISTS', marks, id) == 1 then marked[#marked + 1] = id end
+  end
+end
+return {{redis.call('HGETALL', '{reliable.ATTEMPTS}'), marked,
+        redis.call('HGETALL', '{reliable.OWED}'), redis.call('LRANGE', '{reliable.DEAD}', 0, -1)}}
+""")
+
+
 class World:
     """One Redis, one event log, the workers and what the test knows about tasks: how often
     each one was entered (the task function called) and how often a start was charged
     without the worker seeing the reply (it cannot know whether it ran)."""
 
     def __init__(self, protocol: Protocol, port: int, admin: redis.Redis, tasks: int,
-                 prefetch: int = 1, poison: frozenset[int] = frozenset()) -> None:
+                 prefetch: int = 1, poison: frozenset[int] = frozenset(),
+                 flush_every: float = LONG_MS / 1000) -> None:
         self.protocol, self.port, self.admin = protocol, port, admin
         self.tasks, self.prefetch, self.poison = tasks, prefetch, poison
+        self.flush_every = flush_every  # the workers' ack time bound (never, by default)
         self.log = Log()
         self.entered: Counter[int] = Counter()
-        self.unconfirmed: Counter[int] = Counter()
+        self.delivered: Counter[int] = Counter()  # start marks that reached Redis
+        self.frozen: Counter[int] = Counter()  # marks written by a worker declared dead
+        self.void: Counter[int] = Counter()  # marks written into a connection Redis closed
         self.workers: dict[str, Driven] = {}
         self.round_trips = 0
         self.orders: Counter[str] = Counter()  # what happened to each round trip
@@ -223,12 +305,44 @@ class World:
             raise Killed()  # the OOM killer ends the process mid-task
 
     def lost_reply(self, args: tuple[Any, ...], result: Any) -> None:
-        if args[0] not in ("EVALSHA", "EVAL"):
-            return
-        if args[1] in (reliable.TAKE.sha, reliable.TAKE.source) and result:
-            self.unconfirmed[int(result[0])] += 1
-        if args[1] in (reliable.START.sha, reliable.START.source) and result is not None:
-            self.unconfirmed[int(args[7])] += 1
+        """A command outside the worker's link ran, its reply lost: the reaper's and the
+        old worker's commands, none of which starts a task."""
+
+    def wait_for_mark(self, key: str, raw: Any, mark: Any) -> None:
+        """Until Redis holds the mark just written (Redis runs a connection's commands in
+        order, so everything written before it has run too)."""
+        want = mark if isinstance(mark, bytes) else str(mark).encode()
+        for _ in range(2000):
+            if self.admin.hget(key, raw) == want:
+                return
+            time.sleep(0.001)
+        raise AssertionError(f"the mark {raw!r} never reached Redis")
+
+    def lost_mark(self, task_id: int) -> None:
+        """A mark written into a connection Redis had closed: the worker runs the task and
+        learns at its next round trip; dying first, that run is the start reliable.py says
+        goes uncharged."""
+        self.void[task_id] += 1
+
+    def marked(self, task_id: int) -> None:
+        self.delivered[task_id] += 1
+
+    def called(self, args: tuple[Any, ...], result: Any) -> None:
+        """A script of the worker's link ran in Redis (its reply seen or not)."""
+        if args[:2] in (("EVALSHA", reliable.TAKE.sha), ("EVAL", reliable.TAKE.source)) \
+                and isinstance(result, list) and result:
+            self.delivered[int(result[0])] += 1  # take marks the first task it takes
+
+    def expire(self, name: str) -> None:
+        """``name``'s heartbeat ends: it was silent (frozen) that long, so its clock moved
+        on. Frozen just before writing a mark, it then writes it and runs that task after
+        the task was given back: the one start reliable.py says is not charged."""
+        self.admin.delete(reliable.heartbeat(name))
+        if self.alive(name):
+            w = self.workers[name]
+            w.worker._flushed = -float("inf")
+            if w.pending[:2] == ("SEND", "HSET"):
+                self.frozen[int(w.pending[3])] += 1
 
     def start(self, name: str) -> Driven:
         """A worker process named ``name`` starts (again) and stops at its first round trip."""
@@ -272,7 +386,7 @@ class World:
         found = []
         for i in range(self.tasks):
             w = where.get(i, [])
-            starts = self.entered[i] + self.unconfirmed[i]
+            starts = max(self.entered[i], self.delivered[i])
             if len(w) > 1:
                 found.append(f"task {i} is in {len(w)} places: {', '.join(w)}")
             elif not w and i not in done:
@@ -281,7 +395,36 @@ class World:
                 found.append(f"task {i} is a dead letter without its record")
             if any(p.startswith("the dead letters") for p in w) and starts < MAX_ATTEMPTS:
                 found.append(f"task {i} is dead-lettered after {starts} start(s)")
+        return found + (self.charge_problems(where) if self.protocol.exact else [])
+
+    def charge_problems(self, where: dict[int, list[str]]) -> list[str]:
+        """Attempts against starts, for every task not acknowledged: each run was preceded
+        by its mark in Redis (entered <= marks), and what Redis charges lies between the
+        runs and the marks: a mark is a start even if the process died before entering the
+        task; one whose task this process never ran is uncharged by its rejoin."""
+        charged = self.charges()
+        found = []
+        for i in range(self.tasks):
+            if not where.get(i):
+                continue  # acknowledged: its attempts are forgotten
+            runs, marks = self.entered[i] - self.frozen[i] - self.void[i], self.delivered[i]
+            if self.entered[i] > marks + self.void[i]:
+                found.append(f"task {i} ran {self.entered[i]} time(s) after {marks} mark(s)")
+            if not runs <= charged[i] <= marks + self.void[i]:  # a rejoin records a void one
+                found.append(f"task {i} is charged {charged[i]} attempt(s) after {runs} "
+                             f"run(s) and {marks} mark(s)")
         return found
+
+    def charges(self) -> Counter[int]:
+        """Attempts Redis charges each task: given back after a start, plus the start of
+        its current holding (its mark), or the count a dead letter carries."""
+        attempts, marked, owed, dead = CHARGES(self.admin, [], [])
+        charged: Counter[int] = Counter()
+        charged.update({int(k): int(v) for k, v in zip(attempts[::2], attempts[1::2])})
+        charged.update(int(x) for x in marked)
+        charged.update({int(k): int(v.split()[-1]) for k, v in zip(owed[::2], owed[1::2])})
+        charged.update({int(x): MAX_ATTEMPTS for x in dead})
+        return charged
 
     def check(self) -> None:
         found = self.problems()
@@ -322,7 +465,10 @@ class Driven:
         cfg = AgentConfig(container=name, task="noop", params={}, seed=0, tasks=0,
                           prefetch=world.prefetch, max_attempts=MAX_ATTEMPTS)
         self.worker = world.protocol.make(cfg, world.log, self._connect(world))
-        world.protocol.configure(self.worker)
+        world.protocol.configure(self.worker, world)
+        if isinstance(self.worker, Worker):  # its own connection, gated like the rest
+            self.worker.queue.make_link = lambda c: GatedLink(c, self.gate, world)
+            self.worker.queue.use(self.clients[0])
         self.worker.run_task = world.run_task
         threading.Thread(target=self._main, daemon=True, name=f"worker {name}").start()
         self.gate.wait_parked()

@@ -3,8 +3,11 @@
 connection drops before the request or before the reply), heartbeats that expire or are
 renewed, connections killed by Redis (CLIENT KILL), reaper locks that expire, and poison
 tasks that kill whoever runs them. After every step, and after a final drain, every task is
-exactly one of: queued, held by one worker, done, dead-lettered with its record; and a dead
-letter was started ``max_attempts`` times (driver.World.problems).
+exactly one of: queued, held by one worker, done, dead-lettered with its record; a dead
+letter was started ``max_attempts`` times; no task ran without its start mark in Redis; and
+Redis charges each task between its runs and its marks (driver.World.problems). Workers
+take batches (prefetch up to 4) and acknowledge them with their next take, or before each
+task (the ack time bound at 0).
 
 The workers are named a, b and c; a step on one whose process is not running starts it
 (again, under the same name). The same machine run against the worker as it was (tests/queue/old_worker.py) must find a
@@ -26,7 +29,7 @@ from hypothesis.stateful import (
 
 from topo.agent import reliable as rq
 
-from .driver import FAULTS, LOSE_REPLY, NEW, OLD, RUN, Protocol, World
+from .driver import FAULTS, LONG_MS, LOSE_REPLY, NEW, OLD, RUN, Protocol, World
 
 NAMES = st.sampled_from(("a", "b", "c"))
 EXAMPLES = int(os.environ.get("TOPO_QUEUE_EXAMPLES", "150"))
@@ -45,11 +48,15 @@ def machine(protocol: Protocol, port: int, faults: tuple[str, ...] = FAULTS,
             super().__init__()
             self.world: World | None = None
 
-        @initialize(tasks=st.integers(1, 6), prefetch=st.integers(1, 3),
-                    bad=st.frozensets(st.integers(0, 5), max_size=1 if poison else 0))
-        def feed(self, tasks: int, prefetch: int, bad: frozenset[int]) -> None:
+        @initialize(tasks=st.integers(1, 7), prefetch=st.integers(1, 4),
+                    bad=st.frozensets(st.integers(0, 6), max_size=1 if poison else 0),
+                    flush_every=st.sampled_from((LONG_MS / 1000, 0.0)))
+        def feed(self, tasks: int, prefetch: int, bad: frozenset[int],
+                 flush_every: float) -> None:
+            """A batch; workers take up to ``prefetch`` tasks at once and acknowledge them
+            with their next take (or before each task: ``flush_every`` 0)."""
             self.world = World(protocol, port, self.admin, tasks, prefetch,
-                               frozenset(i for i in bad if i < tasks))
+                               frozenset(i for i in bad if i < tasks), flush_every)
             self.stats["examples"] += 1
 
         @rule(name=NAMES, fault=st.sampled_from(faults))
@@ -65,8 +72,9 @@ def machine(protocol: Protocol, port: int, faults: tuple[str, ...] = FAULTS,
         @precondition(lambda self: expiry)
         @rule(name=NAMES)
         def heartbeat_expires(self, name: str) -> None:
+            assert self.world is not None
             self.stats["steps"] += 1
-            self.admin.delete(rq.heartbeat(name))
+            self.world.expire(name)
 
         @rule(name=NAMES)
         def beat(self, name: str) -> None:
@@ -115,6 +123,7 @@ def machine(protocol: Protocol, port: int, faults: tuple[str, ...] = FAULTS,
                                               if not k.startswith("drain"))
                 self.stats["dead letters"] += len(w.log.dead_records())
                 self.stats["tasks run twice or more"] += sum(1 for n in w.entered.values() if n > 1)
+                self.stats["marks"] += sum(w.delivered.values())
                 w.close()
 
     return QueueMachine

@@ -4,8 +4,9 @@ Queue layout (task ids as decimal strings):
 - ``topo:queue``: pending tasks; the producer LPUSHes, workers take from the right end.
 - reliable queue only (``topo.agent.reliable`` owns these and every move between them):
   ``topo:processing:<worker>``, what a worker has taken and not yet acknowledged;
-  ``topo:heartbeat:<worker>``, expires when the worker stops beating; ``topo:started`` and
-  ``topo:attempts``, which held task was started by whom and how often; ``topo:dead:owed``
+  ``topo:heartbeat:<worker>``, expires when the worker stops beating;
+  ``topo:started:<worker>``, which held task that worker's process marked started (and in
+  which order); ``topo:attempts``, how often a task was started and given back; ``topo:dead:owed``
   and ``topo:dead``, tasks started too many times (dead letters) before and after their
   record was written.
 """

@@ -1,12 +1,13 @@
 """The one process of a ``multi`` worker container.
 
-``reliable`` (at-least-once; the protocol is ``topo.agent.reliable``): take tasks into this
-worker's processing list, mark each one started just before running it, record its result,
-then acknowledge it (with the next take or start, in the same round trip). A heartbeat key
-expires when the worker stops; a reaper, run by whichever worker holds a short lock, gives a
-dead worker's tasks back to the head of the queue and dead-letters a task started
-``max_attempts`` times, writing the dead letter's failed record. A restarted worker first
-gives back what it held before it died.
+``reliable`` (at-least-once; the protocol is ``topo.agent.reliable``): take a batch of up to
+``prefetch`` tasks into this worker's processing list (acknowledging the last batch's in the
+same round trip), mark each one started just before running it (a write, not a round trip),
+record its result, and acknowledge it with the next take, or after ``FLUSH_EVERY`` seconds
+within a long batch. A heartbeat key expires when the worker stops; a reaper, run by
+whichever worker holds a short lock, gives a dead worker's tasks back to the head of the
+queue and dead-letters a task started ``max_attempts`` times, writing the dead letter's
+failed record. A restarted worker first gives back what it held before it died.
 
 ``simple`` (at-most-once): BRPOP; a task taken by a worker that dies is lost.
 
@@ -39,6 +40,9 @@ HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
 REAP_EVERY = 1.0
 TAKE_WAIT = 1.0  # seconds a worker blocks on an empty queue before it reaps again
+# Acknowledge within a batch after this long: bounds the tasks run again after a death, and
+# a worker frozen longer (its batch given away) learns it before running the next task.
+FLUSH_EVERY = 0.05  # seconds
 RECONNECT_WAIT = 120.0  # seconds an outage may last before the worker gives up (exit 1)
 
 
@@ -58,8 +62,10 @@ class Worker:
         self.reap_every = REAP_EVERY
         self.reap_lock_ms = int(REAP_EVERY * 1000)
         self.take_wait = TAKE_WAIT
+        self.flush_every = FLUSH_EVERY
         self._last_reap = -float("inf")
         self._done: list[bytes] = []  # recorded, but not acknowledged yet
+        self._flushed = time.monotonic()
         me = f"{self.worker}/{os.urandom(4).hex()}"
         self.queue = reliable.ReliableQueue(self.client, self.name, me, self.max_attempts,
                                             HEARTBEAT_TTL_MS)
@@ -127,21 +133,32 @@ class Worker:
         self.serve(self.step_reliable, self.rejoin)
 
     def step_reliable(self) -> None:
-        batch = self.queue.take(self.prefetch, self._done)  # the first is started
-        self._done = []
-        if not batch:
-            raw = self.queue.wait(self.take_wait)
-            if raw is not None and self.queue.start(raw):
-                self.run_one(raw)
-        for i, raw in enumerate(batch):
-            if i == 0 or self.start(raw):
-                self.run_one(raw)
+        batch = self.queue.take(self.prefetch, self._done)  # the first is marked started
+        self._acked()
+        if batch:
+            self.run_one(batch[0])
+            self.run_batch(batch[1:])
+        else:
+            self.run_batch([raw] if (raw := self.queue.wait(self.take_wait)) else [])
         self.maybe_reap()
 
-    def start(self, raw: bytes) -> bool:
-        started = self.queue.start(raw, self._done)
+    def run_batch(self, batch: list[bytes]) -> None:
+        """Run held tasks, each marked started first; acknowledge on the time bound."""
+        for raw in batch:
+            if time.monotonic() - self._flushed > self.flush_every and not self.flush(raw):
+                return  # given back while this worker was frozen: others run the rest
+            self.queue.mark(raw)  # nothing between the mark and the task: see reliable
+            self.run_one(raw)
+
+    def flush(self, next_raw: bytes) -> bool:
+        """Acknowledge what is done; False if the batch is no longer this worker's."""
+        held = self.queue.flush(self._done, next_raw)
+        self._acked()
+        return held
+
+    def _acked(self) -> None:
         self._done = []
-        return started
+        self._flushed = time.monotonic()
 
     def run_one(self, raw: bytes) -> None:
         self.execute(raw)
@@ -177,7 +194,7 @@ class Worker:
         while True:
             try:
                 self.client = self.connect()  # waits for Redis; raises after a minute
-                self.queue.client = self.client
+                self.queue.use(self.client)
                 register()
             except (redis.ConnectionError, redis.TimeoutError):
                 if time.monotonic() > deadline:
