@@ -205,8 +205,8 @@ class _SafeComposer(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
             # Refusing every alias is simpler and safer than budgeting their expansion, and a
@@ -219,7 +219,7 @@ class _SafeComposer(yaml.SafeLoader):
             raise _Problem(line, "", f"values are nested more than {MAX_DEPTH} levels deep")
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -229,7 +229,7 @@ def _compose(text: str) -> Node | None:
     loader = None
     try:
         loader = _SafeComposer(text)  # the reader checks for unprintable characters here
-        return loader.get_single_node()  # type: ignore[no-any-return]
+        return loader.get_single_node()
     except yaml.reader.ReaderError as e:
         line = text[: e.position].count("\n") + 1
         raise _Problem(line, "", f"invalid YAML: unacceptable character #x{e.character:04x}") from None
