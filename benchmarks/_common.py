@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from topo import run  # noqa: E402
+from topo import engine as run  # noqa: E402
 from topo.model import RunResult, Scenario  # noqa: E402
 from topo.runtime.docker import DockerRuntime  # noqa: E402
 

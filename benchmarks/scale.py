@@ -6,7 +6,7 @@ every container started and to every worker ready, the teardown time, and each c
 own start and ready times (spread over the 64).
 
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
-100), through ``topo.run.compare`` with the result file saved as ``topo compare`` does;
+100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
 prints each topology's makespan and this process's peak RSS (VmHWM, reset between the
 topologies).
 
@@ -27,7 +27,7 @@ import _common  # noqa: F401  (puts the checkout's topo first on the path)
 
 from topo import plan as planning
 from topo import results as result_files
-from topo import run
+from topo import engine as run
 from topo.analysis import figures as stats
 from topo.model import (
     Deployment, MultiSpec, Resources, RunResult, RunSpec, Scenario, SingleSpec, TopologyPlan,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run
+from topo import ledger, engine as run
 from topo.model import Fault, MultiSpec, RunResult
 from topo.runtime.docker import DockerRuntime
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run
+from topo import ledger, engine as run
 from topo.model import RunResult, Scenario, SingleSpec, Workload
 from topo.runtime.docker import DockerRuntime
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run
+from topo import ledger, engine as run
 from topo.analysis.blast import blast_radius
 from topo.model import Fault, MultiSpec, RunResult, SingleSpec
 from topo.runtime.docker import DockerRuntime

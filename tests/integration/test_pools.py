@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from topo import cleanup, ledger, run
+from topo import cleanup, ledger, engine as run
 from topo import plan as planning
 from topo.model import ContainerSpec, Resources, RunResult, Scenario, SingleSpec
 from topo.runtime.docker import DockerRuntime

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from topo import cleanup, ledger, plan as planning, run
+from topo import cleanup, ledger, plan as planning, engine as run
 from topo.model import Fault, MultiSpec, SingleSpec
 from topo.runtime.docker import DockerRuntime
 from topo.runtime.swarm import SwarmRuntime
@@ -54,7 +54,7 @@ def test_redis_password_is_a_secret_only(swarm_runtime: SwarmRuntime, tmp_path: 
     p = planning.plan(sc, "multi", run_id, f"topo-{run_id}-m0", swarm_runtime.ensure_image(sc),
                       password, owner=cleanup.owner_label())
     run_dir = tmp_path / "raw"
-    run._prepare_run_dir(run_dir)
+    run.lifecycle.prepare_run_dir(run_dir)
     deployment = swarm_runtime.deploy(p, str(run_dir))
     client = swarm_runtime.client
     try:

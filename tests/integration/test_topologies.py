@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run
+from topo import ledger, engine as run
 from topo.analysis import figures as figures_of
 from topo.model import RunResult
 from topo.runtime.docker import DockerRuntime

@@ -88,11 +88,11 @@ def test_sweep_refuses_worker_counts_as_a_usage_error_before_the_engine(workers:
                         f" of counts from 1 to 64, got {workers!r}\n")
 
 
-# One run of 20 tasks as topo.run reports it, then a second run's start and end.
+# One run of 20 tasks as topo.engine reports it, then a second run's start and end.
 FEED = """
 import sys
 from topo import cli
-from topo.run import Progress
+from topo.engine import Progress
 show = cli._progress()
 for topology, phase, done, t in [("single", "deploy", 0, 0.0), ("single", "ready", 0, 0.4),
                                  ("single", "run", 5, 1.0), ("single", "run", 20, 2.0),
