@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -240,9 +241,62 @@ def compare(
     runtime, run_id = _start_measuring(sc, engine_kind)  # preflight: exit 2 before any deploy
     image = runtime.ensure_image(sc)  # a requirement or image it refuses leaves no folder behind
     out = out or _results_folder(sc.name, run_id)
+    stamp = _Stamp(result_files.now(), _copy_scenario(scenario_file, sc, out))
     host = result_files.host_facts(runtime.info(), image)
-    measured = _measure(sc, runtime, run_id, image, out, host, quiet)  # saved after every run
-    _write_reports(sc, runtime, run_id, image, out, host, measured, fmt, quiet, export_csv)
+    measured = _measure(sc, runtime, run_id, image, out, host, quiet, stamp)  # saved each run
+    _write_reports(sc, runtime, run_id, image, out, host, measured, fmt, quiet, export_csv, stamp)
+    _fail_on_failed_runs(measured)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stamp:
+    """What every save of one comparison's result file says alike: when it started, and
+    where the copy of its scenario is."""
+
+    created: str
+    scenario_copy: str
+
+
+def _copy_scenario(scenario_file: Path, sc: Any, out: Path) -> str:
+    """Copy the scenario file into ``out`` as scenario.yaml, with its requirements file at
+    the same path relative to it, so that the result folder reproduces the comparison on
+    another machine. The code folder (workload.path) and data folders are not copied: they
+    may be large. The copy's path, as the reports' "Reproduce:" line shows it."""
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_file(scenario_file, out / "scenario.yaml")
+    if sc.workload.requirements:
+        requirements = Path(sc.workload.requirements)
+        try:
+            relative = requirements.relative_to(scenario_file.resolve().parent)
+        except ValueError:
+            _err(f"note: {requirements} is outside the scenario's folder; not copied into {out}")
+        else:
+            _copy_file(requirements, out / relative)
+    return str(out / "scenario.yaml")
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    import shutil
+
+    if target.exists() and target.samefile(source):  # --out is the scenario's own folder
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def _fail_on_failed_runs(measured: list[Any]) -> None:
+    """Exit 1 (after every file is written) when a run did not end ok, naming each."""
+    from topo.model import RunStatus
+
+    failed = [r for r in measured if r.status != RunStatus.OK]
+    for r in failed:
+        _err(f"run {r.topology} #{r.index}: {r.status}"
+             + (f": {r.error.splitlines()[0]}" if r.error else ""))
+    if not any(r.t_available is not None for r in measured):  # nothing measured: say why
+        raise RunError(f"no run got its batch going; first error: {measured[0].error}")
+    if failed:
+        raise RunError(f"{len(failed)} of {len(measured)} run(s) did not end ok "
+                       "(above); every result file is written")
 
 
 def _results_folder(name: str, run_id: str) -> Path:
@@ -250,7 +304,7 @@ def _results_folder(name: str, run_id: str) -> Path:
 
 
 def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
-             host: dict[str, Any], quiet: bool = False) -> list[Any]:
+             host: dict[str, Any], quiet: bool, stamp: _Stamp) -> list[Any]:
     """Run every topology, saving result.json after each run; Ctrl-C tears down and exits 130."""
     from topo import cleanup, engine
 
@@ -258,7 +312,9 @@ def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
     path = out / "result.json"
 
     def save(done: list[Any], complete: bool) -> None:
-        result_files.save(path, result_files.to_json(sc, done, host, complete))
+        result_files.save(path, result_files.to_json(sc, done, host, complete,
+                                                     created=stamp.created,
+                                                     scenario_copy=stamp.scenario_copy))
 
     _handle_signals()
     try:
@@ -271,15 +327,18 @@ def _measure(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
 
 def _write_reports(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
                    host: dict[str, Any], measured: list[Any], fmt: CompareFormat,
-                   quiet: bool = False, export_csv: Optional[Path] = None) -> None:
+                   quiet: bool, export_csv: Optional[Path], stamp: _Stamp) -> None:
     """Write the report files, the Compose and Kubernetes files next to result.json, print
-    the chosen format, and fail when no run got its batch going."""
+    the chosen format. The report is built from
+    the document result.json holds, as `topo report` builds it, so that both say the same."""
     from topo import engine
     from topo import report as reports
     from topo.analysis import build_report
     from topo.report import csvexport
 
-    facts = result_files.provenance(result_files.to_json(sc, measured, host, True))
+    document = result_files.to_json(sc, measured, host, True, created=stamp.created,
+                                    scenario_copy=stamp.scenario_copy)
+    facts = result_files.provenance(document, result_files.local_cpu_model(document))
     model = build_report(sc, measured, facts)
     plans = engine.plans(sc, run_id, image, runtime.redis_image(sc))
     for name, text in {**reports.files(model), **_compose_files(sc, plans)}.items():
@@ -290,8 +349,6 @@ def _write_reports(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
     _export_csv(export_csv, csvexport.comparison(model), quiet)
     if not quiet:
         _err(f"results: {out / 'result.json'}; reports: {out / 'report.md'}, {out / 'report.html'}")
-    if not any(r.t_available is not None for r in measured):  # nothing measured: say why
-        raise RunError(f"no run got its batch going; first error: {measured[0].error}")
 
 
 def _compose_files(sc: Any, plans: Any) -> dict[str, str]:

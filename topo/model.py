@@ -439,6 +439,10 @@ class Spread:
     low: float
     high: float
     n: int
+    # None when not every value is finite; stddev is the sample one (n - 1), None below 2
+    mean: float | None = None
+    stddev: float | None = None
+    values: tuple[float, ...] = ()  # per run, in the order the runs ran
 
 
 @dataclass(frozen=True)

@@ -36,17 +36,29 @@ CPUINFO = "/proc/cpuinfo"
 
 
 def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
-            complete: bool) -> dict[str, Any]:
-    return {
+            complete: bool, *, created: str | None = None,
+            scenario_copy: str | None = None) -> dict[str, Any]:
+    """The result document. ``created`` is when the comparison started (default: now), the
+    same in every save so that a report rebuilt from the file says what the first did;
+    ``scenario_copy`` is the copy of the scenario file saved beside the result."""
+    document = {
         "schema": SCHEMA,
         "version": VERSION,
         "topo_version": topo.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": created or now(),
         "complete": complete,
         "host": host,
         "scenario": dataclasses.asdict(scenario),
         "runs": [_redacted(dataclasses.asdict(r)) for r in results],
     }
+    if scenario_copy is not None:
+        document["scenario_copy"] = scenario_copy
+    return document
+
+
+def now() -> str:
+    """UTC now, as a result's ``created``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _redacted(run: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +189,7 @@ def provenance(document: Mapping[str, Any], cpu_model: str | None = None) -> Pro
     return Provenance(
         scenario=scenario.get("name"),
         scenario_file=scenario.get("source") or None,
+        scenario_copy=document.get("scenario_copy") or None,
         scenario_sha256=scenario.get("sha256") or None,
         image=host.get("image"),
         engine=engine.get("engine"),

@@ -136,12 +136,13 @@ def test_stats_compare_counts(faulty):
     comparison = comparison_of.compare(FAULTY, faulty["results"])
     rows = {row.key: row for row in comparison.rows}
     assert (rows["completed"].single, rows["completed"].multi) == (
-        Spread(18, 18, 18, 2), Spread(18, 18, 18, 2))
+        Spread(18, 18, 18, 2, 18.0, 0.0, (18, 18)), Spread(18, 18, 18, 2, 18.0, 0.0, (18, 18)))
     assert rows["completed"].ratio.value == 1.0
     for key, single, multi in (("failed", 1, 1), ("lost", 1, 1), ("duplicated", 1, 1),
                                ("retried", 0, 1)):
         assert (rows[key].single, rows[key].multi) == (
-            Spread(single, single, single, 2), Spread(multi, multi, multi, 2)), key
+            Spread(single, single, single, 2, single, 0.0, (single, single)),
+            Spread(multi, multi, multi, 2, multi, 0.0, (multi, multi))), key
     assert [f.ledger.completed for f in comparison.runs] == [18, 18, 18, 18]
 
 

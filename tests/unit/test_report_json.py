@@ -18,8 +18,11 @@ def test_the_document_is_versioned_and_keyed_by_figure() -> None:
     assert list(doc["figures"]) == ["throughput", "peak_memory", "startup_ready", "lost"]
     assert doc["figures"]["throughput"] == {
         "label": "throughput (tasks/s)", "unit": "tasks/s", "higher_is_better": True,
-        "single": {"median": 20.0, "min": 19.0, "max": 21.0, "n": 3},
-        "multi": {"median": 15.0, "min": 14.0, "max": 16.0, "n": 3},
+        # a Spread built by hand, without mean, stddev or values: null and []
+        "single": {"median": 20.0, "min": 19.0, "max": 21.0, "n": 3,
+                   "mean": None, "stddev": None, "values": []},
+        "multi": {"median": 15.0, "min": 14.0, "max": 16.0, "n": 3,
+                  "mean": None, "stddev": None, "values": []},
         "ratio": {"value": 0.75, "ci_low": 0.7, "ci_high": 0.8, "significant": True},
         "verdict": "throughput: single is 1.33× faster (95% CI 1.25–1.43)",
     }

@@ -142,7 +142,10 @@ def manifest(scenario: Scenario, provenance: Provenance) -> tuple[tuple[str, str
 
 
 def reproduce(scenario: Scenario, provenance: Provenance) -> str:
-    source = provenance.scenario_file or scenario.source or "SCENARIO.yaml"
+    # the copy saved with the result, not the file on the measuring machine, which may
+    # have changed or gone since
+    source = (provenance.scenario_copy or provenance.scenario_file or scenario.source
+              or "SCENARIO.yaml")
     return f"topo compare {source}"
 
 

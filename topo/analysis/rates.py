@@ -91,11 +91,16 @@ def cumulative_at(series: Sequence[Sample], t: float) -> float:
     return before.cpu + (after.cpu - before.cpu) * (t - before.t) / (after.t - before.t)
 
 def spread(values: Iterable[float | None]) -> Spread | None:
-    """Median, min and max of the values that were measured (None values are skipped)."""
+    """Median, min, max, mean, sample standard deviation and the values themselves, of the
+    values that were measured (None values are skipped)."""
     measured = [v for v in values if v is not None]
     if not measured:
         return None
-    return Spread(statistics.median(measured), min(measured), max(measured), len(measured))
+    finite = all(math.isfinite(v) for v in measured)  # a "never" (inf) has no mean
+    mean = statistics.fmean(measured) if finite else None
+    stddev = statistics.stdev(measured) if finite and len(measured) > 1 else None
+    return Spread(statistics.median(measured), min(measured), max(measured), len(measured),
+                  mean, stddev, tuple(measured))
 
 def bootstrap_ratio(
     single: Sequence[float], multi: Sequence[float], *, iterations: int = 2000, seed: int = 0

@@ -50,7 +50,8 @@ def document(report: Report) -> dict[str, Any]:
 def _spread(spread: Spread | None) -> dict[str, Any] | None:
     if spread is None:
         return None
-    return {"median": spread.median, "min": spread.low, "max": spread.high, "n": spread.n}
+    return {"median": spread.median, "min": spread.low, "max": spread.high, "n": spread.n,
+            "mean": spread.mean, "stddev": spread.stddev, "values": list(spread.values)}
 
 
 def _figure(row: Row) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class Provenance:
 
     scenario: str | None = None
     scenario_file: str | None = None
+    scenario_copy: str | None = None  # the copy saved beside the result: what to reproduce from
     scenario_sha256: str | None = None
     image: str | None = None
     engine: str | None = None
