@@ -427,6 +427,11 @@ class BlastRadius:
     time_to_detect: float | None  # seconds from tf to the first sign
     time_to_recover: float | None  # seconds from tf until the rolling rate is back; None = never
     survived: bool  # every task completed, nobody stepped in
+    # seconds from tf to the first task the killed container completed once it was back (its
+    # restart, or the task Swarm scheduled in its place); None = never. Only where a whole
+    # container was killed (kill-container; kill-worker in multi): ``replaced`` says so.
+    time_to_replace: float | None = None
+    replaced: bool = False  # the fault killed a whole container: time_to_replace applies
 
     @property
     def share_affected(self) -> float:

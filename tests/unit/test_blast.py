@@ -348,3 +348,44 @@ def test_redis_killed_every_worker_goes_silent_after_its_task_in_flight() -> Non
             containers=MULTI_SPECS, task_count=batch.next_id + 100, status="stalled", t_end=25.0)
     b = blast_radius(r, 4)
     assert (b.workers_affected, b.lost, b.survived) == (4, 100, False)
+
+
+# --------------------------------------------------------------------------- back at work
+
+
+def killed_container_comes_back(back_at: int | None) -> RunResult:
+    """Multi: m-w1 is killed at 5.05 s; its task 5.0-5.1 never ends. It restarts (or Swarm
+    starts its replacement) and its first task after the kill runs from tick back_at-1 to
+    back_at. The other three workers keep pace; m-w1's last record before the kill ended at
+    5.0 s and started before tf, so it is not the replacement's."""
+    batch = Batch()
+    workers = [f"{c}/1" for c in CONTAINERS]
+    for worker in workers:
+        batch.ticks(worker, BEFORE)
+    for worker in (workers[0], *workers[2:]):
+        batch.ticks(worker, AFTER)
+    if back_at is not None:
+        batch.ticks("m-w1/7", range(back_at, 101))  # a new PID in the same container name
+    kill = Fault("a container dies", "kill-container", at_seconds=TF)
+    return run(batch, kill, injected(kill, "m-w1"), topology="multi", workers=workers,
+               containers=MULTI_SPECS)
+
+
+def test_a_killed_container_is_back_at_work_with_its_first_task_after_the_kill():
+    radius = blast_radius(killed_container_comes_back(back_at=90), workers=4)
+    # its first task after the kill started at 8.9 s and ended at 9.0 s: 9.0 - 5.05 s
+    assert radius.replaced and radius.time_to_replace == pytest.approx(9.0 - TF)
+    never = blast_radius(killed_container_comes_back(back_at=None), workers=4)
+    assert never.replaced and never.time_to_replace is None
+
+
+def test_a_killed_pool_process_has_no_replacement_figure():
+    # single: the killed process's siblings go on in the same container, so "the
+    # container's first task after the kill" would say nothing about a replacement
+    batch = Batch()
+    for worker in POOL:
+        batch.ticks(worker, BEFORE)
+        batch.ticks(worker, AFTER)
+    radius = blast_radius(run(batch, KILL, injected(KILL, "s/12"), containers=(spec("s", "single", 4),),
+                              workers=POOL), workers=4)
+    assert not radius.replaced and radius.time_to_replace is None

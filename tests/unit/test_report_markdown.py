@@ -82,9 +82,9 @@ def test_blast_rows_summarise_repeats_per_fault_and_topology() -> None:
     rows = sections.blast_rows(model(blast=runs))
     assert rows == [
         ["one worker dies", "single", "1", "4 of 4", "70", "0", "0", "100%", "0.500 s", "never",
-         "no"],
+         "—", "no"],  # a pool process dies: no container to come back
         ["one worker dies", "multi", "2", "1 of 4", "0", "0", "0", "25%",
-         "0.600 (0.500–0.700) s", "never in 1 of 2 (2 s in the others)", "2 of 2"],
+         "0.600 (0.500–0.700) s", "never in 1 of 2 (2 s in the others)", "—", "2 of 2"],
     ]
 
 

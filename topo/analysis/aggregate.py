@@ -61,6 +61,7 @@ def summarise(scenario: Scenario, runs: Sequence[BlastRadius]) -> BlastSummary:
         dip=spread(100 * b.throughput_dip for b in dipped if b.throughput_dip is not None),
         detect=times([b.time_to_detect for b in injected]),
         recover=times([b.time_to_recover for b in dipped]),
+        replace=times([b.time_to_replace for b in injected if b.replaced]),
         survived=sum(b.survived for b in injected),
     )
 

@@ -84,12 +84,15 @@ def blast_radius(result: RunResult, workers: int, window: float | None = None) -
     ledger = build_ledger(result.task_count, result.records, result.retried)
     tf = event.t if event is not None and status == INJECTED else None
     affected, dip, detect, recover = 0, None, None, None
+    replace_after, whole = None, False
     if tf is not None:
         target = event.target if event is not None and fault.kind in TARGETED_KINDS else None
         span = default_window(result) if window is None else window
         affected = workers_affected(result, tf, tf + span, workers, target)
         dip, recover = _dip_and_recovery(result, tf)
         detect = time_to_detect(result, tf)
+        if fault.kind in ("kill-worker", "kill-container") and target and "/" not in target:
+            whole, replace_after = True, time_to_replace(result, tf, target)
     return BlastRadius(
         fault=fault.name,
         kind=fault.kind,
@@ -106,7 +109,20 @@ def blast_radius(result: RunResult, workers: int, window: float | None = None) -
         time_to_detect=detect,
         time_to_recover=recover,
         survived=ledger.completed == result.task_count and result.status == "ok",
+        time_to_replace=replace_after,
+        replaced=whole,
     )
+
+
+def time_to_replace(result: RunResult, tf: float, container: str) -> float | None:
+    """Seconds from ``tf`` (the kill of ``container``) to the first task that container
+    completed after it came back: a task started after the kill can only have run in its
+    replacement (Docker's restart keeps the name; under Swarm the agent names itself after
+    the service). None when it never did."""
+    ends = [r.end for r in result.records
+            if r.ok and r.start is not None and r.start >= tf
+            and r.worker.partition("/")[0] == container]
+    return min(ends) - tf if ends else None
 
 
 def default_window(result: RunResult) -> float:

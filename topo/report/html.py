@@ -81,7 +81,7 @@ def _decision(report: Report) -> list[str]:
     out.append(_list(sections.verdicts(report), "verdicts"))
     if report.blast:
         out += ["<h3>Blast radius per fault</h3>",
-                _table(sections.BLAST_HEADERS, sections.blast_rows(report), tuple(range(2, 10)),
+                _table(sections.BLAST_HEADERS, sections.blast_rows(report), tuple(range(2, 11)),
                        compact=True)]
     if report.warnings:
         out += ["<h3>Warnings</h3>", _list(report.warnings, "warnings")]

@@ -31,7 +31,7 @@ def render(report: Report) -> str:
     out += [""] + [f"- {v}" for v in verdicts(report)]
     if report.blast:
         out += ["", "### Blast radius per fault", ""]
-        out += table(BLAST_HEADERS, blast_rows(report), right=tuple(range(2, 10)))
+        out += table(BLAST_HEADERS, blast_rows(report), right=tuple(range(2, 11)))
     if report.warnings:
         out += ["", "### Warnings", ""] + [f"- {w}" for w in report.warnings]
     out += ["", "## Method", ""] + [f"- {line}" for line in report.method]

@@ -118,6 +118,7 @@ class BlastSummary:
     dip: Spread | None  # percent, over the runs where a dip was measured
     detect: Times
     recover: Times  # over the runs where a dip was measured
+    replace: Times  # a killed container's first task once back; n=0 where no container died
     survived: int  # injected runs that completed every task
 
 

@@ -13,7 +13,7 @@ DECISION_HEADERS = ("figure", "single", "multi", "multi/single (95% CI)", "bette
 FIGURE_HEADERS = ("figure", "single", "multi", "multi/single (95% CI)")
 BLAST_HEADERS = (
     "fault", "topology", "runs", "workers affected", "failed", "lost", "duplicated",
-    "throughput dip", "time to detect", "time to recover", "survived",
+    "throughput dip", "time to detect", "time to recover", "back at work", "survived",
 )
 PROCESS_TREE_HEADERS = ("topology", "container", "pid", "ppid", "process", "peak RSS (MiB)",
                         "peak PSS (MiB)")
@@ -52,7 +52,7 @@ def _blast_row(b: BlastSummary) -> list[str]:
     head = [b.label, b.topology, str(b.runs)]
     if not b.injected:
         statuses = ", ".join(sorted(status for status, _ in b.not_injected))
-        return head + [f"not injected ({statuses})"] + [MISSING] * 7
+        return head + [f"not injected ({statuses})"] + [MISSING] * 8
     dip = once_cell(b.dip)
     detect = MISSING if b.detect.low is None else times_cell(b.detect, "none")
     return head + [
@@ -63,6 +63,7 @@ def _blast_row(b: BlastSummary) -> list[str]:
         MISSING if dip == MISSING else f"{dip}%",
         detect,
         times_cell(b.recover, "never"),
+        times_cell(b.replace, "never"),
         ("yes" if b.survived else "no") if b.injected == 1 else f"{b.survived} of {b.injected}",
     ]
 

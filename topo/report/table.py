@@ -111,7 +111,8 @@ def blast_cell(summary: BlastSummary | None) -> str:
         f"{_median(summary.failed)} failed · {_median(summary.lost)} lost"
         f" · {_median(summary.duplicated)} dup · {_median(summary.retried)} retried",
         f"dip {_percent(summary.dip)} · detect {_seconds(summary.detect, 'none')}"
-        f" · recover {_seconds(summary.recover, 'never')}",
+        f" · recover {_seconds(summary.recover, 'never')}"
+        + (f" · back {_seconds(summary.replace, 'never')}" if summary.replace.n else ""),
     ]
     skipped = [f"{k} {STATUS_NOTES.get(status, status)}" for status, k in summary.not_injected]
     if summary.runs > 1 or skipped:
