@@ -14,8 +14,10 @@ from typing import Any, Literal, Mapping
 
 Topology = Literal["single", "multi"]
 TOPOLOGIES: tuple[Topology, ...] = ("single", "multi")
-POOL_KINDS = ("process-pool", "mp-pool", "supervisor")
-QUEUE_KINDS = ("reliable", "simple")
+POOL_KINDS = ("process-pool", "mp-pool", "supervisor", "celery-prefork")
+QUEUE_KINDS = ("reliable", "simple", "celery", "rq", "dramatiq")
+# Queue libraries a team may already run (topo/agent/peer.py); celery-prefork is Celery too.
+PEER_QUEUES = ("celery", "rq", "dramatiq")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 APPENDONLY = ("no", "everysec", "always")  # redis-server's appendfsync: how often the AOF is synced
 FAULT_KINDS = ("kill-worker", "kill-container", "kill-redis", "oom", "pause", "partition")
@@ -65,6 +67,9 @@ class MultiSpec:
     prefetch: int = 1
     restart: str = "on-failure"
     redis: RedisSpec = field(default_factory=RedisSpec)
+    acks_late: bool = False  # celery only: acknowledge after the task ran (Celery's default: before)
+    visibility_timeout: float | None = None  # celery only: seconds before an unacknowledged
+    # message is delivered again (None = Celery's own default, one hour)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,14 @@ class Scenario:
     @property
     def topologies(self) -> tuple[Topology, ...]:
         return tuple(t for t in TOPOLOGIES if getattr(self, t) is not None)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The queue libraries this scenario runs (see PEER_QUEUES), which its image needs."""
+        used = {"celery"} if self.single is not None and self.single.pool == "celery-prefork" else set()
+        if self.multi is not None and self.multi.queue in PEER_QUEUES:
+            used.add(self.multi.queue)
+        return tuple(sorted(used))
 
 
 # --------------------------------------------------------------------------- plan

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from topo.model import ContainerSpec, Fault, Mount, Scenario, Topology, TopologyPlan
+from topo.model import (
+    PEER_QUEUES, ContainerSpec, Fault, Mount, MultiSpec, Scenario, Topology, TopologyPlan,
+)
 
 LABEL_PREFIX = "topo"
 MANAGED = f"{LABEL_PREFIX}.managed"
@@ -29,6 +31,9 @@ RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every contain
 DATA_DIR = "/data"
 REDIS_FOLDER = "redis"  # in the run folder: Redis' append-only file, removed after teardown
 REDIS_DIR = f"{RUN_DIR}/{REDIS_FOLDER}"
+# A queue library a team runs (celery, rq, dramatiq): its worker and its producer.
+PEER_WORKER = ("python3", "-m", "topo.agent.peer", "worker")
+PEER_FEEDER = ("python3", "-m", "topo.agent.peer", "feed")
 
 
 def poison_task(fault: Fault | None, task_count: int) -> int | None:
@@ -80,7 +85,10 @@ def plan(
     base = labels(run_id, deployment, topology=topology, scenario=scenario.name, owner=owner)
     poison = poison_task(fault, scenario.workload.tasks)
     agent = {"poison": [] if poison is None else [poison], "max_attempts": MAX_ATTEMPTS}
-    if topology == "single":
+    if topology == "single" and scenario.single is not None and scenario.single.pool == "celery-prefork":
+        containers = _single_celery(scenario, deployment, base, redis_password, agent, redis_image)
+        network = deployment
+    elif topology == "single":
         containers = _single(scenario, deployment, base, agent)
         network = None
     else:
@@ -145,25 +153,15 @@ def _multi(
     assert spec is not None
     n = scenario.workers
     secret = {"TOPO_REDIS_PASSWORD": password}
-    redis = ContainerSpec(
-        name=f"{deployment}-redis",
-        role="redis",
-        command=redis_command(spec.redis.appendonly, password),
-        cpus=spec.redis.cpus,
-        memory=spec.redis.memory,
-        cpuset=scenario.resources.cpuset,
-        restart=spec.restart,
-        processes=0,
-        labels={**base, "topo.role": "redis"},
-        image=redis_image,
-    )
+    redis = _redis(scenario, deployment, base, password, spec, redis_image)
     common = dict(redis_host=f"{deployment}-redis", queue=spec.queue, prefetch=spec.prefetch,
-                  **agent)
+                  acks_late=spec.acks_late, visibility_timeout=spec.visibility_timeout, **agent)
+    peer = spec.queue in PEER_QUEUES
     workers = tuple(
         ContainerSpec(
             name=f"{deployment}-w{i}",
             role="worker",
-            command=("python3", "-m", "topo.agent.worker"),
+            command=PEER_WORKER if peer else ("python3", "-m", "topo.agent.worker"),
             cpus=scenario.resources.cpus / n,
             memory=scenario.resources.memory // n,
             cpuset=scenario.resources.cpuset,
@@ -175,15 +173,70 @@ def _multi(
         )
         for i in range(n)
     )
-    feeder = ContainerSpec(
+    command = PEER_FEEDER if peer else ("python3", "-m", "topo.agent.queue")
+    return (redis, *workers, _feeder(scenario, deployment, base, password, common, command))
+
+
+def _redis(scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+           spec: MultiSpec, redis_image: str | None) -> ContainerSpec:
+    return ContainerSpec(
+        name=f"{deployment}-redis",
+        role="redis",
+        command=redis_command(spec.redis.appendonly, password),
+        cpus=spec.redis.cpus,
+        memory=spec.redis.memory,
+        cpuset=scenario.resources.cpuset,
+        restart=spec.restart,
+        processes=0,
+        labels={**base, "topo.role": "redis"},
+        image=redis_image,
+    )
+
+
+def _feeder(scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+            common: dict[str, Any], command: tuple[str, ...]) -> ContainerSpec:
+    return ContainerSpec(
         name=f"{deployment}-feeder",
         role="feeder",
-        command=("python3", "-m", "topo.agent.queue"),
+        command=command,
         cpus=FEEDER_CPUS,
         memory=FEEDER_MEMORY,
         cpuset=scenario.resources.cpuset,
-        env={**_config(scenario, f"{deployment}-feeder", worker=False, **common), **secret},
+        env={**_config(scenario, f"{deployment}-feeder", worker=False, **common),
+             "TOPO_REDIS_PASSWORD": password},
         processes=0,
         labels={**base, "topo.role": "feeder"},
     )
-    return (redis, *workers, feeder)
+
+
+def _single_celery(
+    scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+    agent: dict[str, Any], redis_image: str | None,
+) -> tuple[ContainerSpec, ...]:
+    """Celery's prefork pool, ``--concurrency N`` in the one worker container, needs a broker:
+    the same Redis container (and feeder) as the multi topology, with the multi section's
+    Redis settings when there is one, so the two differ only in where the N processes run."""
+    spec = scenario.single
+    assert spec is not None
+    multi = scenario.multi or MultiSpec(queue="celery")
+    processes = scenario.workers if spec.processes is None else spec.processes
+    name = f"{deployment}-single"
+    common = dict(redis_host=f"{deployment}-redis", queue="celery", prefetch=multi.prefetch,
+                  acks_late=multi.acks_late if multi.queue == "celery" else False,
+                  visibility_timeout=multi.visibility_timeout if multi.queue == "celery" else None,
+                  **agent)
+    single = ContainerSpec(
+        name=name,
+        role="single",
+        command=PEER_WORKER,
+        cpus=scenario.resources.cpus,
+        memory=scenario.resources.memory,
+        cpuset=scenario.resources.cpuset,
+        env={**_config(scenario, name, worker=True, pool=spec.pool, processes=processes, **common),
+             "TOPO_REDIS_PASSWORD": password},
+        processes=0 if processes == "auto" else int(processes),
+        labels={**base, "topo.role": "single"},
+        mounts=data_mounts(scenario),
+    )
+    return (_redis(scenario, deployment, base, password, multi, redis_image), single,
+            _feeder(scenario, deployment, base, password, common, PEER_FEEDER))

@@ -134,9 +134,10 @@ class DockerRuntime:
             raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
         facts = self.image_facts(from_image)
         house = None
-        if w.requirements or facts.missing():
+        extra = images.wheels_wanted(facts, scenario.peers)
+        if w.requirements or extra:
             requirements = Path(w.requirements) if w.requirements else None
-            house = wheels.resolve(facts.target(), requirements, facts.missing())
+            house = wheels.resolve(facts.target(), requirements, extra)
         files = dict(_agent_files())
         if w.path:
             files.update(_folder_files(Path(w.path), "workloads"))
