@@ -9,7 +9,8 @@ the scenario:
   acknowledged just before the task starts);
 - ``worker_prefetch_multiplier`` = ``multi.prefetch``;
 - the transport's ``visibility_timeout`` = ``multi.visibility_timeout`` when given (kombu's
-  default: 3600 s), after which an unacknowledged message is delivered again.
+  default: 3600 s), after which an unacknowledged message is delivered again; with it, the
+  sweep that finds such messages runs every second (kombu's default: every 100 s).
 
 Everything else is Celery's default, except what a worker needs no other worker for:
 no gossip, mingle or worker heartbeat (events are off), as fast Celery setups run.
@@ -25,6 +26,7 @@ from celery import Celery, signals
 from topo.agent.peer import QUEUE_NAME, Recorder, broker_url
 
 TASK = "topo.run"
+RESTORE_EVERY = 1  # seconds between two sweeps for overdue messages (with visibility_timeout)
 
 
 def app(cfg: dict[str, Any], recorder: Recorder | None = None) -> Celery:
@@ -33,6 +35,11 @@ def app(cfg: dict[str, Any], recorder: Recorder | None = None) -> Celery:
     options: dict[str, Any] = {}
     if cfg.get("visibility_timeout"):
         options["visibility_timeout"] = float(cfg["visibility_timeout"])
+        # kombu looks for overdue messages every interval x throttle seconds (10 x 10 by
+        # default): with a short timeout, that sweep, not the timeout, would decide when a
+        # message comes back. Once a second makes the timeout the bound users set.
+        options["unacked_restore_interval"] = RESTORE_EVERY
+        options["unacked_restore_throttle"] = 1
     celery.conf.update(
         task_acks_late=bool(cfg.get("acks_late")),
         worker_prefetch_multiplier=int(cfg.get("prefetch", 1)),
