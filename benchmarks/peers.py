@@ -125,7 +125,7 @@ def count_commands(info: str) -> int:
 
 
 def measure(runtime: DockerRuntime, v: Variant, task: str, params: dict[str, Any],
-            tasks: int) -> Figure:
+            tasks: int) -> Figure | None:
     sc = Scenario(name="peers", workload=Workload(task=task, tasks=tasks, params=params),
                   workers=WORKERS, resources=BUDGET, single=v.single, multi=v.multi,
                   run=RunSpec(repeat=1, timeout=600))
@@ -136,8 +136,9 @@ def measure(runtime: DockerRuntime, v: Variant, task: str, params: dict[str, Any
                            progress=redis_stats, run_id=run_id)
     f = stats.run_figures(r)
     if r.status != "ok" or f.throughput is None or f.ledger.completed != tasks:
-        raise SystemExit(f"{v.label} {task}: status {r.status}, {f.ledger.completed}/{tasks} "
-                         f"completed ({r.error})")
+        print(f"{v.label} {task}: status {r.status}, {f.ledger.completed}/{tasks} completed "
+              f"({r.error}); left out", flush=True)
+        return None
     per_task = None if redis_stats.commands is None else redis_stats.commands / tasks
     cpu_ms = None if f.cpu_per_task is None else f.cpu_per_task * 1000
     return Figure(f.throughput, cpu_ms, per_task)
@@ -176,6 +177,8 @@ def sitting(runtime: DockerRuntime, repeats: int, noop: int, cpu: int,
         for v in VARIANTS:
             for task, params, n in (("noop", {}, noop), ("cpu", CPU_PARAMS, cpu)):
                 fig = measure(runtime, v, task, params, n)
+                if fig is None:
+                    continue
                 got.setdefault((v.label, task), []).append(fig)
                 say(f"repeat {i + 1}: {v.label} {task} {fig.rate:,.0f}/s")
     return got
