@@ -150,7 +150,9 @@ class DockerRuntime:
     def redis_image(self, scenario: Scenario) -> str | None:
         """The image Redis runs from when it is not the worker image (None): topo's base,
         when the workers run from a team's own image, which need not have redis-server."""
-        return BASE_IMAGE if scenario.workload.image and scenario.multi is not None else None
+        # celery-prefork gives the single topology a Redis too
+        needs_redis = scenario.multi is not None or "celery" in scenario.peers
+        return BASE_IMAGE if scenario.workload.image and needs_redis else None
 
     def image_facts(self, name: str) -> images.ImageFacts:
         """Python and platform of an image, known from its label (topo's base), else probed
