@@ -37,7 +37,8 @@ from typing import Any, Callable
 
 from _common import DockerRuntime  # noqa: I001  (puts the repository on sys.path)
 
-from topo import cleanup, run, stats
+from topo import cleanup, run
+from topo.analysis import figures as figures_of
 from topo.model import MultiSpec, Resources, RunSpec, Scenario, SingleSpec, Workload
 
 BUDGET = Resources(cpus=2, memory=512 * 2**20)
@@ -134,7 +135,7 @@ def measure(runtime: DockerRuntime, v: Variant, task: str, params: dict[str, Any
     with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:
         (r,) = run.compare(sc, runtime, Path(out), lambda rs, complete: None,
                            progress=redis_stats, run_id=run_id)
-    f = stats.run_figures(r)
+    f = figures_of.run_figures(r)
     if r.status != "ok" or f.throughput is None or f.ledger.completed != tasks:
         print(f"{v.label} {task}: status {r.status}, {f.ledger.completed}/{tasks} completed "
               f"({r.error}); left out", flush=True)
