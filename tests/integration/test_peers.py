@@ -80,7 +80,10 @@ def _killed(runtime: DockerRuntime, tmp_path: Path, topology: str, **specs: obje
 def test_a_killed_workers_task_is_lost(runtime: DockerRuntime, tmp_path: Path, label: str,
                                        topology: str, specs: dict) -> None:  # type: ignore[type-arg]
     r, lg = _killed(runtime, tmp_path, topology, **specs)
-    assert (lg.lost, lg.duplicated, lg.failed) == (1, 0, 0), (label, r.status, lg)
+    # dramatiq's worker holds up to 2 messages (prefetch = 2 x its one thread): the running
+    # one and the next are both lost (measured: 1 in one run, 2 in another)
+    most = 2 if label == "dramatiq" else 1
+    assert 1 <= lg.lost <= most and (lg.duplicated, lg.failed) == (0, 0), (label, r.status, lg)
     assert r.status == "stalled"  # the library never gave the task back within the run
 
 
