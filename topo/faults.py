@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from topo.model import Deployment, Fault, FaultEvent
+from topo.model import Deployment, Fault, FaultEvent, FaultStatus
 from topo.plan import poison_task
 from topo.runtime.base import Runtime
 
@@ -61,18 +61,18 @@ class Injector:
         happened."""
         kind = self.fault.kind
         if (self.topology, kind) in NOT_APPLICABLE:
-            self.event = self._event("not-applicable", None, None,
+            self.event = self._event(FaultStatus.NOT_APPLICABLE, None, None,
                                      f"{kind} does not apply to the {self.topology} topology")
             return self.event
         try:
             target = getattr(self, "_" + kind.replace("-", "_"))()
-            self.event = self._event("injected", t, target)
+            self.event = self._event(FaultStatus.INJECTED, t, target)
         except Exception as e:  # a fault that could not be injected is data, not a crash
             self._undo = None
-            self.event = self._event("failed", t, None, f"{type(e).__name__}: {e}"[:300])
+            self.event = self._event(FaultStatus.FAILED, t, None, f"{type(e).__name__}: {e}"[:300])
         return self.event
 
-    def _event(self, status: str, t: float | None, target: str | None,
+    def _event(self, status: FaultStatus, t: float | None, target: str | None,
                error: str | None = None) -> FaultEvent:
         return FaultEvent(name=self.fault.name, kind=self.fault.kind, status=status, t=t,
                           target=target, error=error)

@@ -76,7 +76,7 @@ def manifests(plan: TopologyPlan) -> list[Manifest]:
     """The Kubernetes objects of ``plan``, in the order ``kubectl apply`` should create them."""
     name = plan.labels.get(DEPLOYMENT, plan.run_id)
     deny = _policy(f"{name}-deny-all", {"matchLabels": {DEPLOYMENT: name}}, plan)
-    by_role = {c.role: c for c in plan.containers}  # the workers are identical but for name
+    by_role: dict[str, ContainerSpec] = {c.role: c for c in plan.containers}  # the workers are identical but for name
     if plan.topology == "single":
         return [deny, _job(by_role["single"], plan)]
     workers = [c for c in plan.containers if c.role == "worker"]

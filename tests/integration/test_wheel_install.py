@@ -74,5 +74,12 @@ def test_an_installed_wheel_compares_from_outside_the_repository(
         assert sorted(n.rsplit("-", 1)[1] for n in names) == roles, names
     for run_dir in (work / "out" / "raw").glob("*"):
         assert leftovers(runtime, run_dir.name.split("-")[1]) == []
+    # the shipped JSON Schema is in the wheel, as the repository holds it
+    shipped = _run(venv / "bin" / "python", "-c", "from importlib import resources; "
+                   "print(resources.files('topo').joinpath('schema/scenario.schema.json')"
+                   ".read_text(), end='')", cwd=work).stdout
+    assert shipped == (Path(__file__).parents[2] / "topo" / "schema" / "scenario.schema.json").read_text()
+    # Kubernetes manifests come from an installed wheel too
+    assert (work / "out" / "k8s" / "multi.yaml").read_text().count("kind: Deployment") == 2
     # topo-<version>-py3-none-any.whl: the version the installed command must report
     assert _run(topo, "--version", cwd=work).stdout == f"topo {wheel.name.split('-')[1]}\n"

@@ -50,7 +50,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from topo.ledger import build_ledger, completion_times
-from topo.model import BlastRadius, RunResult, Signal, TaskRecord
+from topo.model import BlastRadius, FaultStatus, RunResult, Signal, TaskRecord
 from topo.analysis.figures import WORKER_ROLES
 from topo.analysis.rates import bucket_rates, steady_rate
 
@@ -80,7 +80,7 @@ def blast_radius(result: RunResult, workers: int, window: float | None = None) -
     if fault is None:
         raise ValueError("a blast radius needs a fault run; this run injected no fault")
     event = result.fault_events[0] if result.fault_events else None
-    status = event.status if event is not None else "not-reached"
+    status = event.status if event is not None else FaultStatus.NOT_REACHED
     ledger = build_ledger(result.task_count, result.records, result.retried)
     tf = event.t if event is not None and status == INJECTED else None
     affected, dip, detect, recover = 0, None, None, None

@@ -17,7 +17,9 @@ from topo.engine.config import Clock, EngineConfig, SystemClock
 from topo.engine.watch import Watch
 from topo.errors import RunError, TopoError
 from topo.events import EventLog
-from topo.model import Deployment, Fault, FaultEvent, RunResult, TopologyPlan
+from topo.model import (
+    Deployment, Fault, FaultEvent, FaultStatus, RunResult, RunStatus, TopologyPlan,
+)
 from topo.runtime.base import Runtime
 from topo.sampling import Sampler
 
@@ -46,7 +48,7 @@ class _Run:
         self.clock = clock
         self.log = EventLog(run_dir / "events", plan.task_count)
         self.t_deploy = clock.now()
-        self.status = "error"
+        self.status = RunStatus.ERROR
         self.error: str | None = None
         self.t_finished: float | None = None  # what teardown causes afterwards is not the run's
         self.sampler: Sampler | None = None
@@ -92,9 +94,9 @@ def run_one(
     try:
         _live(runtime, run, timeout, fault, config, progress)
     except KeyboardInterrupt:
-        run.status, run.error = "interrupted", "interrupted by the user"
+        run.status, run.error = RunStatus.INTERRUPTED, "interrupted by the user"
     except TopoError as e:  # the engine failed us mid-run: keep what was measured
-        run.status, run.error = "error", str(e)
+        run.status, run.error = RunStatus.ERROR, str(e)
     finally:
         with Shield():  # a Ctrl-C now is honoured after the cleanup, not instead of it
             _teardown(runtime, run, progress)
@@ -138,7 +140,7 @@ def fault_events(fault: Fault | None, watch: Watch | None) -> tuple[FaultEvent, 
         return ()
     if watch is not None and watch.injector is not None and watch.injector.event is not None:
         return (watch.injector.event,)
-    return (FaultEvent(name=fault.name, kind=fault.kind, status="not-reached", t=None,
+    return (FaultEvent(name=fault.name, kind=fault.kind, status=FaultStatus.NOT_REACHED, t=None,
                        error="the run ended before the fault's trigger point"),)
 
 

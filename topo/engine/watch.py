@@ -9,7 +9,7 @@ from typing import Callable
 from topo.engine.config import Clock, EngineConfig
 from topo.events import EventLog
 from topo.faults import Injector, due
-from topo.model import Deployment, Fault, Signal
+from topo.model import Deployment, Fault, RunStatus, Signal, SignalKind
 from topo.runtime.base import ContainerState, Runtime
 
 
@@ -32,7 +32,7 @@ class Watch:
         self._last_line: object = None  # the log's latest task line, as last seen
         self._quiet_since: float | None = None  # when that line was first seen
 
-    def follow(self, progress: Callable[[int, str], None]) -> str:
+    def follow(self, progress: Callable[[int, str], None]) -> RunStatus:
         """Watch until the run is over; return its status."""
         cfg, clock = self.config, self.clock
         start = clock.now()
@@ -51,24 +51,24 @@ class Watch:
                 # comes back and finishes a task that was already run again elsewhere. Wait
                 # for the fault to end, then a little, so duplicates are counted.
                 if self.injector is None or self.injector.event is None:
-                    return "ok"
+                    return RunStatus.OK
                 if self._fault_active():
                     settle_until = None
                 elif settle_until is None:
                     settle_until = now + cfg.settle
                 elif now >= settle_until:
-                    return "ok"
+                    return RunStatus.OK
             if now - start > self.timeout:
-                return "timeout"
+                return RunStatus.TIMEOUT
             if self._stalled(now):
-                return "stalled"
+                return RunStatus.STALLED
             if now >= next_check:
                 next_check = now + cfg.states_every
                 alive = self._check_states(now)
                 gone_since = None if alive else (gone_since or now)
                 if gone_since is not None and now - gone_since >= cfg.exited_grace:
                     self.log.poll()
-                    return "ok" if len(self.log.resolved) >= task_count else "workers-exited"
+                    return RunStatus.OK if len(self.log.resolved) >= task_count else RunStatus.WORKERS_EXITED
             clock.sleep(cfg.poll)
 
     def _maybe_inject(self, now: float, batch_done: bool) -> None:
@@ -122,13 +122,13 @@ class Watch:
             # The engine knows when the container exited; polling only notices it later.
             t = min(st.finished_at or now, now)
             if before is not None and before.running and not st.running:
-                self.signals.append(Signal(t, "exit", name, str(st.exit_code)))
+                self.signals.append(Signal(t, SignalKind.EXIT, name, str(st.exit_code)))
                 if st.oom_killed:
-                    self.signals.append(Signal(t, "oom", name, ""))
+                    self.signals.append(Signal(t, SignalKind.OOM, name, ""))
             if before is not None and st.restarts > before.restarts:
-                self.signals.append(Signal(t, "restart", name, str(st.restarts)))
+                self.signals.append(Signal(t, SignalKind.RESTART, name, str(st.restarts)))
                 if st.oom_killed and not (before.oom_killed and before.restarts == st.restarts):
-                    self.signals.append(Signal(t, "oom", name, ""))
+                    self.signals.append(Signal(t, SignalKind.OOM, name, ""))
         self._states = states
         return any(s.running or s.restarting for n, s in states.items() if n in self._workers)
 

@@ -317,8 +317,7 @@ class DockerRuntime:
         restart: dict[str, Any] | None = {"Name": run.restart} if run.restart != "no" else None
         if restart and run.restart == "on-failure":
             restart["MaximumRetryCount"] = 0
-        container = self.client.containers.run(
-            run.image,
+        options: dict[str, Any] = dict(
             command=list(run.command),
             name=run.name,
             hostname=run.name,
@@ -341,6 +340,7 @@ class DockerRuntime:
             pids_limit=run.pids_limit,
             restart_policy=restart,
         )
+        container = self.client.containers.run(run.image, **options)
         return DeployedContainer(name=spec.name, role=spec.role, id=str(container.id))
 
     # ----------------------------------------------------------------- observe
@@ -352,11 +352,11 @@ class DockerRuntime:
             raise engine_error("list containers", e) from e
 
     def states(self, deployment: Deployment) -> dict[str, ContainerState]:
-        out = {}
+        out: dict[str, ContainerState] = {}
         for c in self._containers(deployment.plan.labels[DEPLOYMENT]):
             s = c.attrs.get("State", {})
-            out[c.name] = ContainerState(
-                name=c.name,
+            out[str(c.name)] = ContainerState(
+                name=str(c.name),
                 running=bool(s.get("Running")),
                 exit_code=None if s.get("Running") else s.get("ExitCode"),
                 oom_killed=bool(s.get("OOMKilled")),
@@ -436,7 +436,8 @@ class DockerRuntime:
         def run() -> tuple[int, str]:
             code, out = self.client.containers.get(name).exec_run(
                 list(argv), user=defaults.CONTAINER_USER)
-            return int(code or 0), bytes(out or b"").decode("utf-8", "replace")
+            text = out if isinstance(out, bytes) else b"".join(out or ())
+            return int(code or 0), text.decode("utf-8", "replace")
         result: tuple[int, str] = self._call(f"exec in {name}", run)
         return result
 
@@ -522,9 +523,10 @@ class DockerRuntime:
         runs: dict[str, str] = {}
         try:
             # sparse: no inspect per container, so one removed meanwhile is no error
-            found = self.client.containers.list(all=True, sparse=True,
-                                                filters={"label": MANAGED + "=true"})
-            found += self.client.networks.list(filters={"label": MANAGED + "=true"})
+            found: list[Any] = [
+                *self.client.containers.list(all=True, sparse=True,
+                                             filters={"label": MANAGED + "=true"}),
+                *self.client.networks.list(filters={"label": MANAGED + "=true"})]
         except docker.errors.DockerException as e:
             raise engine_error("list topo's resources", e) from e
         for item in found:
@@ -548,7 +550,7 @@ class DockerRuntime:
                     pass  # removed meanwhile by another cleanup (a watchdog)
             if images:
                 for image in self.client.images.list(filters={"label": label}):
-                    self.client.images.remove(image.id, force=True)
+                    self.client.images.remove(str(image.id), force=True)
                     removed["images"] += 1
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -47,7 +47,8 @@ from topo.runtime.sdk import engine_error
 from topo.runtime.swarm_objects import SwarmObjects
 from topo.runtime.spec import launch_spec
 
-SWARM_RESTART = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
+SWARM_RESTART: dict[str, Literal["none", "on-failure", "any"]] = {
+    "no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
 SECRETS_DIR = "/run/secrets"
 TASKS_TTL = 0.1  # s: the sampler (10 Hz) and the state poll (4 Hz) share one task listing
 UID, GID = CONTAINER_USER.split(":")
@@ -107,7 +108,7 @@ class SwarmRuntime(DockerRuntime):
         name = f"{deployment}-redis-password"
         secret = self.client.secrets.create(name=name, data=password.encode(),
                                             labels=dict(plan.labels))
-        return dt.SecretReference(secret.id, name, uid=UID, gid=GID, mode=0o400)
+        return dt.SecretReference(str(secret.id), name, uid=UID, gid=GID, mode=0o400)
 
     def _service(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str, network: str,
                  secret: dt.SecretReference | None) -> DeployedContainer:
@@ -135,7 +136,8 @@ class SwarmRuntime(DockerRuntime):
                                    mem_reservation=spec.memory),
             restart_policy=dt.RestartPolicy(SWARM_RESTART.get(spec.restart, "none")),
             networks=[network])
-        made = self.client.api.create_service(template, name=spec.name, labels=dict(spec.labels))
+        made = self.client.api.create_service(  # type: ignore[no-untyped-call]
+            template, name=spec.name, labels=dict(spec.labels))
         return DeployedContainer(name=spec.name, role=spec.role, id=str(made["ID"]))
 
     # ----------------------------------------------------------------- tasks
@@ -147,7 +149,8 @@ class SwarmRuntime(DockerRuntime):
             ids = self._services.get(deployment) or {}
             if time.monotonic() - t < TASKS_TTL and all(n in cached for n in ids.values()):
                 return cached
-            tasks = self.client.api.tasks(filters={"service": list(ids)}) if ids else []
+            tasks = (self.client.api.tasks(filters={"service": list(ids)})  # type: ignore[no-untyped-call]
+                     if ids else [])
             out: dict[str, list[dict[str, Any]]] = {n: [] for n in ids.values()}
             for task in tasks:
                 name = ids.get(task.get("ServiceID", ""))
