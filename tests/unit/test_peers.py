@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -155,3 +156,28 @@ def test_redis_commands_are_counted_without_the_harness_own() -> None:
             "cmdstat_info:calls=1,usec=3\r\ncmdstat_lpush:calls=5,usec=2\r\n"
             "cmdstat_auth:calls=2,usec=1\r\ncmdstat_config|resetstat:calls=1,usec=1\r\n")
     assert peers.count_commands(info) == 12
+
+
+def test_the_peer_recorder_writes_protocol_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a library's task wrapper writes is read back by the harness's own decoder: the
+    lines a peer worker emits are protocol events, not free-form dicts."""
+    from topo.agent import common, peer, protocol
+
+    (tmp_path / "events").mkdir()
+    monkeypatch.setattr(common, "RUN_DIR", str(tmp_path))
+    cfg = AgentConfig(container="c0", task="noop", params={}, seed=1, tasks=3,
+                      queue=protocol.QueueKind.RQ, redis_host="h")
+    rec = peer.Recorder(cfg)
+    rec.expect(1)
+    rec.ready()
+    for task_id in (2, 0):
+        rec.record(task_id)
+    (path,) = (tmp_path / "events").iterdir()
+    events = [protocol.decode(line) for line in path.read_bytes().splitlines()]
+    assert [type(e).__name__ for e in events] == ["Expect", "Ready", "Task", "Task"]
+    tasks = [e for e in events if isinstance(e, protocol.Task)]
+    assert [(t.id, t.ok, t.worker) for t in tasks] == [(2, True, f"c0/{os.getpid()}"),
+                                                       (0, True, f"c0/{os.getpid()}")]
+    monkeypatch.setenv("TOPO_REDIS_PASSWORD", "pw")
+    assert peer.broker_url(cfg) == "redis://:pw@h:6379/0"
