@@ -179,7 +179,7 @@ class Scenario:
         celery = self.single is not None and self.single.pool == PoolKind.CELERY_PREFORK
         used = {QueueKind.CELERY.value} if celery else set()
         if self.multi is not None and self.multi.queue in PEER_QUEUES:
-            used.add(self.multi.queue.value)
+            used.add(str(self.multi.queue))  # a member or, built in code, its plain name
         return tuple(sorted(used))
 
 

@@ -181,3 +181,10 @@ def test_the_peer_recorder_writes_protocol_lines(
                                                        (0, True, f"c0/{os.getpid()}")]
     monkeypatch.setenv("TOPO_REDIS_PASSWORD", "pw")
     assert peer.broker_url(cfg) == "redis://:pw@h:6379/0"
+
+
+def test_scenario_peers_names_the_libraries_whether_kinds_or_plain_names() -> None:
+    # a MultiSpec built in code may carry the plain name, as the integration tests' do
+    assert _scenario(None, MultiSpec(queue="rq")).peers == ("rq",)
+    assert _scenario(SingleSpec(pool="celery-prefork"), MultiSpec(queue="dramatiq")).peers == (
+        "celery", "dramatiq")
