@@ -20,6 +20,11 @@ from topo.wheels import Target, Wheelhouse
 
 MIN_PYTHON = (3, 9)
 AGENT_PACKAGES = ("redis", "psutil")  # what topo.agent imports besides the standard library
+# The queue libraries a scenario may run instead of topo's queue (model.PEER_QUEUES), pinned:
+# a figure measured for "celery" means this Celery. Installed from wheels like a workload's
+# requirements; the redis extras pull a newer redis-py, which then serves topo's agent too.
+PEER_PACKAGES = {"celery": "celery[redis]==5.7.0", "rq": "rq==3.0.0",
+                 "dramatiq": "dramatiq[redis]==2.2.1"}
 SITE = "/opt/topo/site"  # where the wheels are installed in the worker image
 # topo-base:bookworm is Debian bookworm (glibc 2.36) with Debian's python3 (3.11) and
 # python3-redis, python3-psutil, however scripts/bootstrap.sh built it; the label says which
@@ -73,6 +78,12 @@ class ImageFacts:
     def missing(self) -> tuple[str, ...]:
         """The agent's packages the image lacks: topo adds their wheels."""
         return tuple(p for p in AGENT_PACKAGES if p not in self.packages)
+
+
+def wheels_wanted(facts: ImageFacts, peers: tuple[str, ...]) -> tuple[str, ...]:
+    """What topo adds as wheels besides the workload's requirements: the agent's packages the
+    image lacks, and the pinned queue libraries the scenario runs (``Scenario.peers``)."""
+    return facts.missing() + tuple(PEER_PACKAGES[p] for p in peers)
 
 
 def base_facts(labels: Mapping[str, str], architecture: str) -> ImageFacts | None:

@@ -83,6 +83,8 @@ class SignalKind(StrKind):
     FED = "fed"  # the feeder has put the whole batch on the queue
 
 
+# Queue libraries a team may already run (topo/agent/peer.py); celery-prefork is Celery too.
+PEER_QUEUES: tuple[QueueKind, ...] = (QueueKind.CELERY, QueueKind.RQ, QueueKind.DRAMATIQ)
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 APPENDONLY = ("no", "everysec", "always")  # redis-server's appendfsync: how often the AOF is synced
 BUILTIN_TASKS = ("noop", "cpu", "io", "etl", "memory")
@@ -131,6 +133,9 @@ class MultiSpec:
     prefetch: int = 1
     restart: str = "on-failure"
     redis: RedisSpec = field(default_factory=RedisSpec)
+    acks_late: bool = False  # celery only: acknowledge after the task ran (Celery's default: before)
+    visibility_timeout: float | None = None  # celery only: seconds before an unacknowledged
+    # message is delivered again (None = Celery's own default, one hour)
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,15 @@ class Scenario:
     @property
     def topologies(self) -> tuple[Topology, ...]:
         return tuple(t for t in TOPOLOGIES if getattr(self, t) is not None)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The queue libraries this scenario runs (see PEER_QUEUES), which its image needs."""
+        celery = self.single is not None and self.single.pool == PoolKind.CELERY_PREFORK
+        used = {QueueKind.CELERY.value} if celery else set()
+        if self.multi is not None and self.multi.queue in PEER_QUEUES:
+            used.add(str(self.multi.queue))  # a member or, built in code, its plain name
+        return tuple(sorted(used))
 
 
 # --------------------------------------------------------------------------- plan

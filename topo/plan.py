@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from topo.agent.protocol import AgentConfig
 from topo.model import (
-    ContainerSpec, Fault, FaultKind, Mount, Role, Scenario, Topology, TopologyPlan,
+    PEER_QUEUES, ContainerSpec, Fault, FaultKind, Mount, MultiSpec, PoolKind, QueueKind, Role,
+    Scenario, Topology, TopologyPlan,
 )
 
 LABEL_PREFIX = "topo"
@@ -31,6 +32,9 @@ RUN_DIR = "/run/topo"  # where the host's run folder is mounted in every contain
 DATA_DIR = "/data"
 REDIS_FOLDER = "redis"  # in the run folder: Redis' append-only file, removed after teardown
 REDIS_DIR = f"{RUN_DIR}/{REDIS_FOLDER}"
+# A queue library a team runs (celery, rq, dramatiq): its worker and its producer.
+PEER_WORKER = ("python3", "-m", "topo.agent.peer", "worker")
+PEER_FEEDER = ("python3", "-m", "topo.agent.peer", "feed")
 
 
 def poison_task(fault: Fault | None, task_count: int) -> int | None:
@@ -79,7 +83,11 @@ def plan(
         container="", task=w.task, params=dict(w.params), seed=w.seed, tasks=w.tasks,
         poison=() if poison is None else (poison,), max_attempts=MAX_ATTEMPTS,
         data_dir=None if w.data is None else DATA_DIR)
-    if topology == "single":
+    if topology == "single" and scenario.single is not None \
+            and scenario.single.pool == PoolKind.CELERY_PREFORK:
+        containers = _single_celery(scenario, deployment, base, redis_password, agent, redis_image)
+        network = deployment
+    elif topology == "single":
         containers = _single(scenario, deployment, base, agent)
         network = None
     else:
@@ -144,25 +152,15 @@ def _multi(
     assert spec is not None
     n = scenario.workers
     secret = {"TOPO_REDIS_PASSWORD": password}
-    redis = ContainerSpec(
-        name=f"{deployment}-redis",
-        role=Role.REDIS,
-        command=redis_command(spec.redis.appendonly, password),
-        cpus=spec.redis.cpus,
-        memory=spec.redis.memory,
-        cpuset=scenario.resources.cpuset,
-        restart=spec.restart,
-        processes=0,
-        labels={**base, "topo.role": Role.REDIS.value},
-        image=redis_image,
-    )
-    common = replace(agent, redis_host=f"{deployment}-redis", queue=spec.queue,
-                     prefetch=spec.prefetch)
+    redis = _redis(scenario, deployment, base, password, spec, redis_image)
+    common = _peer_options(spec, replace(agent, redis_host=f"{deployment}-redis",
+                                         queue=spec.queue, prefetch=spec.prefetch))
+    peer = spec.queue in PEER_QUEUES
     workers = tuple(
         ContainerSpec(
             name=f"{deployment}-w{i}",
             role=Role.WORKER,
-            command=("python3", "-m", "topo.agent.worker"),
+            command=PEER_WORKER if peer else ("python3", "-m", "topo.agent.worker"),
             cpus=scenario.resources.cpus / n,
             memory=scenario.resources.memory // n,
             cpuset=scenario.resources.cpuset,
@@ -174,15 +172,78 @@ def _multi(
         )
         for i in range(n)
     )
-    feeder = ContainerSpec(
+    command = PEER_FEEDER if peer else ("python3", "-m", "topo.agent.queue")
+    return (redis, *workers, _feeder(scenario, deployment, base, password, common, command))
+
+
+def _peer_options(spec: MultiSpec, agent: AgentConfig) -> AgentConfig:
+    """acks_late and visibility_timeout mean something to Celery only: other queues' agents
+    are not handed them (their configuration stays as it was before these existed)."""
+    if spec.queue != QueueKind.CELERY:
+        return agent
+    return replace(agent, acks_late=spec.acks_late, visibility_timeout=spec.visibility_timeout)
+
+
+def _redis(scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+           spec: MultiSpec, redis_image: str | None) -> ContainerSpec:
+    return ContainerSpec(
+        name=f"{deployment}-redis",
+        role=Role.REDIS,
+        command=redis_command(spec.redis.appendonly, password),
+        cpus=spec.redis.cpus,
+        memory=spec.redis.memory,
+        cpuset=scenario.resources.cpuset,
+        restart=spec.restart,
+        processes=0,
+        labels={**base, "topo.role": Role.REDIS.value},
+        image=redis_image,
+    )
+
+
+def _feeder(scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+            common: AgentConfig, command: tuple[str, ...]) -> ContainerSpec:
+    return ContainerSpec(
         name=f"{deployment}-feeder",
         role=Role.FEEDER,
-        command=("python3", "-m", "topo.agent.queue"),
+        command=command,
         cpus=FEEDER_CPUS,
         memory=FEEDER_MEMORY,
         cpuset=scenario.resources.cpuset,
-        env={**_env(common, f"{deployment}-feeder", worker=False), **secret},
+        env={**_env(common, f"{deployment}-feeder", worker=False),
+             "TOPO_REDIS_PASSWORD": password},
         processes=0,
         labels={**base, "topo.role": Role.FEEDER.value},
     )
-    return (redis, *workers, feeder)
+
+
+def _single_celery(
+    scenario: Scenario, deployment: str, base: dict[str, str], password: str,
+    agent: AgentConfig, redis_image: str | None,
+) -> tuple[ContainerSpec, ...]:
+    """Celery's prefork pool, ``--concurrency N`` in the one worker container, needs a broker:
+    the same Redis container (and feeder) as the multi topology, with the multi section's
+    Redis settings when there is one, so the two differ only in where the N processes run."""
+    spec = scenario.single
+    assert spec is not None
+    multi = scenario.multi or MultiSpec(queue=QueueKind.CELERY)
+    processes = scenario.workers if spec.processes is None else spec.processes
+    name = f"{deployment}-single"
+    celery = multi.queue == QueueKind.CELERY
+    common = replace(agent, redis_host=f"{deployment}-redis", queue=QueueKind.CELERY,
+                     prefetch=multi.prefetch, acks_late=multi.acks_late if celery else False,
+                     visibility_timeout=multi.visibility_timeout if celery else None)
+    single = ContainerSpec(
+        name=name,
+        role=Role.SINGLE,
+        command=PEER_WORKER,
+        cpus=scenario.resources.cpus,
+        memory=scenario.resources.memory,
+        cpuset=scenario.resources.cpuset,
+        env={**_env(replace(common, pool=spec.pool, processes=processes), name, worker=True),
+             "TOPO_REDIS_PASSWORD": password},
+        processes=0 if processes == "auto" else int(processes),
+        labels={**base, "topo.role": Role.SINGLE.value},
+        mounts=data_mounts(scenario),
+    )
+    return (_redis(scenario, deployment, base, password, multi, redis_image), single,
+            _feeder(scenario, deployment, base, password, common, PEER_FEEDER))

@@ -745,6 +745,9 @@ _MULTI = {
     "prefetch": Field(_int(1, 10_000), 1, "Tasks a worker takes at once."),
     "restart": Field(_choice(RESTART_POLICIES), "on-failure", "Docker's restart policy."),
     "redis": Field(fields=_REDIS, help="The queue's Redis."),
+    "acks_late": Field(_bool, False, "queue celery: acknowledge after the task ran."),
+    "visibility_timeout": Field(_duration(MAX_TIMEOUT), None,
+                                "queue celery: seconds before an unacknowledged task comes back."),
 }
 _TOPOLOGY = {
     "single": Field(fields=_SINGLE, help="One container with N worker processes."),
@@ -906,15 +909,26 @@ def _topologies(top: _Section) -> tuple[SingleSpec | None, MultiSpec | None]:
 
 
 def _single(s: _Section) -> SingleSpec:
-    return SingleSpec(**{key: _get(s, _SINGLE, key) for key in _SINGLE})
+    spec = SingleSpec(**{key: _get(s, _SINGLE, key) for key in _SINGLE})
+    if spec.pool == PoolKind.CELERY_PREFORK and spec.preload:
+        # Celery's worker imports the task module before it forks its pool, always.
+        raise _Problem(s.line_of("preload"), s.path("preload"),
+                       "celery-prefork always imports the task module before forking; leave preload out")
+    return spec
 
 
 def _multi(s: _Section) -> MultiSpec:
     redis = s.section("redis", _REDIS_KEYS)
+    queue = _get(s, _MULTI, "queue")
+    for key in ("acks_late", "visibility_timeout"):
+        if queue != QueueKind.CELERY and s.node(key) is not None:
+            raise _Problem(s.line_of(key), s.path(key), f"applies to queue: celery only (queue is {queue})")
     return MultiSpec(
-        queue=_get(s, _MULTI, "queue"),
+        queue=queue,
         prefetch=_get(s, _MULTI, "prefetch"),
         restart=_get(s, _MULTI, "restart"),
+        acks_late=_get(s, _MULTI, "acks_late"),
+        visibility_timeout=_get(s, _MULTI, "visibility_timeout"),
         redis=RedisSpec(**{key: _get(redis, _REDIS, key) for key in _REDIS}),
     )
 

@@ -71,7 +71,7 @@ def cpu_quota() -> float | None:
     return None if quota_us <= 0 else quota_us / period_us
 
 
-def announce_ready(events: Events, worker: str, container: str) -> None:
+def announce_ready(events: Events, worker: str, container: str, tid: int | None = None) -> None:
     """Say this worker process is ready, with what it sees of its CPUs (the cpu_count trap).
 
     Call it from the thread that will run the tasks: its id (``tid``, the kernel's, as in
@@ -84,7 +84,7 @@ def announce_ready(events: Events, worker: str, container: str) -> None:
         cpu_count=os.cpu_count() or 1,
         affinity=len(os.sched_getaffinity(0)),
         quota=cpu_quota(),
-        tid=threading.get_native_id(),
+        tid=threading.get_native_id() if tid is None else tid,
     ))
 
 

@@ -53,6 +53,7 @@ class PoolKind(StrKind):
     PROCESS_POOL = "process-pool"
     MP_POOL = "mp-pool"
     SUPERVISOR = "supervisor"
+    CELERY_PREFORK = "celery-prefork"  # Celery's prefork pool on the run's Redis (topo.agent.peer)
 
 
 class QueueKind(StrKind):
@@ -60,6 +61,10 @@ class QueueKind(StrKind):
 
     RELIABLE = "reliable"  # at least once
     SIMPLE = "simple"  # at most once
+    # Queue libraries a team may already run (topo.agent.peer); each acknowledges its own way
+    CELERY = "celery"
+    RQ = "rq"
+    DRAMATIQ = "dramatiq"
 
 
 class ProtocolError(ValueError):
@@ -100,6 +105,9 @@ class AgentConfig:
     redis_host: str | None = None
     queue: QueueKind | None = None
     prefetch: int | None = None  # tasks a worker takes at once
+    # queue celery (and pool celery-prefork) only
+    acks_late: bool | None = None  # acknowledge after the task ran (Celery's default: before)
+    visibility_timeout: float | None = None  # seconds before an unacknowledged task returns
 
     def to_json(self) -> str:
         """The ``TOPO_CONFIG`` value: sorted keys, None left out."""

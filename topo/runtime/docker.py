@@ -143,9 +143,10 @@ class DockerRuntime:
             raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
         facts = self.image_facts(from_image)
         house = None
-        if w.requirements or facts.missing():
+        extra = images.wheels_wanted(facts, scenario.peers)
+        if w.requirements or extra:
             requirements = Path(w.requirements) if w.requirements else None
-            house = wheels.resolve(facts.target(), requirements, facts.missing())
+            house = wheels.resolve(facts.target(), requirements, extra)
         files = dict(_agent_files())
         if w.path:
             files.update(_folder_files(Path(w.path), "workloads"))
@@ -158,7 +159,9 @@ class DockerRuntime:
     def redis_image(self, scenario: Scenario) -> str | None:
         """The image Redis runs from when it is not the worker image (None): topo's base,
         when the workers run from a team's own image, which need not have redis-server."""
-        return BASE_IMAGE if scenario.workload.image and scenario.multi is not None else None
+        # celery-prefork gives the single topology a Redis too
+        needs_redis = scenario.multi is not None or "celery" in scenario.peers
+        return BASE_IMAGE if scenario.workload.image and needs_redis else None
 
     def image_facts(self, name: str) -> images.ImageFacts:
         """Python and platform of an image, known from its label (topo's base), else probed
