@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from _common import DockerRuntime  # noqa: I001  (puts the repository on sys.path)
 
-from topo import cleanup, run
+from topo import cleanup, engine as run
 from topo.analysis import figures as figures_of
 from topo.model import MultiSpec, Resources, RunSpec, Scenario, SingleSpec, Workload
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from topo import ledger, run
+from topo import ledger, engine as run
 from topo import plan as planning
 from topo.model import Fault, MultiSpec, RunResult, Scenario, SingleSpec
 from topo.runtime.docker import DockerRuntime
