@@ -14,6 +14,7 @@ and file size are capped so no input can exhaust memory or the stack.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import keyword
@@ -713,14 +714,24 @@ class Field:
 
 REQUIRED: Any = object()
 
+
+def _model_default(cls: type, name: str) -> Any:
+    """The default the model's dataclass gives ``name``: a scenario default is written once,
+    where the value lives, and the format's field table (and so the schema) reads it."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    assert f.default is not dataclasses.MISSING, f"{cls.__name__}.{name} has no default"
+    return f.default
+
 # The format's field tables: the validator reads each key through them and ``schema()``
 # writes the JSON Schema from them. A new field is one line here (and its use below).
 _WORKLOAD = {
     "task": Field(_task, REQUIRED, "A built-in task or package.module:function."),
     "path": Field(None, None, "Folder holding the task's package, relative to this file."),
     "tasks": Field(_int(1, 1_000_000), 100, "How many tasks each run does."),
-    "params": Field(_params, {}, "Keyword arguments every task receives."),
-    "seed": Field(_int(0, MAX_SEED), 0, "Seed of the task parameters' random draws."),
+    "params": Field(_params, _model_default(Workload, "params"), "Keyword arguments every task receives."),
+    "seed": Field(_int(0, MAX_SEED), _model_default(Workload, "seed"), "Seed of the task parameters' random draws."),
     "requirements": Field(None, None, "A requirements file, installed from wheels."),
     "image": Field(_image, None, "Your own image to run the workers in."),
     "data": Field(None, None, "A folder mounted read-only in every worker."),
@@ -728,25 +739,25 @@ _WORKLOAD = {
 _RESOURCES = {
     "cpus": Field(_number(MAX_CPUS), 1.0, "CPUs of the whole budget, shared by the workers."),
     "memory": Field(_size(MIN_WORKER_MEMORY), 1024 * MiB, "Memory of the whole budget."),
-    "cpuset": Field(_cpuset, None, 'Host CPUs to run on, e.g. "0-1".'),
+    "cpuset": Field(_cpuset, _model_default(Resources, "cpuset"), 'Host CPUs to run on, e.g. "0-1".'),
 }
 _SINGLE = {
-    "pool": Field(_kind(PoolKind), PoolKind.PROCESS_POOL, "How the one container runs N workers."),
-    "processes": Field(_processes, None, 'Pool size: null (= workers), "auto" or a number.'),
-    "preload": Field(_bool, False, "Import the task before forking the workers."),
+    "pool": Field(_kind(PoolKind), _model_default(SingleSpec, "pool"), "How the one container runs N workers."),
+    "processes": Field(_processes, _model_default(SingleSpec, "processes"), 'Pool size: null (= workers), "auto" or a number.'),
+    "preload": Field(_bool, _model_default(SingleSpec, "preload"), "Import the task before forking the workers."),
 }
 _REDIS = {
-    "cpus": Field(_number(MAX_CPUS), 0.5, "Redis's CPUs, outside the workers' budget."),
-    "memory": Field(_size(MIN_REDIS_MEMORY), 256 * MiB, "Redis's memory."),
-    "appendonly": Field(_choice(APPENDONLY), "no", "Redis's appendfsync."),
+    "cpus": Field(_number(MAX_CPUS), _model_default(RedisSpec, "cpus"), "Redis's CPUs, outside the workers' budget."),
+    "memory": Field(_size(MIN_REDIS_MEMORY), _model_default(RedisSpec, "memory"), "Redis's memory."),
+    "appendonly": Field(_choice(APPENDONLY), _model_default(RedisSpec, "appendonly"), "Redis's appendfsync."),
 }
 _MULTI = {
-    "queue": Field(_kind(QueueKind), QueueKind.RELIABLE, "How workers take tasks."),
-    "prefetch": Field(_int(1, 10_000), 1, "Tasks a worker takes at once."),
-    "restart": Field(_choice(RESTART_POLICIES), "on-failure", "Docker's restart policy."),
+    "queue": Field(_kind(QueueKind), _model_default(MultiSpec, "queue"), "How workers take tasks."),
+    "prefetch": Field(_int(1, 10_000), _model_default(MultiSpec, "prefetch"), "Tasks a worker takes at once."),
+    "restart": Field(_choice(RESTART_POLICIES), _model_default(MultiSpec, "restart"), "Docker's restart policy."),
     "redis": Field(fields=_REDIS, help="The queue's Redis."),
-    "acks_late": Field(_bool, False, "queue celery: acknowledge after the task ran."),
-    "visibility_timeout": Field(_duration(MAX_TIMEOUT), None,
+    "acks_late": Field(_bool, _model_default(MultiSpec, "acks_late"), "queue celery: acknowledge after the task ran."),
+    "visibility_timeout": Field(_duration(MAX_TIMEOUT), _model_default(MultiSpec, "visibility_timeout"),
                                 "queue celery: seconds before an unacknowledged task comes back."),
 }
 _TOPOLOGY = {
@@ -757,12 +768,12 @@ _FAULT = {
     "name": Field(_string, REQUIRED, "Unique name of the fault."),
     "kind": Field(_kind(FaultKind), REQUIRED, "What happens."),
     "at": Field(_at, REQUIRED, 'When: "30%" of tasks done or "5s" after the start.'),
-    "duration": Field(_duration(MAX_TIMEOUT), None, "How long a pause or partition lasts."),
+    "duration": Field(_duration(MAX_TIMEOUT), _model_default(Fault, "duration"), "How long a pause or partition lasts."),
 }
 _RUN = {
-    "repeat": Field(_int(1, 100), 3, "Measured runs per topology."),
-    "warmup": Field(_int(0, 10), 0, "Runs per topology made first and not counted."),
-    "timeout": Field(_duration(MAX_TIMEOUT), 300.0, "Longest a run may take."),
+    "repeat": Field(_int(1, 100), _model_default(RunSpec, "repeat"), "Measured runs per topology."),
+    "warmup": Field(_int(0, 10), _model_default(RunSpec, "warmup"), "Runs per topology made first and not counted."),
+    "timeout": Field(_duration(MAX_TIMEOUT), _model_default(RunSpec, "timeout"), "Longest a run may take."),
 }
 FIELDS = {
     "version": Field(_int(1), 1, "Format version; 1."),
