@@ -95,7 +95,7 @@ def test_kill_container_is_rescheduled(swarm_runtime: SwarmRuntime, tmp_path: Pa
     results = run.compare(sc, swarm_runtime, tmp_path, lambda r, complete: None, run_id=run_id)
     single, multi = [r for r in results if r.fault is not None]
     ev = multi.fault_events[0]
-    assert ev.status == "injected" and ev.t is not None
+    assert ev.status == "injected" and ev.t is not None, (multi.status, multi.error)
     m = ledger.build_ledger(80, multi.records, multi.retried)
     assert (m.completed, m.lost) == (80, 0)
     restarts = [s for s in multi.signals if s.kind == "restart" and s.container == ev.target]

@@ -54,7 +54,9 @@ def connect(cfg: AgentConfig, wait: float = 60.0) -> redis.Redis:
         try:
             client.ping()
             return client
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
+            # A connect timeout is no ConnectionError in redis-py: on a network that is still
+            # being set up (a Swarm overlay under load) the first SYNs go unanswered.
             if time.monotonic() > deadline:
                 raise
             time.sleep(delay)
