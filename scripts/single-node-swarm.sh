@@ -7,11 +7,17 @@
 set -u
 state=$(docker info --format '{{.Swarm.LocalNodeState}}')
 made=0
+# swarm init creates the docker_gwbridge network and leaving keeps it: remove it when we made it
+had_gwbridge=$(docker network ls -q --filter name='^docker_gwbridge$')
 if [ "$state" = "inactive" ]; then
   docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null || exit 1
   made=1
 fi
-leave() { [ "$made" = 1 ] && docker swarm leave --force >/dev/null; }
+leave() {
+  [ "$made" = 1 ] || return 0
+  docker swarm leave --force >/dev/null
+  [ -n "$had_gwbridge" ] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+}
 trap leave EXIT
 trap 'exit 130' INT TERM
 "$@"

@@ -74,10 +74,15 @@ def swarm_runtime(runtime: DockerRuntime):  # type: ignore[no-untyped-def]
 
     client = runtime.client
     made = _swarm_state(client) == "inactive"
+    # swarm init creates the docker_gwbridge network and leaving keeps it: ours to remove
+    had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
 
     def leave() -> None:
         if made and _swarm_state(client) != "inactive":
             client.swarm.leave(force=True)
+        if made and not had_gwbridge:
+            for net in client.networks.list(names=["docker_gwbridge"]):
+                net.remove()
 
     if made:
         client.swarm.init(**SWARM_INIT)
