@@ -121,7 +121,7 @@ def time_to_replace(result: RunResult, tf: float, container: str) -> float | Non
     the service). None when it never did."""
     ends = [r.end for r in result.records
             if r.ok and r.start is not None and r.start >= tf
-            and r.worker.partition("/")[0] == container]
+            and _container(r.worker) == container]
     return min(ends) - tf if ends else None
 
 
