@@ -397,13 +397,16 @@ def sweep(
     runtime, run_id = _start_measuring(sc)
     out = out or Path("topo-results") / f"{sc.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     host = result_files.host_facts(runtime.info())
+    stamp = _Stamp(result_files.now(), _copy_scenario(scenario_file, sc, out))
 
     def measure(at_n: Any) -> list[Any]:
         folder = out / f"workers-{at_n.workers}"
         folder.mkdir(parents=True, exist_ok=True)
 
         def save(done: list[Any], complete: bool) -> None:
-            result_files.save(folder / "result.json", result_files.to_json(at_n, done, host, complete))
+            result_files.save(folder / "result.json", result_files.to_json(
+                at_n, done, host, complete, created=stamp.created,
+                scenario_copy=stamp.scenario_copy, sweep_workers=at_n.workers))
 
         return engine.compare(at_n, runtime, folder, save, progress=_progress(quiet),
                            run_id=f"{run_id}n{at_n.workers}", owner=cleanup.owner_label())

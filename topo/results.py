@@ -37,10 +37,13 @@ CPUINFO = "/proc/cpuinfo"
 
 def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
             complete: bool, *, created: str | None = None,
-            scenario_copy: str | None = None) -> dict[str, Any]:
+            scenario_copy: str | None = None,
+            sweep_workers: int | None = None) -> dict[str, Any]:
     """The result document. ``created`` is when the comparison started (default: now), the
     same in every save so that a report rebuilt from the file says what the first did;
-    ``scenario_copy`` is the copy of the scenario file saved beside the result."""
+    ``scenario_copy`` is the copy of the scenario file saved beside the result;
+    ``sweep_workers`` the N of a point of ``topo sweep`` (its scenario says N workers, the
+    copied file may not)."""
     document = {
         "schema": SCHEMA,
         "version": VERSION,
@@ -53,6 +56,8 @@ def to_json(scenario: Scenario, results: list[RunResult], host: dict[str, Any],
     }
     if scenario_copy is not None:
         document["scenario_copy"] = scenario_copy
+    if sweep_workers is not None:
+        document["sweep_workers"] = sweep_workers
     return document
 
 
@@ -190,6 +195,7 @@ def provenance(document: Mapping[str, Any], cpu_model: str | None = None) -> Pro
         scenario=scenario.get("name"),
         scenario_file=scenario.get("source") or None,
         scenario_copy=document.get("scenario_copy") or None,
+        sweep_workers=document.get("sweep_workers") or None,
         scenario_sha256=scenario.get("sha256") or None,
         image=host.get("image"),
         engine=engine.get("engine"),

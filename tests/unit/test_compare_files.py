@@ -133,3 +133,22 @@ def test_failed_runs_exit_1_after_every_file_is_written_and_are_named(
     assert any(line.startswith(f"run multi #0: {runs[1]['status']}") for line in lines), err
     assert not any(line.startswith("run single") for line in lines), err
     assert lines[-1].startswith("topo: error: 1 of 2 run(s) did not end ok"), err
+
+
+def test_a_sweep_copies_the_scenario_and_each_point_reproduces_its_own_n(
+        monkeypatch, capsys, scenario_dir, tmp_path):
+    original = scenario_dir / "scenario-files.yaml"
+    out = tmp_path / "swept"
+    code, _, err = _topo(monkeypatch, capsys, "sweep", str(original), "--workers", "1,3",
+                         "-o", str(out), "-q")
+    assert code == 0, err
+    assert _sha256(out / "scenario.yaml") == hashlib.sha256(SCENARIO.encode()).hexdigest()
+    assert (out / "deps" / "requirements.txt").exists()
+    for n in (1, 3):
+        document = json.loads((out / f"workers-{n}" / "result.json").read_text())
+        assert (document["scenario_copy"], document["sweep_workers"]) == (f"{out}/scenario.yaml", n)
+        code, text, err = _topo(monkeypatch, capsys, "report",
+                                str(out / f"workers-{n}" / "result.json"), "-f", "md")
+        assert code == 0, err
+        # the file says 2 workers; this point was measured at n
+        assert f"Reproduce: `topo sweep {out}/scenario.yaml --workers {n}`" in text

@@ -146,6 +146,8 @@ def reproduce(scenario: Scenario, provenance: Provenance) -> str:
     # have changed or gone since
     source = (provenance.scenario_copy or provenance.scenario_file or scenario.source
               or "SCENARIO.yaml")
+    if provenance.sweep_workers is not None:  # one point of a sweep: its N, not the file's
+        return f"topo sweep {source} --workers {provenance.sweep_workers}"
     return f"topo compare {source}"
 
 

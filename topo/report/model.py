@@ -26,6 +26,7 @@ class Provenance:
     scenario: str | None = None
     scenario_file: str | None = None
     scenario_copy: str | None = None  # the copy saved beside the result: what to reproduce from
+    sweep_workers: int | None = None  # a point of `topo sweep`: the N it was measured at
     scenario_sha256: str | None = None
     image: str | None = None
     engine: str | None = None
