@@ -33,6 +33,7 @@ import yaml
 
 import topo
 from topo.agent.protocol import StrKind
+from topo.defaults import MIB, TMPFS_SIZE
 from topo.model import CONTAINER_UID, ContainerSpec, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, REDIS_DIR, RUN_DIR
 
@@ -46,7 +47,7 @@ PASSWORD_ENV = "TOPO_REDIS_PASSWORD"
 PASSWORD_REF = f"$({PASSWORD_ENV})"  # expanded by Kubernetes in command and env
 POD_NAME_ENV = "POD_NAME"
 DATA_CLAIM = "topo-data"  # the PersistentVolumeClaim the user provides when there is data
-TMP_SIZE = "64Mi"  # as the runtime's tmpfs: size=64m
+TMP_SIZE = f"{TMPFS_SIZE['/tmp'] // MIB}Mi"  # as the runtime's tmpfs
 REDIS_PORT = 6379
 EVENTS_DIR = f"{RUN_DIR}/events"
 CLIENTS = ("worker", "feeder")  # the roles that talk to Redis

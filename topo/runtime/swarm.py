@@ -41,7 +41,7 @@ from topo.errors import EngineError, RunError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, TopologyPlan
 from topo.plan import DEPLOYMENT, RUN_DIR
 from topo.runtime.base import ContainerState, RawStats
-from topo.defaults import CONTAINER_USER
+from topo.defaults import CONTAINER_USER, TMPFS_SIZE
 from topo.runtime.docker import DockerRuntime, _timestamp
 from topo.runtime.sdk import engine_error
 from topo.runtime.swarm_objects import SwarmObjects
@@ -118,8 +118,8 @@ class SwarmRuntime(DockerRuntime):
         mounts = [dt.Mount(RUN_DIR, f"{deployment}-run", type="volume",
                            driver_config=dt.DriverConfig("local", run_volume_options(run_dir)),
                            labels=dict(plan.labels))]
-        mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=_tmpfs_size(options))
-                   for path, options in launch.tmpfs]
+        mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=TMPFS_SIZE[path])
+                   for path, _ in launch.tmpfs]
         mounts += [dt.Mount(m.target, m.source, type="bind", read_only=m.read_only)
                    for m in spec.mounts]
         container = dt.ContainerSpec(
@@ -336,12 +336,3 @@ def swarm_env_command(spec: ContainerSpec, secret: str | None) -> tuple[list[str
                    "sh", *rest)
     return [f"{k}={v}" for k, v in sorted(env.items())], command
 
-
-def _tmpfs_size(options: str) -> int | None:
-    """Bytes of a ``size=64m`` tmpfs option (Swarm takes the size apart from the options)."""
-    for option in options.split(","):
-        key, _, value = option.partition("=")
-        if key == "size" and value:
-            factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(value[-1].lower(), 1)
-            return int(value.rstrip("kmgKMG")) * factor
-    return None
