@@ -29,6 +29,7 @@ and its replacement (5 s), as a stack file deploys it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from topo.runtime.base import ContainerState, RawStats
 from topo.defaults import CONTAINER_USER, TMPFS_SIZE
 from topo.runtime.docker import DockerRuntime, _timestamp
 from topo.runtime.sdk import engine_error
+from topo.runtime.swarm_collect import Collector, NodeEngine, remove_on_node, volume_name
 from topo.runtime.swarm_objects import SwarmObjects
 from topo.runtime.spec import launch_spec
 
@@ -55,6 +57,8 @@ UID, GID = CONTAINER_USER.split(":")
 # A task that has not started yet, and one that is over (docs.docker.com, "task states").
 STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+COLLECT = ("bind", "engine")  # how the event files reach the harness (module docstring)
+TASK_LABEL = "com.docker.swarm.service.id"  # on every task container Swarm starts
 NOT_SWARM = ("the Docker engine is not a Swarm manager: `docker swarm init` first (one node: "
              "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377), "
              "or use --engine docker")
@@ -65,9 +69,15 @@ class SwarmRuntime(DockerRuntime):
     cgroup reading and the stats fallback are the Docker runtime's."""
 
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, collect: str = "bind",
+                 engines: tuple[docker.DockerClient, ...] = ()) -> None:
         super().__init__(client)
+        if collect not in COLLECT:
+            raise EngineError(f"TOPO_SWARM_COLLECT: {collect!r} is not one of {', '.join(COLLECT)}")
         self.objects = SwarmObjects(client)
+        self.collect = collect
+        self.engines = engines  # other nodes' engines (TOPO_SWARM_ENGINES)
+        self._collectors: dict[str, Collector] = {}
         self._tasks: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._services: dict[str, dict[str, str]] = {}  # deployment -> service id -> name
         self._lock = threading.Lock()
@@ -75,7 +85,13 @@ class SwarmRuntime(DockerRuntime):
 
     @classmethod
     def connect(cls, timeout: float = 60) -> SwarmRuntime:
-        runtime = cls(DockerRuntime.connect(timeout).client)
+        """The manager of ``DOCKER_HOST``; ``TOPO_SWARM_ENGINES`` (comma-separated engine
+        addresses) reaches the other nodes, and collection goes through the engines then or
+        when ``TOPO_SWARM_COLLECT=engine`` asks for it on one node."""
+        engines = tuple(_engine(url) for url in
+                        os.environ.get("TOPO_SWARM_ENGINES", "").split(",") if url.strip())
+        collect = os.environ.get("TOPO_SWARM_COLLECT") or ("engine" if engines else "bind")
+        runtime = cls(DockerRuntime.connect(timeout).client, collect, engines)
         if not runtime.objects.manager():
             raise EngineError(NOT_SWARM)
         return runtime
@@ -92,9 +108,10 @@ class SwarmRuntime(DockerRuntime):
             secret = None
             if any(s.role == "redis" for s in plan.containers):
                 secret = self._secret(plan, deployment)
-            started = [self._service(spec, plan, run_dir, str(net.id), secret)
+            placement = self._placement(plan, run_dir)
+            started = [self._service(spec, plan, run_dir, str(net.id), secret, placement)
                        for spec in plan.containers]
-        except docker.errors.DockerException as e:
+        except (docker.errors.DockerException, RunError) as e:
             self.teardown(None, deployment)
             raise engine_error(f"deploy {deployment} on Swarm", e) from e
         self._services[deployment] = {c.id: c.name for c in started}
@@ -110,14 +127,36 @@ class SwarmRuntime(DockerRuntime):
                                             labels=dict(plan.labels))
         return dt.SecretReference(str(secret.id), name, uid=UID, gid=GID, mode=0o400)
 
+    def _placement(self, plan: TopologyPlan, run_dir: str) -> list[str]:
+        """Where tasks may run: on topo's node only while the run volume is its folder
+        (bind); else on the nodes whose readers started (their volumes made first)."""
+        here = self._node_id(self.client)
+        if self.collect == "bind":
+            return [f"node.id=={here}"]
+        nodes = [NodeEngine(here, self.client, True),
+                 *(NodeEngine(self._node_id(c), c, False) for c in self.engines)]
+        collector = Collector(nodes, plan, run_dir)
+        self._collectors[plan.labels[DEPLOYMENT]] = collector
+        collector.start()
+        every = {str(n["ID"]) for n in self.client.api.nodes()}
+        return [f"node.id!={n}" for n in sorted(every - collector.node_ids)]
+
+    @staticmethod
+    def _node_id(client: docker.DockerClient) -> str:
+        node = str(client.info().get("Swarm", {}).get("NodeID") or "")
+        if not node:
+            raise RunError("an engine of TOPO_SWARM_ENGINES is not a node of the swarm")
+        return node
+
     def _service(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str, network: str,
-                 secret: dt.SecretReference | None) -> DeployedContainer:
+                 secret: dt.SecretReference | None, placement: list[str]) -> DeployedContainer:
         env, command = swarm_env_command(spec, secret.get("SecretName") if secret else None)
         deployment = plan.labels[DEPLOYMENT]
         launch = launch_spec(spec, plan, run_dir)  # the hardening every container gets
-        mounts = [dt.Mount(RUN_DIR, f"{deployment}-run", type="volume",
-                           driver_config=dt.DriverConfig("local", run_volume_options(run_dir)),
-                           labels=dict(plan.labels))]
+        bound = self.collect == "bind"  # else the readers made the volume on each node
+        mounts = [dt.Mount(RUN_DIR, volume_name(deployment), type="volume",
+                           driver_config=dt.DriverConfig("local", run_volume_options(run_dir))
+                           if bound else None, labels=dict(plan.labels))]
         mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=TMPFS_SIZE[path])
                    for path, _ in launch.tmpfs]
         mounts += [dt.Mount(m.target, m.source, type="bind", read_only=m.read_only)
@@ -135,7 +174,7 @@ class SwarmRuntime(DockerRuntime):
             resources=dt.Resources(cpu_limit=int(round(spec.cpus * 1e9)), mem_limit=spec.memory,
                                    mem_reservation=spec.memory),
             restart_policy=dt.RestartPolicy(SWARM_RESTART.get(spec.restart, "none")),
-            networks=[network])
+            placement=dt.Placement(constraints=placement), networks=[network])
         made = self.client.api.create_service(  # type: ignore[no-untyped-call]
             template, name=spec.name, labels=dict(spec.labels))
         return DeployedContainer(name=spec.name, role=spec.role, id=str(made["ID"]))
@@ -294,8 +333,32 @@ class SwarmRuntime(DockerRuntime):
     # ----------------------------------------------------------------- cleanup
 
     def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
-        self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
-        self._services.pop(deployment_name, None)
+        label = f"{DEPLOYMENT}={deployment_name}"
+        try:
+            self.finish_collection(deployment_name)
+        finally:
+            self.remove_labelled(label)
+            for client in self.engines:
+                remove_on_node(client, label)
+            self._collectors.pop(deployment_name, None)
+            self._services.pop(deployment_name, None)
+
+    def finish_collection(self, deployment_name: str) -> None:
+        """Engine collection: remove the services, wait until no task container is left on
+        any node (no writer), then take every node's last lines. Idempotent; nothing to do
+        when the volume is the run folder."""
+        collector = self._collectors.get(deployment_name)
+        if collector is None or collector.drained:
+            return
+        label = f"{DEPLOYMENT}={deployment_name}"
+        try:
+            for service in self.client.services.list(filters={"label": label}):
+                service.remove()  # type: ignore[no-untyped-call]
+            for reader in collector.readers:
+                SwarmObjects(reader.node.client).wait_containers_gone([label, TASK_LABEL])
+        except docker.errors.DockerException as e:
+            raise engine_error(f"stop the services of {deployment_name}", e) from e
+        collector.drain()
 
     def cleanup_parts(self) -> list[Any]:
         """Itself only: its labelled runs and removal cover the Swarm objects already."""
@@ -315,6 +378,16 @@ def run_volume_options(run_dir: str) -> dict[str, str]:
     """The local driver's options that make a task's run volume the harness's run folder
     (only where the task runs on topo's own node)."""
     return {"type": "none", "o": "bind", "device": run_dir}
+
+
+def _engine(url: str) -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=url.strip(), timeout=60)
+        client.ping()
+    except Exception as e:  # DockerException, requests' errors, a bad address
+        raise EngineError(f"TOPO_SWARM_ENGINES: no engine answers at {url.strip()} "
+                          f"({str(e).splitlines()[0][:160]})") from e
+    return client
 
 
 def _needs_secret(spec: ContainerSpec) -> bool:

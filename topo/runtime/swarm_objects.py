@@ -62,7 +62,7 @@ class SwarmObjects:
         try:
             for service in self.client.services.list(filters={"label": label}):
                 removed["services"] += _quietly(service.remove)
-            removed["containers"] = self._wait_containers_gone(label)
+            removed["containers"] = self.wait_containers_gone(label)
             removed["networks"] = self._remove_networks(label)
             found = self._kinds(label)
             for kind in ("secrets", "configs", "volumes"):
@@ -85,10 +85,11 @@ class SwarmObjects:
             time.sleep(0.2)
         return removed
 
-    def _wait_containers_gone(self, label: str) -> int:
+    def wait_containers_gone(self, label: str | list[str]) -> int:
         """Remove a removed service's task containers by force: Swarm would stop them with
         SIGTERM and a 10 s grace, which a Python PID 1 ignores (no handler), so every
-        teardown would wait that long. The service is gone: nothing reschedules them."""
+        teardown would wait that long. The service is gone: nothing reschedules them.
+        Several labels: containers carrying all of them."""
         deadline = time.monotonic() + GONE_TIMEOUT
         removed = 0
         while time.monotonic() < deadline:
