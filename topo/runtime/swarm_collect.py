@@ -176,6 +176,8 @@ class NodeReader:
                     self._stream()
                 except (docker.errors.DockerException, OSError, ValueError) as e:
                     self.error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                if not self.ended.is_set():
+                    self.error = self.error or "the reader's stream ended without END"
                     time.sleep(0.5)
         finally:
             for f in self._files.values():
@@ -263,15 +265,16 @@ class Collector:
     def _carry_go(self) -> None:
         """Copy the harness's ``go`` into every node's volume as soon as it is written."""
         go = self.run_dir / "go"
-        while not self._stop.is_set():
+        waiting = list(self.readers)
+        while waiting and not self._stop.is_set():
             if go.exists():
                 data = go.read_bytes()
-                for reader in self.readers:
+                for reader in list(waiting):
                     try:
                         reader.put("go", data)
-                    except docker.errors.DockerException as e:
+                        waiting.remove(reader)
+                    except docker.errors.DockerException as e:  # tried again: no go, no batch
                         reader.error = f"go not delivered: {str(e).splitlines()[0][:200]}"
-                return
             time.sleep(GO_POLL)
 
     def drain(self) -> None:
