@@ -45,8 +45,8 @@ from topo.runtime.base import ContainerState, RawStats
 from topo.defaults import CONTAINER_USER, TMPFS_SIZE
 from topo.runtime.docker import DockerRuntime, _timestamp
 from topo.runtime.sdk import engine_error
-from topo.runtime.swarm_collect import Collector, NodeEngine, remove_on_node, volume_name
-from topo.runtime.swarm_objects import SwarmObjects
+from topo.runtime.swarm_collect import Collector, NodeEngine, volume_name
+from topo.runtime.swarm_objects import SwarmObjects, node_engines
 from topo.runtime.spec import launch_spec
 
 SWARM_RESTART: dict[str, Literal["none", "on-failure", "any"]] = {
@@ -74,7 +74,7 @@ class SwarmRuntime(DockerRuntime):
         super().__init__(client)
         if collect not in COLLECT:
             raise EngineError(f"TOPO_SWARM_COLLECT: {collect!r} is not one of {', '.join(COLLECT)}")
-        self.objects = SwarmObjects(client)
+        self.objects = SwarmObjects(client, engines)
         self.collect = collect
         self.engines = engines  # other nodes' engines (TOPO_SWARM_ENGINES)
         self._collectors: dict[str, Collector] = {}
@@ -88,8 +88,7 @@ class SwarmRuntime(DockerRuntime):
         """The manager of ``DOCKER_HOST``; ``TOPO_SWARM_ENGINES`` (comma-separated engine
         addresses) reaches the other nodes, and collection goes through the engines then or
         when ``TOPO_SWARM_COLLECT=engine`` asks for it on one node."""
-        engines = tuple(_engine(url) for url in
-                        os.environ.get("TOPO_SWARM_ENGINES", "").split(",") if url.strip())
+        engines = node_engines()
         collect = os.environ.get("TOPO_SWARM_COLLECT") or ("engine" if engines else "bind")
         runtime = cls(DockerRuntime.connect(timeout).client, collect, engines)
         if not runtime.objects.manager():
@@ -337,9 +336,7 @@ class SwarmRuntime(DockerRuntime):
         try:
             self.finish_collection(deployment_name)
         finally:
-            self.remove_labelled(label)
-            for client in self.engines:
-                remove_on_node(client, label)
+            self.remove_labelled(label)  # the other nodes' readers and volumes too
             self._collectors.pop(deployment_name, None)
             self._services.pop(deployment_name, None)
 
@@ -378,16 +375,6 @@ def run_volume_options(run_dir: str) -> dict[str, str]:
     """The local driver's options that make a task's run volume the harness's run folder
     (only where the task runs on topo's own node)."""
     return {"type": "none", "o": "bind", "device": run_dir}
-
-
-def _engine(url: str) -> docker.DockerClient:
-    try:
-        client = docker.DockerClient(base_url=url.strip(), timeout=60)
-        client.ping()
-    except Exception as e:  # DockerException, requests' errors, a bad address
-        raise EngineError(f"TOPO_SWARM_ENGINES: no engine answers at {url.strip()} "
-                          f"({str(e).splitlines()[0][:160]})") from e
-    return client
 
 
 def _needs_secret(spec: ContainerSpec) -> bool:

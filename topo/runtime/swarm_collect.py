@@ -292,21 +292,3 @@ class Collector:
         if errors:
             raise RunError("; ".join(errors))
 
-
-def remove_on_node(client: docker.DockerClient, label: str) -> int:
-    """A node's readers, task containers and run volume (a node that is not the manager has
-    no services to list: only what its own engine holds)."""
-    removed = 0
-    try:
-        for c in client.containers.list(all=True, sparse=True, filters={"label": label}):
-            try:
-                c.remove(force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-        for v in client.volumes.list(filters={"label": label}):
-            v.remove(force=True)
-            removed += 1
-    except docker.errors.DockerException as e:
-        raise RunError(f"cleanup of {label} on a node incomplete: {str(e).splitlines()[0][:200]}") from e
-    return removed
