@@ -9,12 +9,13 @@ rescheduling (a new task, a new container with a new name) is the recovery.
 How the pieces travel, designed for several nodes, built for one:
 
 - **Events (the ledger)**: every task mounts a node-local named volume
-  ``<deployment>-run`` at /run/topo, as the Docker engine mounts the run folder. On the node
-  where topo runs, that volume is the run folder itself (the local driver's bind option), so
-  the harness reads the event files as they are written, exactly as on the Docker engine; a
-  node elsewhere would hold its own volume of the same name, which topo would read through
-  that node's engine (not built: the swarm here has one node). Nothing of the ledger goes
-  through Redis, which a fault can empty.
+  ``<deployment>-run`` at /run/topo, as the Docker engine mounts the run folder. With
+  ``collect="bind"`` (one node, the default there) that volume is the run folder itself (the
+  local driver's bind option) and tasks stay on topo's node; with ``collect="engine"`` (the
+  other nodes' engines given, or asked for) each node's volume is streamed back through its
+  engine into the run folder (``topo.runtime.swarm_collect``). Either way the harness's
+  incremental reader tails the run folder, and nothing of the ledger goes through Redis,
+  which a fault can empty.
 - **Redis' password**: a Swarm secret (labelled like everything else), mounted at
   /run/secrets/<name>, never in an environment variable; the agents read it from
   TOPO_REDIS_PASSWORD_FILE, redis-server from its command line built inside the container.
