@@ -85,3 +85,46 @@ def test_another_node_files_are_prefixed_and_heartbeats_are_not_data(tmp_path: P
     assert only.name == "abcdef012345~w.jsonl"
     assert only.read_bytes() == b"ab\n"
     assert reader.ended.is_set()
+
+
+class _Item:
+    def __init__(self, labels: dict[str, str], gone: list[str], name: str) -> None:
+        self.attrs = {"Labels": labels}
+        self._gone, self.name = gone, name
+
+    def remove(self, force: bool = False) -> None:
+        self._gone.append(self.name)
+
+
+class _Kind:
+    def __init__(self, items: list[_Item]) -> None:
+        self.items = items
+
+    def list(self, all: bool = False, sparse: bool = False,
+             filters: dict[str, Any] | None = None) -> list[_Item]:
+        key, _, value = str((filters or {}).get("label", "")).partition("=")
+        return [i for i in self.items if i.attrs["Labels"].get(key) == value]
+
+
+class _Engine:
+    """Just the listings an engine answers, each item removable."""
+
+    def __init__(self, **kinds: list[_Item]) -> None:
+        for kind in ("services", "secrets", "configs", "volumes", "containers", "networks"):
+            setattr(self, kind, _Kind(kinds.get(kind, [])))
+
+
+def test_the_other_nodes_readers_and_volumes_are_found_and_removed_by_label() -> None:
+    from topo.plan import MANAGED, OWNER, RUN
+    from topo.runtime.swarm_objects import SwarmObjects
+
+    gone: list[str] = []
+    labels = {MANAGED: "true", RUN: "r9", OWNER: "host:1:2", DEPLOYMENT: "topo-r9-m0"}
+    other = {MANAGED: "true", RUN: "r8", OWNER: "host:3:4", DEPLOYMENT: "topo-r8-m0"}
+    node = _Engine(containers=[_Item(labels, gone, "topo-r9-m0-collect"),
+                               _Item(other, gone, "topo-r8-m0-collect")],
+                   volumes=[_Item(labels, gone, "topo-r9-m0-run")])
+    objects = SwarmObjects(_Engine(), engines=(node,))  # type: ignore[arg-type]
+    assert objects.labelled_runs() == {"r9": "host:1:2", "r8": "host:3:4"}
+    objects.remove_labelled(f"{RUN}=r9")
+    assert gone == ["topo-r9-m0-collect", "topo-r9-m0-run"]
