@@ -128,3 +128,36 @@ def test_the_other_nodes_readers_and_volumes_are_found_and_removed_by_label() ->
     assert objects.labelled_runs() == {"r9": "host:1:2", "r8": "host:3:4"}
     objects.remove_labelled(f"{RUN}=r9")
     assert gone == ["topo-r9-m0-collect", "topo-r9-m0-run"]
+
+
+class _BreakingApi:
+    """An engine whose first stream breaks mid-frame; each exec runs the real tail script
+    on the folder from the offsets topo passes."""
+
+    def __init__(self, vol: Path) -> None:
+        self.vol = vol
+        self.offsets: list[dict[str, int]] = []
+
+    def exec_create(self, container: str, cmd: list[str], **kw: Any) -> dict[str, str]:
+        self.offsets.append(json.loads(cmd[-1]))
+        return {"Id": str(len(self.offsets))}
+
+    def exec_start(self, exec_id: str, stream: bool) -> Iterator[bytes]:
+        out = _tail(self.vol, self.offsets[-1])
+        if exec_id == "1":
+            yield out[:len(out) * 2 // 5]
+            raise ConnectionError("connection reset")
+        yield from _chunks(out, 2)
+
+
+def test_a_broken_stream_resumes_from_the_bytes_held(tmp_path: Path) -> None:
+    api = _BreakingApi(_volume(tmp_path))
+    reader = _reader(tmp_path)
+    node = NodeEngine("abcdef0123456789", type("Client", (), {"api": api})(), True)  # type: ignore[arg-type]
+    reader.node = node
+    reader.container_id = "c"
+    reader._follow()
+    mirrored = {f.name: f.read_bytes() for f in (tmp_path / "run" / "events").iterdir()}
+    assert mirrored == WRITTEN
+    assert api.offsets[0] == {} and api.offsets[1]  # the second asked only for the rest
+    assert reader.error == "connection reset"

@@ -174,7 +174,7 @@ class NodeReader:
             while not self.ended.is_set():
                 try:
                     self._stream()
-                except (docker.errors.DockerException, OSError, ValueError) as e:
+                except Exception as e:  # noqa: BLE001 - the engine's, requests', urllib3's, a bad frame
                     self.error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 if not self.ended.is_set():
                     self.error = self.error or "the reader's stream ended without END"
@@ -228,7 +228,10 @@ class NodeReader:
 
     def drain(self) -> None:
         """Tell the reader no writer is left; wait for its last lines and its END."""
-        if not self._thread.is_alive():
+        if not self._thread.is_alive():  # never started (deploy failed first) or over
+            if self.container_id and not self.ended.is_set():
+                raise RunError(f"events of node {self.node.node_id[:12]} not all collected: "
+                               f"{self.error or 'the reader stopped'}")
             return
         self.put(DRAIN_FILE, b"")
         self._thread.join(DRAIN_TIMEOUT)
