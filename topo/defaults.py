@@ -14,7 +14,10 @@ CONTAINER_USER = f"{CONTAINER_UID}:{CONTAINER_UID}"  # no root inside any contai
 CAP_DROP = ("ALL",)  # the agents need no capability at all
 SECURITY_OPT = ("no-new-privileges",)  # as the engine stores it; Compose passes it on
 READ_ONLY_ROOT = True  # the only writable places: /tmp (memory) and the run folder
-TMPFS = (("/tmp", "rw,nosuid,nodev,size=64m"),)  # path, mount options
+MIB = 1 << 20
+TMPFS_SIZE = {"/tmp": 64 * MIB}  # bytes per tmpfs path: Swarm and Kubernetes take the number
+# (path, mount options) as the Docker engine and Compose take them, the size from above
+TMPFS = tuple((path, f"rw,nosuid,nodev,size={size // MIB}m") for path, size in TMPFS_SIZE.items())
 
 # ----------------------------------------------------------------- the run engine (seconds)
 

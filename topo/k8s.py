@@ -7,6 +7,9 @@ Built from the same plan the Docker runtime deploys, never from copied numbers:
 - multi: the workers as a Deployment with N replicas (queue consumers that serve until they
   are stopped), Redis as a Deployment and a Service named as the workers' configuration
   names it, and the feeder as a Job (it puts the batch on the queue once and exits).
+- single with Celery's prefork pool: Celery needs its broker, so multi's shape with ONE
+  worker Deployment of one replica (``celery worker --concurrency N`` with the single
+  budget) in place of the N workers: a consumer too, it serves until it is stopped.
 
 Every container gets the plan's CPU and memory as limits AND requests (Guaranteed QoS: the
 scheduler reserves the budget that was measured), and the hardening topo's containers get
@@ -33,6 +36,7 @@ import yaml
 
 import topo
 from topo.agent.protocol import StrKind
+from topo.defaults import MIB, TMPFS_SIZE
 from topo.model import CONTAINER_UID, ContainerSpec, Scenario, TopologyPlan
 from topo.plan import DEPLOYMENT, REDIS_DIR, RUN_DIR
 
@@ -46,10 +50,10 @@ PASSWORD_ENV = "TOPO_REDIS_PASSWORD"
 PASSWORD_REF = f"$({PASSWORD_ENV})"  # expanded by Kubernetes in command and env
 POD_NAME_ENV = "POD_NAME"
 DATA_CLAIM = "topo-data"  # the PersistentVolumeClaim the user provides when there is data
-TMP_SIZE = "64Mi"  # as the runtime's tmpfs: size=64m
+TMP_SIZE = f"{TMPFS_SIZE['/tmp'] // MIB}Mi"  # as the runtime's tmpfs
 REDIS_PORT = 6379
 EVENTS_DIR = f"{RUN_DIR}/events"
-CLIENTS = ("worker", "feeder")  # the roles that talk to Redis
+CLIENTS = ("worker", "single", "feeder")  # the roles that talk to Redis (single: Celery prefork)
 # A label value (Kubernetes' own rule); a plan label that breaks it becomes an annotation.
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 # Docker's restart policy -> (a Job's restartPolicy, its backoffLimit or None to keep the default)
@@ -77,9 +81,10 @@ def manifests(plan: TopologyPlan) -> list[Manifest]:
     name = plan.labels.get(DEPLOYMENT, plan.run_id)
     deny = _policy(f"{name}-deny-all", {"matchLabels": {DEPLOYMENT: name}}, plan)
     by_role: dict[str, ContainerSpec] = {c.role: c for c in plan.containers}  # the workers are identical but for name
-    if plan.topology == "single":
+    if "redis" not in by_role:  # single: its own pool, no broker, no network
         return [deny, _job(by_role["single"], plan)]
-    workers = [c for c in plan.containers if c.role == "worker"]
+    # multi's N workers, or single's one Celery worker that consumes from Redis as they do
+    workers = [c for c in plan.containers if c.role in ("worker", "single")]
     redis = by_role["redis"]
     return [
         deny,
@@ -332,6 +337,8 @@ def _header(plan: TopologyPlan, scenario: Scenario) -> str:
 
 def _what(plan: TopologyPlan, scenario: Scenario) -> list[str]:
     budget = f"{millicores(plan.budget_cpus)} CPU and {quantity(plan.budget_memory)} memory"
+    if plan.topology == "single" and _brokered(plan):
+        return _what_celery(plan, budget)
     if plan.topology == "single":
         spec = plan.worker_containers[0]
         pool = scenario.single.pool if scenario.single else ""
@@ -351,6 +358,23 @@ def _what(plan: TopologyPlan, scenario: Scenario) -> list[str]:
             " DNS look-ups (the policies need a network plugin that enforces them)."]
 
 
+def _brokered(plan: TopologyPlan) -> bool:
+    """The plan has Redis: multi, or single with Celery's prefork pool."""
+    return any(c.role == "redis" for c in plan.containers)
+
+
+def _what_celery(plan: TopologyPlan, budget: str) -> list[str]:
+    spec = next(c for c in plan.containers if c.role == "single")
+    redis = next(c for c in plan.containers if c.role == "redis")
+    return [f"The single topology as topo measured it with Celery's prefork pool, which needs"
+            f" its broker: a Deployment of ONE replica running celery --concurrency"
+            f" {spec.processes or 'auto'} with {budget}, a Redis Deployment and Service"
+            f" ({millicores(redis.cpus)} CPU, {quantity(redis.memory)}) and a feeder Job that"
+            f" puts the {plan.task_count} tasks on the queue and exits. NetworkPolicies deny"
+            f" all traffic except worker and feeder -> Redis (TCP {REDIS_PORT}) and their DNS"
+            " look-ups (the policies need a network plugin that enforces them)."]
+
+
 def _not_carried(plan: TopologyPlan, scenario: Scenario) -> list[str]:
     """What topo's Docker containers had that these manifests cannot say."""
     spec = plan.worker_containers[0]
@@ -364,12 +388,12 @@ def _not_carried(plan: TopologyPlan, scenario: Scenario) -> list[str]:
     if rounded:
         notes.append("CPU rounded to whole millicores (Kubernetes' finest unit): "
                      + ", ".join(f"{cpus:.9g} -> {millicores(cpus)}" for cpus in rounded) + ".")
-    if scenario.multi and scenario.multi.redis.appendonly != "no" and plan.topology == "multi":
+    if scenario.multi and scenario.multi.redis.appendonly != "no" and _brokered(plan):
         notes.append(f"Redis keeps its append-only file in an emptyDir at {REDIS_DIR}: it"
                      " survives a restart of the container, not a move of the pod to another"
                      " node (mount a PersistentVolumeClaim there to keep it).")
-    if plan.topology == "multi" and any(c.restart == "no" for c in plan.containers
-                                        if c.role in ("worker", "redis")):
+    if _brokered(plan) and any(c.restart == "no" for c in plan.containers
+                               if c.role in ("worker", "single", "redis")):
         notes.append("The scenario's restart policy is \"no\", but a Deployment always restarts"
                      " its pods: a killed worker comes back here.")
     return notes
@@ -380,17 +404,17 @@ def _apply(plan: TopologyPlan, name: str) -> list[str]:
     steps = [f"  docker tag {image} REGISTRY/{image} && docker push REGISTRY/{image}"
              for image in images]
     steps.append("  and set every image: below to REGISTRY/... (or kustomize's images:)")
-    if plan.topology == "multi":
+    if _brokered(plan):
         steps += [f"  kubectl create secret generic {SECRET} --from-literal={SECRET_KEY}="
                   "\"$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')\""]
     if any(c.mounts for c in plan.containers):
         steps.append(f"  a PersistentVolumeClaim {DATA_CLAIM} (ReadOnlyMany) holding the data")
-    release = f"job/{name}-feeder" if plan.topology == "multi" else f"job/{name}-single"
+    release = f"job/{name}-feeder" if _brokered(plan) else f"job/{name}-single"
     steps += [
         f"  kubectl apply -f {plan.topology}.yaml",
         f"  kubectl exec {release} -- touch {RUN_DIR}/go    # releases the batch",
         f"  kubectl delete -f {plan.topology}.yaml" + (
-            "    # the workers serve the queue until then" if plan.topology == "multi" else ""),
+            "    # the workers serve the queue until then" if _brokered(plan) else ""),
         f"Each pod writes its event lines (the ledger) to {EVENTS_DIR}, an emptyDir that goes"
         " with the pod: copy them out while it runs (kubectl cp), or mount a volume there.",
     ]

@@ -119,14 +119,18 @@ run: {repeat: 1, timeout: 300s}
 """
 
 
-def test_sigkilled_compare_is_swept(swarm_runtime: SwarmRuntime, tmp_path: Path) -> None:
+@pytest.mark.parametrize("collect", ["bind", "engine"])
+def test_sigkilled_compare_is_swept(swarm_runtime: SwarmRuntime, tmp_path: Path,
+                                    collect: str) -> None:
     """topo and its watchdog SIGKILLed mid-run: the next start's sweep, made with the plain
-    Docker engine, removes the services, network, secret and volume."""
+    Docker engine, removes the services, network, secret and volume (and the event reader
+    when the events are collected through the engine)."""
     sc_file = tmp_path / "s.yaml"
     sc_file.write_text(SLOW_MULTI)
     proc = subprocess.Popen([sys.executable, "-m", "topo.cli", "compare", str(sc_file),
                              "--engine", "swarm", "--out", str(tmp_path / "out")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+                            env={**os.environ, "TOPO_SWARM_COLLECT": collect})
     owner = cleanup.owner_label(proc.pid)
     label = f"{planning.OWNER}={owner}"
     client = swarm_runtime.client
@@ -144,6 +148,8 @@ def test_sigkilled_compare_is_swept(swarm_runtime: SwarmRuntime, tmp_path: Path)
     made = set(swarm_leftovers(client, label))
     prefix = next(iter(made)).split("-m0")[0] + "-m0"
     assert {prefix, f"{prefix}-redis", f"{prefix}-w0", f"{prefix}-redis-password"} <= made
+    if collect == "engine":  # made before the services: there by now
+        assert {f"{prefix}-collect", f"{prefix}-run"} <= made
     swept = cleanup.sweep(DockerRuntime.connect())
     assert len(swept) == 1
     assert swarm_leftovers(client, label) == []

@@ -23,7 +23,7 @@ PEER_LIBRARIES = {"celery", "kombu", "rq", "dramatiq"}
 # The Docker SDK stays behind the runtime adapters: the Docker engine's, Swarm's, and the
 # helpers both share. Everything else talks to an engine through topo.runtime.base.Runtime.
 DOCKER_USERS = ["topo.runtime.docker", "topo.runtime.sdk", "topo.runtime.swarm",
-                "topo.runtime.swarm_objects"]
+                "topo.runtime.swarm_collect", "topo.runtime.swarm_objects"]
 
 
 def module_name(path: Path) -> str:

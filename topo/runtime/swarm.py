@@ -9,12 +9,13 @@ rescheduling (a new task, a new container with a new name) is the recovery.
 How the pieces travel, designed for several nodes, built for one:
 
 - **Events (the ledger)**: every task mounts a node-local named volume
-  ``<deployment>-run`` at /run/topo, as the Docker engine mounts the run folder. On the node
-  where topo runs, that volume is the run folder itself (the local driver's bind option), so
-  the harness reads the event files as they are written, exactly as on the Docker engine; a
-  node elsewhere would hold its own volume of the same name, which topo would read through
-  that node's engine (not built: the swarm here has one node). Nothing of the ledger goes
-  through Redis, which a fault can empty.
+  ``<deployment>-run`` at /run/topo, as the Docker engine mounts the run folder. With
+  ``collect="bind"`` (one node, the default there) that volume is the run folder itself (the
+  local driver's bind option) and tasks stay on topo's node; with ``collect="engine"`` (the
+  other nodes' engines given, or asked for) each node's volume is streamed back through its
+  engine into the run folder (``topo.runtime.swarm_collect``). Either way the harness's
+  incremental reader tails the run folder, and nothing of the ledger goes through Redis,
+  which a fault can empty.
 - **Redis' password**: a Swarm secret (labelled like everything else), mounted at
   /run/secrets/<name>, never in an environment variable; the agents read it from
   TOPO_REDIS_PASSWORD_FILE, redis-server from its command line built inside the container.
@@ -29,6 +30,7 @@ and its replacement (5 s), as a stack file deploys it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Literal
@@ -41,10 +43,11 @@ from topo.errors import EngineError, RunError
 from topo.model import ContainerSpec, DeployedContainer, Deployment, TopologyPlan
 from topo.plan import DEPLOYMENT, RUN_DIR
 from topo.runtime.base import ContainerState, RawStats
-from topo.defaults import CONTAINER_USER
+from topo.defaults import CONTAINER_USER, TMPFS_SIZE
 from topo.runtime.docker import DockerRuntime, _timestamp
 from topo.runtime.sdk import engine_error
-from topo.runtime.swarm_objects import SwarmObjects
+from topo.runtime.swarm_collect import Collector, NodeEngine, volume_name
+from topo.runtime.swarm_objects import SwarmObjects, node_engines
 from topo.runtime.spec import launch_spec
 
 SWARM_RESTART: dict[str, Literal["none", "on-failure", "any"]] = {
@@ -55,6 +58,8 @@ UID, GID = CONTAINER_USER.split(":")
 # A task that has not started yet, and one that is over (docs.docker.com, "task states").
 STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+COLLECT = ("bind", "engine")  # how the event files reach the harness (module docstring)
+TASK_LABEL = "com.docker.swarm.service.id"  # on every task container Swarm starts
 NOT_SWARM = ("the Docker engine is not a Swarm manager: `docker swarm init` first (one node: "
              "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377), "
              "or use --engine docker")
@@ -65,9 +70,15 @@ class SwarmRuntime(DockerRuntime):
     cgroup reading and the stats fallback are the Docker runtime's."""
 
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, collect: str = "bind",
+                 engines: tuple[docker.DockerClient, ...] = ()) -> None:
         super().__init__(client)
-        self.objects = SwarmObjects(client)
+        if collect not in COLLECT:
+            raise EngineError(f"TOPO_SWARM_COLLECT: {collect!r} is not one of {', '.join(COLLECT)}")
+        self.objects = SwarmObjects(client, engines)
+        self.collect = collect
+        self.engines = engines  # other nodes' engines (TOPO_SWARM_ENGINES)
+        self._collectors: dict[str, Collector] = {}
         self._tasks: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._services: dict[str, dict[str, str]] = {}  # deployment -> service id -> name
         self._lock = threading.Lock()
@@ -75,7 +86,12 @@ class SwarmRuntime(DockerRuntime):
 
     @classmethod
     def connect(cls, timeout: float = 60) -> SwarmRuntime:
-        runtime = cls(DockerRuntime.connect(timeout).client)
+        """The manager of ``DOCKER_HOST``; ``TOPO_SWARM_ENGINES`` (comma-separated engine
+        addresses) reaches the other nodes, and collection goes through the engines then or
+        when ``TOPO_SWARM_COLLECT=engine`` asks for it on one node."""
+        engines = node_engines()
+        collect = os.environ.get("TOPO_SWARM_COLLECT") or ("engine" if engines else "bind")
+        runtime = cls(DockerRuntime.connect(timeout).client, collect, engines)
         if not runtime.objects.manager():
             raise EngineError(NOT_SWARM)
         return runtime
@@ -92,9 +108,10 @@ class SwarmRuntime(DockerRuntime):
             secret = None
             if any(s.role == "redis" for s in plan.containers):
                 secret = self._secret(plan, deployment)
-            started = [self._service(spec, plan, run_dir, str(net.id), secret)
+            placement = self._placement(plan, run_dir)
+            started = [self._service(spec, plan, run_dir, str(net.id), secret, placement)
                        for spec in plan.containers]
-        except docker.errors.DockerException as e:
+        except (docker.errors.DockerException, RunError) as e:
             self.teardown(None, deployment)
             raise engine_error(f"deploy {deployment} on Swarm", e) from e
         self._services[deployment] = {c.id: c.name for c in started}
@@ -110,16 +127,38 @@ class SwarmRuntime(DockerRuntime):
                                             labels=dict(plan.labels))
         return dt.SecretReference(str(secret.id), name, uid=UID, gid=GID, mode=0o400)
 
+    def _placement(self, plan: TopologyPlan, run_dir: str) -> list[str]:
+        """Where tasks may run: on topo's node only while the run volume is its folder
+        (bind); else on the nodes whose readers started (their volumes made first)."""
+        here = self._node_id(self.client)
+        if self.collect == "bind":
+            return [f"node.id=={here}"]
+        nodes = [NodeEngine(here, self.client, True),
+                 *(NodeEngine(self._node_id(c), c, False) for c in self.engines)]
+        collector = Collector(nodes, plan, run_dir)
+        self._collectors[plan.labels[DEPLOYMENT]] = collector
+        collector.start()
+        every = {str(n["ID"]) for n in self.client.api.nodes()}
+        return [f"node.id!={n}" for n in sorted(every - collector.node_ids)]
+
+    @staticmethod
+    def _node_id(client: docker.DockerClient) -> str:
+        node = str(client.info().get("Swarm", {}).get("NodeID") or "")
+        if not node:
+            raise RunError("an engine of TOPO_SWARM_ENGINES is not a node of the swarm")
+        return node
+
     def _service(self, spec: ContainerSpec, plan: TopologyPlan, run_dir: str, network: str,
-                 secret: dt.SecretReference | None) -> DeployedContainer:
+                 secret: dt.SecretReference | None, placement: list[str]) -> DeployedContainer:
         env, command = swarm_env_command(spec, secret.get("SecretName") if secret else None)
         deployment = plan.labels[DEPLOYMENT]
         launch = launch_spec(spec, plan, run_dir)  # the hardening every container gets
-        mounts = [dt.Mount(RUN_DIR, f"{deployment}-run", type="volume",
-                           driver_config=dt.DriverConfig("local", run_volume_options(run_dir)),
-                           labels=dict(plan.labels))]
-        mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=_tmpfs_size(options))
-                   for path, options in launch.tmpfs]
+        bound = self.collect == "bind"  # else the readers made the volume on each node
+        mounts = [dt.Mount(RUN_DIR, volume_name(deployment), type="volume",
+                           driver_config=dt.DriverConfig("local", run_volume_options(run_dir))
+                           if bound else None, labels=dict(plan.labels))]
+        mounts += [dt.Mount(path, None, type="tmpfs", tmpfs_size=TMPFS_SIZE[path])
+                   for path, _ in launch.tmpfs]
         mounts += [dt.Mount(m.target, m.source, type="bind", read_only=m.read_only)
                    for m in spec.mounts]
         container = dt.ContainerSpec(
@@ -135,7 +174,7 @@ class SwarmRuntime(DockerRuntime):
             resources=dt.Resources(cpu_limit=int(round(spec.cpus * 1e9)), mem_limit=spec.memory,
                                    mem_reservation=spec.memory),
             restart_policy=dt.RestartPolicy(SWARM_RESTART.get(spec.restart, "none")),
-            networks=[network])
+            placement=dt.Placement(constraints=placement), networks=[network])
         made = self.client.api.create_service(  # type: ignore[no-untyped-call]
             template, name=spec.name, labels=dict(spec.labels))
         return DeployedContainer(name=spec.name, role=spec.role, id=str(made["ID"]))
@@ -294,8 +333,30 @@ class SwarmRuntime(DockerRuntime):
     # ----------------------------------------------------------------- cleanup
 
     def teardown(self, deployment: Deployment | None, deployment_name: str) -> None:
-        self.remove_labelled(f"{DEPLOYMENT}={deployment_name}")
-        self._services.pop(deployment_name, None)
+        label = f"{DEPLOYMENT}={deployment_name}"
+        try:
+            self.finish_collection(deployment_name)
+        finally:
+            self.remove_labelled(label)  # the other nodes' readers and volumes too
+            self._collectors.pop(deployment_name, None)
+            self._services.pop(deployment_name, None)
+
+    def finish_collection(self, deployment_name: str) -> None:
+        """Engine collection: remove the services, wait until no task container is left on
+        any node (no writer), then take every node's last lines. Idempotent; nothing to do
+        when the volume is the run folder."""
+        collector = self._collectors.get(deployment_name)
+        if collector is None or collector.drained:
+            return
+        label = f"{DEPLOYMENT}={deployment_name}"
+        try:
+            for service in self.client.services.list(filters={"label": label}):
+                service.remove()  # type: ignore[no-untyped-call]
+            for reader in collector.readers:
+                SwarmObjects(reader.node.client).wait_containers_gone([label, TASK_LABEL])
+        except docker.errors.DockerException as e:
+            raise engine_error(f"stop the services of {deployment_name}", e) from e
+        collector.drain()
 
     def cleanup_parts(self) -> list[Any]:
         """Itself only: its labelled runs and removal cover the Swarm objects already."""
@@ -336,12 +397,3 @@ def swarm_env_command(spec: ContainerSpec, secret: str | None) -> tuple[list[str
                    "sh", *rest)
     return [f"{k}={v}" for k, v in sorted(env.items())], command
 
-
-def _tmpfs_size(options: str) -> int | None:
-    """Bytes of a ``size=64m`` tmpfs option (Swarm takes the size apart from the options)."""
-    for option in options.split(","):
-        key, _, value = option.partition("=")
-        if key == "size" and value:
-            factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(value[-1].lower(), 1)
-            return int(value.rstrip("kmgKMG")) * factor
-    return None

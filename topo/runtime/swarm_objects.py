@@ -7,17 +7,36 @@ without the two runtimes importing each other.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import docker
 import docker.errors
 
-from topo.errors import RunError
+from topo.errors import EngineError, RunError
 from topo.plan import MANAGED, OWNER, RUN
 from topo.runtime.sdk import engine_error, force_remove
 
 GONE_TIMEOUT = 60.0  # s for a removed service's containers to go before its network goes
+ENGINES_ENV = "TOPO_SWARM_ENGINES"  # the other nodes' engine addresses, comma-separated
+
+
+def node_engines() -> tuple[docker.DockerClient, ...]:
+    """The engines of the swarm's other nodes that ``TOPO_SWARM_ENGINES`` names: where the
+    event readers and run volumes of a run live besides topo's own node."""
+    return tuple(_engine(url.strip()) for url in os.environ.get(ENGINES_ENV, "").split(",")
+                 if url.strip())
+
+
+def _engine(url: str) -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=url, timeout=60)
+        client.ping()
+    except Exception as e:  # DockerException, requests' errors, a bad address
+        raise EngineError(f"{ENGINES_ENV}: no engine answers at {url} "
+                          f"({str(e).splitlines()[0][:160]})") from e
+    return client
 
 
 class SwarmObjects:
@@ -25,8 +44,16 @@ class SwarmObjects:
     sweep of cleanup.py uses it with any engine, so a SIGKILLed ``--engine swarm`` run's
     services go at the next topo start whatever its engine."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient,
+                 engines: tuple[docker.DockerClient, ...] | None = None) -> None:
         self.client = client
+        self._engines = engines  # None: those TOPO_SWARM_ENGINES names, when first needed
+
+    @property
+    def engines(self) -> tuple[docker.DockerClient, ...]:
+        if self._engines is None:
+            self._engines = node_engines()
+        return self._engines
 
     def manager(self) -> bool:
         try:
@@ -48,6 +75,12 @@ class SwarmObjects:
             found = self._kinds(f"{MANAGED}=true")
         except docker.errors.DockerException as e:
             raise engine_error("list topo's services", e) from e
+        try:  # other nodes hold a run's event reader and volume, nothing else
+            found["nodes"] = [x for c in self.engines for x in (
+                *c.containers.list(all=True, sparse=True, filters={"label": f"{MANAGED}=true"}),
+                *c.volumes.list(filters={"label": f"{MANAGED}=true"}))]
+        except docker.errors.DockerException as e:
+            raise engine_error("list topo's readers on the other nodes", e) from e
         for item in (x for items in found.values() for x in items):
             labels = item.attrs.get("Spec", {}).get("Labels") or item.attrs.get("Labels") or {}
             if RUN in labels and labels.get(OWNER):
@@ -62,11 +95,13 @@ class SwarmObjects:
         try:
             for service in self.client.services.list(filters={"label": label}):
                 removed["services"] += _quietly(service.remove)
-            removed["containers"] = self._wait_containers_gone(label)
+            removed["containers"] = self.wait_containers_gone(label)
             removed["networks"] = self._remove_networks(label)
             found = self._kinds(label)
             for kind in ("secrets", "configs", "volumes"):
                 removed[kind] = sum(_retry_in_use(x.remove) for x in found[kind])
+            for client in self.engines:
+                removed["containers"] += remove_on_node(client, label)
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
         return removed
@@ -85,10 +120,11 @@ class SwarmObjects:
             time.sleep(0.2)
         return removed
 
-    def _wait_containers_gone(self, label: str) -> int:
+    def wait_containers_gone(self, label: str | list[str]) -> int:
         """Remove a removed service's task containers by force: Swarm would stop them with
         SIGTERM and a 10 s grace, which a Python PID 1 ignores (no handler), so every
-        teardown would wait that long. The service is gone: nothing reschedules them."""
+        teardown would wait that long. The service is gone: nothing reschedules them.
+        Several labels: containers carrying all of them."""
         deadline = time.monotonic() + GONE_TIMEOUT
         removed = 0
         while time.monotonic() < deadline:
@@ -132,3 +168,14 @@ def _retry_in_use(fn: Any, timeout: float = 20.0) -> int:
             if time.monotonic() > deadline or "in use" not in str(e).lower():
                 raise
             time.sleep(0.5)
+
+
+def remove_on_node(client: docker.DockerClient, label: str) -> int:
+    """Another node's readers, task containers and run volume: only what its own engine
+    holds (a node that is not a manager has no services to list)."""
+    removed = 0
+    for c in client.containers.list(all=True, sparse=True, filters={"label": label}):
+        removed += _remove_container(c)
+    for v in client.volumes.list(filters={"label": label}):
+        removed += _retry_in_use(v.remove)
+    return removed
