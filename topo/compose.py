@@ -17,8 +17,10 @@ topo's own deployment, so that a team can run and keep the file:
   ``image:`` keeps the measured image's tag;
 - Redis has a healthcheck (``redis-cli ping`` with the password in ``REDISCLI_AUTH``) and
   the others start once it is healthy (``depends_on``);
-- no label that ``topo clean`` selects on (``topo.managed``, ``topo.run``): a deployment
-  started from the file is the team's, and only ``topo.scenario`` says where it came from.
+- nothing ``topo clean`` selects on: no ``topo.run``, and ``topo.managed`` is "false" on
+  every service (the image carries "true", which its containers would inherit) and in the
+  Dockerfile; a deployment started from the file is the team's, and ``topo.scenario`` says
+  where it came from.
 The Redis password becomes ``${TOPO_REDIS_PASSWORD}``, which compose refuses to start
 without. Compose 1.29 (Debian's docker-compose) refuses a top-level ``name:``, so the
 project name (``project_name``) is given with ``-p`` in the file's instructions.
@@ -48,6 +50,7 @@ import topo
 from topo import images
 from topo.agent.protocol import AgentConfig
 from topo.model import ContainerSpec, Role, Scenario, TopologyPlan
+from topo.plan import MANAGED
 from topo.runtime.spec import LaunchSpec, launch_spec
 from topo.wheels import Wheelhouse
 
@@ -62,6 +65,10 @@ SERVICE = {Role.REDIS: "redis", Role.WORKER: "worker", Role.FEEDER: "feeder",
            Role.SINGLE: "single"}
 NETWORK = "internal"
 DESCRIPTION = "topo.scenario"  # says where the file came from; topo clean never selects on it
+# topo clean removes what carries topo.managed=true. topo's base image carries it (so that
+# `topo clean --images` finds topo's images), every image built from it inherits it, and so
+# does every container started from one: the adopted files and their Dockerfile say "false".
+NOT_MANAGED = f"LABEL {MANAGED}=false"
 HEALTHCHECK = [
     "    healthcheck:  # PONG once Redis accepts the password (REDISCLI_AUTH)",
     '      test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"]',
@@ -132,7 +139,8 @@ def dockerfile(scenario: Scenario, house: Wheelhouse | None) -> str:
     team's image, topo's agent, the workload's code, the wheels resolved on the host), built
     with no network. Its install stage carries no label ``topo clean`` selects on."""
     from_image = scenario.workload.image or BASE_IMAGE
-    return images.dockerfile(from_image, house, {"topo.scenario": scenario.name})
+    text = images.dockerfile(from_image, house, {"topo.scenario": scenario.name})
+    return text + f"# a team's image: topo clean --images leaves it alone\n{NOT_MANAGED}\n"
 
 
 def build_files(scenario: Scenario, house: Wheelhouse | None) -> dict[str, Path]:
@@ -211,6 +219,7 @@ def _service(name: str, specs: list[ContainerSpec], plan: TopologyPlan, scenario
     lines += [
         "    labels:",
         f"      {_q(DESCRIPTION)}: {_q(scenario.name)}",
+        f"      {_q(MANAGED)}: \"false\"  # the image says true, and a container inherits it",
         f"    user: {_q(run.user)}",
         f"    cap_drop: [{', '.join(run.cap_drop)}]",
         f"    security_opt: [{', '.join(_q(o) for o in run.security_opt)}]",
