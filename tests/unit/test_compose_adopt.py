@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.unit.test_compose import PASSWORD, SCENARIO, make_plan
@@ -133,3 +134,24 @@ def test_the_single_stack_file_says_it_runs_on_its_own_network() -> None:
     assert doc("single", swarm=True)["services"]["single"]["networks"] == ["internal"]
     plain = compose.render(make_plan("single"), SCENARIO)
     assert "on no network" in " ".join(x.lstrip("# ") for x in plain.splitlines() if x.startswith("#"))
+
+
+def test_compare_out_writes_the_dockerfile_and_everything_it_copies(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.unit.test_compare_files import SCENARIO as SCENARIO_TEXT, _topo
+
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(SCENARIO_TEXT.replace("  requirements: deps/requirements.txt\n", ""))
+    out = tmp_path / "out"
+    code, _, err = _topo(monkeypatch, capsys, "compare", str(scenario_file), "--out", str(out), "-q")
+    assert code == 0, err
+    folder = out / "compose"
+    dockerfile = (folder / "Dockerfile").read_text()
+    copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")
+              and "--from" not in line]
+    assert copied == ["app"]  # the fake engine's image needs no wheels
+    assert (folder / "app" / "topo" / "agent" / "worker.py").read_bytes() == (
+        Path(compose.__file__).parent / "agent" / "worker.py").read_bytes()
+    assert (folder / ".dockerignore").read_text().split() == ["*.yaml", "run"]
+    build = yaml.safe_load((folder / "multi.yaml").read_text())["services"]["worker"]["build"]
+    assert (folder / build["context"] / build["dockerfile"]).resolve() == folder / "Dockerfile"
