@@ -13,7 +13,7 @@ from tests.fakes import FakeRuntime, scenario
 from tests.unit.test_compose import started_by_runtime
 from topo import compose
 from topo import plan as planning
-from topo.model import PoolKind
+from topo.model import PoolKind, Role, TopologyPlan
 
 POLICIES = ("no", "on-failure", "always", "unless-stopped")
 # What the Docker API is given for each policy and what a stack file says, written by hand
@@ -23,7 +23,7 @@ ENGINE = {"no": None, "on-failure": {"Name": "on-failure", "MaximumRetryCount": 
 SWARM = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
 
 
-def single_plan(restart: str, pool: str = "process-pool") -> planning.TopologyPlan:
+def single_plan(restart: str, pool: str = "process-pool") -> TopologyPlan:
     sc = scenario(topologies=("single",))
     assert sc.single is not None
     sc = dataclasses.replace(sc, single=dataclasses.replace(sc.single, restart=restart,
@@ -60,5 +60,5 @@ def test_both_compose_flavours_carry_the_single_containers_policy(restart: str) 
 def test_celery_prefork_gives_its_single_container_the_policy_too() -> None:
     plan = single_plan("always", pool="celery-prefork")
     roles = {c.role: c.restart for c in plan.containers}
-    assert roles["single"] == "always"
-    assert roles["feeder"] == "no"  # the feeder exits once the batch is queued
+    assert roles[Role.SINGLE] == "always"
+    assert roles[Role.FEEDER] == "no"  # the feeder exits once the batch is queued
