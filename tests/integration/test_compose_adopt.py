@@ -7,23 +7,27 @@ Debian's docker-compose 1.29.2 is what runs here (no v2 plugin in bookworm, none
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from tests.integration.test_cli import topo as topo_cli
 from tests.integration.test_compose_cli import _compose_cli
+from topo import cli as cli_main
 from topo import compose
 from topo import plan as planning
 from topo.agent import protocol
+from tests.integration.conftest import ROOT
 from topo.model import MultiSpec, Resources, RunSpec, Scenario, Workload
 from topo.plan import MANAGED
+from topo.runtime.docker import DockerRuntime
+from topo.wheels import Wheelhouse
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 
@@ -32,17 +36,22 @@ SCENARIO = Scenario(
     name="adoptit", workload=Workload(task="noop", tasks=TASKS, params={}, seed=5),
     workers=WORKERS, resources=Resources(cpus=1.0, memory=512 * 2**20), single=None,
     multi=MultiSpec(), run=RunSpec(repeat=1))
+WHEELS = ROOT / "tests" / "integration" / "wheels_workload"  # numpy and tabulate, as wheels
+WITH_WHEELS = dataclasses.replace(SCENARIO, workload=Workload(
+    task="wheeltask:run", tasks=TASKS, params={}, seed=5, path=str(WHEELS),
+    requirements=str(WHEELS / "requirements.txt")))
 PROJECT = "topo-adoptit-multi"  # compose.project_name, written out
+PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
 AGENT_USER = 10001  # the user every service runs as
 
 
-def _write(folder: Path, image: str) -> None:
+def _write(folder: Path, image: str, sc: Scenario, house: Wheelhouse | None) -> None:
     """What `topo compare --out` writes into compose/: the file, the Dockerfile, its context."""
-    plan = planning.plan(SCENARIO, "multi", "it", "topo-it-m0", image, "unused")
-    (folder / "multi.yaml").write_text(compose.render(plan, SCENARIO))
-    (folder / "Dockerfile").write_text(compose.dockerfile(SCENARIO, None))
+    plan = planning.plan(sc, "multi", "it", "topo-it-m0", image, "unused")
+    (folder / "multi.yaml").write_text(compose.render(plan, sc))
+    (folder / "Dockerfile").write_text(compose.dockerfile(sc, house))
     (folder / ".dockerignore").write_text(compose.DOCKERIGNORE)
-    for rel, src in compose.build_files(SCENARIO, None).items():
+    for rel, src in compose.build_files(sc, house).items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, folder / rel)
     events = folder / "run" / "events"
@@ -65,6 +74,46 @@ def _tasks_done(events: Path) -> tuple[set[int], set[str]]:
     return done, containers
 
 
+class _Narrowed:
+    """A collection of the engine's (containers, networks, services, ...) whose ``list``
+    also demands this test's Compose project label: what topo clean selects is ANDed with it."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+
+    def list(self, *args: Any, **kwargs: Any) -> Any:
+        filters = dict(kwargs.pop("filters", None) or {})
+        label = filters.get("label") or []
+        filters["label"] = [*([label] if isinstance(label, str) else label), PROJECT_LABEL]
+        return self._collection.list(*args, filters=filters, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+
+class _ProjectOnly:
+    """The engine as `topo clean` sees it, narrowed to this test's project: the real command
+    and its real selection run, and can only ever remove what this test started (the engine
+    is shared: a global clean would remove others' runs)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        return _Narrowed(attr) if hasattr(attr, "list") else attr
+
+
+def _topo_clean(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                client: Any) -> str:
+    """`topo clean` (the command's own function), on the narrowed engine; what it printed."""
+    monkeypatch.setattr(DockerRuntime, "connect",
+                        classmethod(lambda cls: DockerRuntime(cast(Any, _ProjectOnly(client)))))
+    capsys.readouterr()
+    cli_main.clean(images=False)
+    return capsys.readouterr().out.strip()
+
+
 def _project(client: Any, service: str | None = None) -> list[Any]:
     labels = [f"com.docker.compose.project={PROJECT}"]
     if service:
@@ -72,12 +121,16 @@ def _project(client: Any, service: str | None = None) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": labels}))
 
 
+@pytest.mark.parametrize("sc", [SCENARIO, WITH_WHEELS], ids=["builtin-task", "code-and-wheels"])
 def test_the_adopted_multi_file_builds_runs_its_replicas_and_outlives_topo_clean(
-        tmp_path: Path, docker_client: Any) -> None:
+        tmp_path: Path, docker_client: Any, runtime: DockerRuntime, sc: Scenario,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     cli = _compose_cli()
     assert cli is not None, "docker compose is not installed: run scripts/bootstrap.sh --test"
     image = f"topo-adopt-it:{secrets.token_hex(4)}"
-    _write(tmp_path, image)
+    house = runtime.wheelhouse(sc)  # what the measured image installed, resolved on the host
+    assert (house is not None) == (sc is WITH_WHEELS)
+    _write(tmp_path, image, sc, house)
     env = {**os.environ, "TOPO_REDIS_PASSWORD": secrets.token_hex(8),
            "TOPO_RUN_DIR": str(tmp_path / "run")}
     compose_cmd = [*cli, "-p", PROJECT, "-f", str(tmp_path / "multi.yaml")]
@@ -107,12 +160,8 @@ def test_the_adopted_multi_file_builds_runs_its_replicas_and_outlives_topo_clean
         assert not docker_client.containers.list(
             all=True, filters={"label": [f"{MANAGED}=true", f"com.docker.compose.project={PROJECT}"]})
         before = sorted(c.id for c in _project(docker_client))
-        # topo clean removes every run topo made on this engine: only when none is there (the
-        # session's sweep removed dead owners' leftovers), so no colleague's run is touched
-        assert not docker_client.containers.list(all=True, filters={"label": f"{MANAGED}=true"}), \
-            "a topo run is live on this engine: run this test under the Docker lock"
-        clean = topo_cli("clean", timeout=120)
-        assert clean.returncode == 0, clean.stderr
+        removed = _topo_clean(monkeypatch, capsys, docker_client)
+        assert removed == "0 containers, 0 networks, 0 images removed"
         assert sorted(c.id for c in _project(docker_client)) == before
         assert len(before) == WORKERS + 2  # redis, the workers, the feeder (exited)
     finally:
