@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import sys
 import time
@@ -344,6 +345,7 @@ def _write_reports(sc: Any, runtime: Any, run_id: str, image: str, out: Path,
     for name, text in {**reports.files(model), **_compose_files(sc, plans)}.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
+    _compose_build(sc, runtime, out / "compose")
     text = reports.render(model, fmt.value, color=_color())
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     _export_csv(export_csv, csvexport.comparison(model), quiet)
@@ -363,6 +365,20 @@ def _compose_files(sc: Any, plans: Any) -> dict[str, str]:
         out[f"compose/{plan.topology}.stack.yaml"] = compose.render(plan, sc, swarm=True)
         out[f"k8s/{plan.topology}.yaml"] = k8s.render(plan, sc)
     return out
+
+
+def _compose_build(sc: Any, runtime: Any, folder: Path) -> None:
+    """The Dockerfile and build context the Compose files' ``build:`` points at; the wheels
+    are the ones the measured image installed (a runtime without images has none)."""
+    from topo import compose
+
+    wheelhouse = getattr(runtime, "wheelhouse", None)
+    house = wheelhouse(sc) if wheelhouse is not None else None
+    (folder / "Dockerfile").write_text(compose.dockerfile(sc, house), encoding="utf-8")
+    (folder / ".dockerignore").write_text(compose.DOCKERIGNORE, encoding="utf-8")
+    for rel, src in compose.build_files(sc, house).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, folder / rel)
 
 
 @app.command()

@@ -118,6 +118,7 @@ class SingleSpec:
     pool: PoolKind = PoolKind.PROCESS_POOL
     processes: int | Literal["auto"] | None = None  # None = workers
     preload: bool = False  # PID 1 imports the task module before forking its workers
+    restart: str = "no"  # Docker's restart policy of the one container (see RESTART_POLICIES)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def _single(
             env=_env(replace(agent, pool=spec.pool, processes=processes, preload=spec.preload),
                      name, worker=True),
             # "auto" is only known inside the container: count the host's cores as Python would
+            restart=spec.restart,
             processes=0 if processes == "auto" else int(processes),
             labels={**base, "topo.role": Role.SINGLE.value},
             mounts=data_mounts(scenario),
@@ -241,6 +242,7 @@ def _single_celery(
         cpuset=scenario.resources.cpuset,
         env={**_env(replace(common, pool=spec.pool, processes=processes), name, worker=True),
              "TOPO_REDIS_PASSWORD": password},
+        restart=spec.restart,
         processes=0 if processes == "auto" else int(processes),
         labels={**base, "topo.role": Role.SINGLE.value},
         mounts=data_mounts(scenario),

@@ -745,6 +745,7 @@ _SINGLE = {
     "pool": Field(_kind(PoolKind), _model_default(SingleSpec, "pool"), "How the one container runs N workers."),
     "processes": Field(_processes, _model_default(SingleSpec, "processes"), 'Pool size: null (= workers), "auto" or a number.'),
     "preload": Field(_bool, _model_default(SingleSpec, "preload"), "Import the task before forking the workers."),
+    "restart": Field(_choice(RESTART_POLICIES), _model_default(SingleSpec, "restart"), "Docker's restart policy of the container."),
 }
 _REDIS = {
     "cpus": Field(_number(MAX_CPUS), _model_default(RedisSpec, "cpus"), "Redis's CPUs, outside the workers' budget."),

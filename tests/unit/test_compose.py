@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from dataclasses import replace
+
 from topo import compose
+from topo.agent.protocol import AgentConfig
 from topo import plan as planning
 from topo.model import (
     ContainerSpec, MultiSpec, Resources, RunSpec, Scenario, SingleSpec, TopologyPlan, Workload,
@@ -132,8 +135,9 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
     plan = make_plan(topology)
     rendered = services(compose.render(plan, SCENARIO))
     for spec in plan.containers:
-        run, service = launch_spec(spec, plan, compose.HOST_RUN_DIR), rendered[spec.name]
-        assert (service["image"], service["hostname"]) == (run.image, run.name)
+        run = launch_spec(spec, plan, compose.HOST_RUN_DIR, "internal" if plan.network else None)
+        service = rendered[compose.SERVICE[spec.role]]
+        assert service["image"] == run.image and "hostname" not in service
         assert round(service["cpus"] * 1e9) == round(run.cpus * 1e9)
         assert (service["mem_limit"], service["memswap_limit"]) == (run.memory, run.memory)
         assert (service.get("cpuset"), service["pids_limit"]) == (run.cpuset, run.pids_limit)
@@ -141,7 +145,7 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
         assert tuple(service["cap_drop"]) == run.cap_drop
         assert tuple(service["security_opt"]) == run.security_opt
         assert tuple(tuple(t.split(":", 1)) for t in service["tmpfs"]) == run.tmpfs
-        assert (service["labels"], service["restart"]) == (dict(run.labels), run.restart)
+        assert service["restart"] == run.restart  # labels: tests/unit/test_compose_adopt.py
         if run.network:
             assert service["networks"] == [run.network]
         else:
@@ -149,10 +153,17 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
         (volume,) = service["volumes"]
         assert volume == {"type": "bind", "source": "${TOPO_RUN_DIR:-./run}", "target": RUN_DIR}
         env = {k: unescaped(v) for k, v in service.get("environment", {}).items()}
-        expected = dict(run.env)
+        expected = {k: v for k, v in run.env.items() if k != "TOPO_CONFIG"}
         if "TOPO_REDIS_PASSWORD" in expected:
             expected["TOPO_REDIS_PASSWORD"] = compose.PASSWORD
-        assert env == expected
+        if spec.role == "redis":
+            expected["REDISCLI_AUTH"] = compose.PASSWORD
+        assert {k: v for k, v in env.items() if k in expected or not k.startswith("TOPO_")} == expected
+        if "TOPO_CONFIG" in run.env:  # the same configuration, as plain variables
+            measured = AgentConfig.from_json(run.env["TOPO_CONFIG"])
+            adopted = AgentConfig.from_env(env, hostname=spec.name)
+            assert adopted == replace(measured, redis_host=measured.redis_host and "redis",
+                                      container=adopted.container)
         command = [compose.PASSWORD if a == PASSWORD else a for a in run.command]
         assert [unescaped(a) for a in service["command"]] == command
 
@@ -160,11 +171,11 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
 def test_multi_runs_on_an_internal_network_and_redis_demands_the_password_variable() -> None:
     text = compose.render(make_plan("multi"), SCENARIO)
     doc = yaml.safe_load(text)
-    assert doc["networks"]["topo-r1-m0"]["internal"] is True
-    redis = doc["services"]["topo-r1-m0-redis"]
+    assert doc["networks"]["internal"]["internal"] is True
+    redis = doc["services"]["redis"]
     assert redis["command"][-2:] == ["--requirepass", "${TOPO_REDIS_PASSWORD:?set TOPO_REDIS_PASSWORD}"]
     assert PASSWORD not in text
-    assert len([s for s in doc["services"] if "-w" in s]) == 3
+    assert doc["services"]["worker"]["deploy"]["replicas"] == 3
 
 
 def test_dollars_in_values_are_escaped_for_compose_interpolation() -> None:
@@ -179,7 +190,7 @@ def test_dollars_in_values_are_escaped_for_compose_interpolation() -> None:
 def test_single_is_on_no_network() -> None:
     doc = yaml.safe_load(compose.render(make_plan("single"), SCENARIO))
     assert "networks" not in doc
-    assert doc["services"]["topo-r1-s0-single"]["network_mode"] == "none"
+    assert doc["services"]["single"]["network_mode"] == "none"
 
 
 SWARM_REFUSES = {"cpuset", "mem_limit", "memswap_limit", "pids_limit", "network_mode",
@@ -190,8 +201,9 @@ SWARM_REFUSES = {"cpuset", "mem_limit", "memswap_limit", "pids_limit", "network_
 def test_the_swarm_flavour_leaves_out_what_stack_deploy_refuses(topology: str) -> None:
     plan = make_plan(topology)
     doc = yaml.safe_load(compose.render(plan, SCENARIO, swarm=True))
-    specs = {c.name: c for c in plan.containers}
+    specs = {compose.SERVICE[c.role]: c for c in plan.containers}
     for name, service in doc["services"].items():
+        assert "build" not in service and "depends_on" not in service  # stack deploy ignores them
         assert not SWARM_REFUSES & set(service), name
         limits = service["deploy"]["resources"]["limits"]
         assert float(limits["cpus"]) == pytest.approx(specs[name].cpus)
@@ -205,7 +217,7 @@ def test_the_swarm_flavour_leaves_out_what_stack_deploy_refuses(topology: str) -
 def test_cpus_keep_the_engines_precision() -> None:
     spec = ContainerSpec(name="c", role="worker", command=("x",), cpus=2 / 3, memory=MIB)
     plan = TopologyPlan("r", "multi", "img", (spec,), "net", {}, 2.0, MIB, 3, 1)
-    assert services(compose.render(plan, SCENARIO))["c"]["cpus"] == 0.666666667
+    assert services(compose.render(plan, SCENARIO))["worker"]["cpus"] == 0.666666667
 
 
 def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None:
@@ -222,7 +234,7 @@ def test_report_files_hold_both_reports_and_both_flavours_of_each_plan() -> None
                              "compose/single.stack.yaml", "compose/single.yaml",
                              "k8s/multi.yaml", "k8s/single.yaml", "report.html", "report.md"]
     assert files["report.md"].startswith("# topo report: small")
-    assert "topo-r1-m0-redis" in yaml.safe_load(files["compose/multi.yaml"])["services"]
+    assert "redis" in yaml.safe_load(files["compose/multi.yaml"])["services"]
     assert not any(PASSWORD in text for text in files.values())
 
 
@@ -231,17 +243,20 @@ def test_redis_runs_from_its_own_image_when_the_workers_run_a_teams_image() -> N
                          redis_image="topo-base:bookworm")
     images = {name: s["image"] for name, s in services(compose.render(plan, SCENARIO)).items()}
     started = {name: s["image"] for name, s in started_by_runtime(plan).items()}
-    assert images == started
-    assert images.pop("topo-r1-m0-redis") == "topo-base:bookworm"
-    assert set(images.values()) == {"topo-worker:team"}  # 3 workers and the feeder
-    assert len(images) == 4
+    assert images == {"redis": started["topo-r1-m0-redis"], "worker": started["topo-r1-m0-w0"],
+                      "feeder": started["topo-r1-m0-feeder"]}
+    assert images == {"redis": "topo-base:bookworm", "worker": "topo-worker:team",
+                      "feeder": "topo-worker:team"}
 
 
 _RENDER_ELSEWHERE = """
 import json, pickle, sys
 sys.path.insert(0, sys.argv[1])
 import topo
+from dataclasses import replace
+
 from topo import compose
+from topo.agent.protocol import AgentConfig
 plans, scenario = pickle.load(sys.stdin.buffer)
 print(json.dumps({"package": topo.__file__,
                   "texts": [compose.render(p, scenario) for p in plans]}))
@@ -263,5 +278,5 @@ def test_templates_are_read_from_the_installed_package_not_the_checkout(tmp_path
     out = json.loads(done.stdout)
     assert Path(out["package"]).parent == site / "topo"
     for p, text in zip(plans, out["texts"]):
-        assert set(services(text)) == {c.name for c in p.containers}
+        assert set(services(text)) == {compose.SERVICE[c.role] for c in p.containers}
         assert text == compose.render(p, SCENARIO)

@@ -171,8 +171,10 @@ def test_preload_reaches_the_single_containers_configuration() -> None:
 def test_runtime_and_compose_file_mount_the_data_the_same_way(topology: str) -> None:
     plan = _plan(topology)
     rendered = yaml.safe_load(compose.render(plan, WITH_DATA))["services"]
+    roles = {c.name: c.role for c in plan.containers}
     for name, run in started_by_runtime(plan).items():
-        data_volumes = [v for v in rendered[name]["volumes"] if v["target"] == "/data"]
+        service = rendered[compose.SERVICE[roles[name]]]  # one service per role
+        data_volumes = [v for v in service["volumes"] if v["target"] == "/data"]
         if name.endswith(("-redis", "-feeder")):
             assert data_volumes == [] and DATA not in run["volumes"]
             continue

@@ -142,6 +142,12 @@ MALFORMED = [
     ("prefetch-huge", HEAD + "topologies:\n  multi: {prefetch: 10001}\n", 6, "topologies.multi.prefetch", "10000"),
     ("restart-bad", HEAD + "topologies:\n  multi: {restart: sometimes}\n", 6, "topologies.multi.restart", "on-failure"),
     ("restart-yes", HEAD + "topologies:\n  multi: {restart: yes}\n", 6, "topologies.multi.restart", "true (a boolean)"),
+    ("single-restart-bad", HEAD + "topologies:\n  single:\n    restart: sometimes\n", 7,
+     "topologies.single.restart", "must be one of no, on-failure, always, unless-stopped; got 'sometimes'"),
+    ("single-restart-typo", HEAD + "topologies:\n  single: {restart: alway}\n", 6, "topologies.single.restart",
+     "(did you mean 'always'?)"),
+    ("single-restart-number", HEAD + "topologies:\n  single: {restart: 3}\n", 6, "topologies.single.restart",
+     "got 3"),
     ("redis-memory", HEAD + "topologies:\n  multi:\n    redis: {memory: 4m}\n", 7, "topologies.multi.redis.memory",
      "at least 8 MiB"),
     ("redis-cpus", HEAD + "topologies:\n  multi:\n    redis:\n      cpus: 0\n", 8, "topologies.multi.redis.cpus",
@@ -280,6 +286,7 @@ def test_defaults() -> None:
         "etl", 100, {}, 0, None)
     assert (s.resources.cpus, s.resources.memory, s.resources.cpuset) == (1.0, 1024 * MiB, None)
     assert s.single == SingleSpec(pool="process-pool", processes=None)
+    assert s.single.restart == "no"  # as before the field existed: the single container stays down
     assert s.multi == MultiSpec(queue="reliable", prefetch=1, restart="on-failure", redis=RedisSpec(0.5, 256 * MiB))
     assert s.topologies == ("single", "multi")
     assert s.faults == ()
@@ -298,7 +305,7 @@ def test_conversions() -> None:
     s = parse(HEAD.replace("workers: 4", "workers: 2") + textwrap.dedent("""\
         resources: {cpus: 1.5, memory: 1.5g, cpuset: 3}
         topologies:
-          single: {pool: supervisor, processes: auto}
+          single: {pool: supervisor, processes: auto, restart: always}
           multi: {queue: simple, prefetch: 8, restart: no, redis: {cpus: 1, memory: 64MiB}}
         faults:
           - {name: one dies, kind: kill-worker, at: 30%}
@@ -307,7 +314,7 @@ def test_conversions() -> None:
         run: {repeat: 1, warmup: 2, timeout: 2m}
         """).replace(", duration: null", ""))
     assert (s.resources.cpus, s.resources.memory, s.resources.cpuset) == (1.5, 1610612736, "3")
-    assert s.single == SingleSpec(pool="supervisor", processes="auto")
+    assert s.single == SingleSpec(pool="supervisor", processes="auto", restart="always")
     assert s.multi == MultiSpec(queue="simple", prefetch=8, restart="no", redis=RedisSpec(1.0, 64 * MiB))
     assert s.faults == (
         Fault(name="one dies", kind="kill-worker", at_fraction=0.3),
@@ -546,6 +553,8 @@ _VALID_EDITS: list[tuple[str, object, Callable[[Scenario], Scenario]]] = [
      lambda s: dataclasses.replace(s, single=dataclasses.replace(s.single, pool="mp-pool"))),
     ("topologies.single.processes", "auto",
      lambda s: dataclasses.replace(s, single=dataclasses.replace(s.single, processes="auto"))),
+    ("topologies.single.restart", "unless-stopped",
+     lambda s: dataclasses.replace(s, single=dataclasses.replace(s.single, restart="unless-stopped"))),
     ("topologies.multi.queue", "simple", _multi(queue="simple")),
     ("topologies.multi.prefetch", 4, _multi(prefetch=4)),
     ("topologies.multi.restart", "no", _multi(restart="no")),

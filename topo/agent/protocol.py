@@ -5,6 +5,8 @@ Standard library only: it runs inside the containers.
 
 **Configuration.** The harness puts ``AgentConfig.to_json()`` in the ``TOPO_CONFIG``
 environment variable of every agent container; the agent reads it with ``AgentConfig.load()``.
+An adopted Compose file holds the same configuration as plain ``TOPO_<FIELD>`` variables
+(``AgentConfig.to_env()``), which ``load()`` reads when ``TOPO_CONFIG`` is absent.
 
 **Events.** Every agent process appends lines to its own ``<run dir>/events/<name>.jsonl``
 (see ``topo.agent.common.Events``): one compact JSON object per line, its kind in ``ev`` and
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Callable, ClassVar, Literal, Mapping, Union
@@ -141,10 +144,91 @@ class AgentConfig:
         except (ValueError, TypeError, KeyError, RecursionError) as e:
             raise ProtocolError(f"unreadable agent configuration: {e}") from e
 
+    def to_env(self, *, container: bool = True) -> dict[str, str]:
+        """The same configuration as plain environment variables a person can read and edit
+        (the Compose files topo writes): ``TOPO_<FIELD>`` per field, None left out, each
+        keyword argument of the task as ``TOPO_PARAM_<name>``. Without ``container`` the
+        name is left out, and each agent takes its host name (a Compose replica's own)."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value in (None, ()) or f.name == "params" or (f.name == "container" and not container):
+                continue
+            out[ENV_PREFIX + f.name.upper()] = _env_value(value)
+        for name, value in self.params.items():
+            out[PARAM_PREFIX + name] = _param_text(value)
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], hostname: str = "") -> AgentConfig:
+        """Read ``to_env``'s variables out of ``env`` (other variables are ignored: the form
+        shares the environment); a missing container name is ``hostname``. Raises
+        ProtocolError on a missing or unreadable value."""
+        raw: dict[str, Any] = {"params": {k[len(PARAM_PREFIX):]: _param_value(v)
+                                          for k, v in env.items() if k.startswith(PARAM_PREFIX)}}
+        try:
+            for f in fields(cls):
+                text = env.get(ENV_PREFIX + f.name.upper())
+                if f.name != "params" and text is not None:
+                    raw[f.name] = _ENV_READERS.get(f.name, str)(text)
+            raw.setdefault("container", hostname)
+            return cls(**raw)
+        except (ValueError, TypeError) as e:
+            raise ProtocolError(f"unreadable agent configuration: {e}") from e
+
     @classmethod
     def load(cls) -> AgentConfig:
-        """This agent's configuration, from ``TOPO_CONFIG``."""
-        return cls.from_json(os.environ["TOPO_CONFIG"])
+        """This agent's configuration: the JSON in ``TOPO_CONFIG`` (topo's own runs), else
+        the ``TOPO_<FIELD>`` variables of ``to_env`` (an adopted Compose file)."""
+        if "TOPO_CONFIG" in os.environ:
+            return cls.from_json(os.environ["TOPO_CONFIG"])
+        return cls.from_env(os.environ, socket.gethostname())
+
+
+ENV_PREFIX = "TOPO_"
+PARAM_PREFIX = "TOPO_PARAM_"
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _param_text(value: Any) -> str:
+    """A string as itself unless it would read back as something else (``"3"``, ``"true"``):
+    then, like every other value, as JSON."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value)
+
+
+def _param_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _env_bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text == "true"
+
+
+_ENV_READERS: dict[str, Callable[[str], Any]] = {
+    "seed": int, "tasks": int, "max_attempts": int, "prefetch": int,
+    "poison": lambda t: tuple(int(i) for i in t.split(",") if i.strip()),
+    "telemetry": _env_bool, "preload": _env_bool, "acks_late": _env_bool,
+    "pool": PoolKind, "queue": QueueKind,
+    "processes": lambda t: "auto" if t == "auto" else int(t),
+    "stall_timeout": float, "visibility_timeout": float,
+}
 
 
 # --------------------------------------------------------------------------- events

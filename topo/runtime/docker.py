@@ -142,11 +142,7 @@ class DockerRuntime:
         if from_id is None or (self.redis_image(scenario) and self.image_id(BASE_IMAGE) is None):
             raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
         facts = self.image_facts(from_image)
-        house = None
-        extra = images.wheels_wanted(facts, scenario.peers)
-        if w.requirements or extra:
-            requirements = Path(w.requirements) if w.requirements else None
-            house = wheels.resolve(facts.target(), requirements, extra)
+        house = self.wheelhouse(scenario, facts)
         files = dict(_agent_files())
         if w.path:
             files.update(_folder_files(Path(w.path), "workloads"))
@@ -155,6 +151,18 @@ class DockerRuntime:
             note = images.added(facts, from_image, bool(w.path), house)
             self._build(tag, from_image, files, house, {"topo.added": note, "topo.from": from_image})
         return tag
+
+    def wheelhouse(self, scenario: Scenario,
+                   facts: images.ImageFacts | None = None) -> wheels.Wheelhouse | None:
+        """The wheels the worker image installs (the scenario's requirements and what the
+        agent needs that the image lacks), resolved on the host; None if it needs none."""
+        w = scenario.workload
+        facts = facts or self.image_facts(w.image or BASE_IMAGE)
+        extra = images.wheels_wanted(facts, scenario.peers)
+        if not (w.requirements or extra):
+            return None
+        return wheels.resolve(facts.target(), Path(w.requirements) if w.requirements else None,
+                              extra)
 
     def redis_image(self, scenario: Scenario) -> str | None:
         """The image Redis runs from when it is not the worker image (None): topo's base,
