@@ -3,7 +3,13 @@
 Default mode: one multi deployment of 64 worker containers (plus Redis and the feeder) and
 a small no-op batch, through topo's own run loop; prints the time from the deploy call to
 every container started and to every worker ready, the teardown time, and each container's
-own start and ready times (spread over the 64).
+own start and ready times (spread over the 64). ``--image TAG`` deploys that worker image
+instead of the one built from this checkout (an older build, to compare in one sitting).
+
+``--agent-cpu``: what one worker agent costs to start, measured inside its container with
+the quota it has among 64 (2/64 CPU): a few worker containers whose agent exits at its
+ready line after printing its own CPU seconds (user + system, every thread) and the time
+since its python3 started. Compare images with ``--image``.
 
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
@@ -11,13 +17,16 @@ prints each topology's makespan and this process's peak RSS (VmHWM, reset betwee
 topologies).
 
 Run it under the shared Docker lock:
-  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py [--workers 64]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py [--workers 64] [--image TAG]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --agent-cpu [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --million [--tasks N]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import statistics
 import tempfile
 import time
@@ -29,10 +38,12 @@ from topo import plan as planning
 from topo import results as result_files
 from topo import engine as run
 from topo.analysis import figures as stats
+from topo.engine.lifecycle import prepare_run_dir
 from topo.model import (
     Deployment, MultiSpec, Resources, RunResult, RunSpec, Scenario, SingleSpec, TopologyPlan,
     Workload,
 )
+from topo.runtime import docker as docker_runtime
 from topo.runtime.docker import DockerRuntime
 
 MIB = 2**20
@@ -61,15 +72,20 @@ def _spread(values: list[float]) -> str:
             f"max {max(values):6.2f}  (spread {max(values) - min(values):.2f} s, n={len(values)})")
 
 
-def deploy_mode(workers: int, memory_mib: int) -> None:
-    rt = DockerRuntime.connect()
-    runtime = _Recording(rt.client)
-    sc = Scenario(
+def _scenario(workers: int, cpus: float, memory_mib: int) -> Scenario:
+    return Scenario(
         name="scale", workload=Workload(task="noop", tasks=workers * 4), workers=workers,
-        resources=Resources(cpus=2, memory=memory_mib * MIB), single=None, multi=MultiSpec(),
+        resources=Resources(cpus=cpus, memory=memory_mib * MIB), single=None, multi=MultiSpec(),
         run=RunSpec(repeat=1, timeout=300),
     )
-    image = runtime.ensure_image(sc)
+
+
+def deploy_mode(workers: int, memory_mib: int, image: str | None) -> None:
+    rt = DockerRuntime.connect()
+    runtime = _Recording(rt.client)
+    sc = _scenario(workers, 2, memory_mib)
+    image = image or runtime.ensure_image(sc)
+    print(f"image {image}; {docker_runtime.DEPLOY_POOL} containers deployed at a time")
     run_id = run.new_run_id()
     name = f"topo-{run_id}-m0"
     p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
@@ -101,6 +117,57 @@ def deploy_mode(workers: int, memory_mib: int) -> None:
     print(f"  ready    {_spread(readies)}")
     own = [w.t_ready - started[w.container] for w in r.workers if w.container in started]
     print(f"  ready - own start  {_spread(own)}")
+
+
+# The worker agent, run as usual, except that at its ready line it prints its own CPU seconds
+# (every thread, so the telemetry's first pass too when it ran by then) and the seconds since
+# its python3 started, then exits.
+_AT_READY = """
+import json, os, resource, runpy
+import topo.agent.common as common
+announce = common.announce_ready
+def ready(*args, **kw):
+    announce(*args, **kw)
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/self/stat") as f:
+        started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as f:
+        up = float(f.read().split()[0])
+    print(json.dumps({"cpu": r.ru_utime + r.ru_stime, "wall": up - started}), flush=True)
+    os._exit(0)
+common.announce_ready = ready
+runpy.run_module("topo.agent.worker", run_name="__main__", alter_sys=True)
+"""
+
+
+def agent_cpu_mode(agents: int, share: int, image: str | None) -> None:
+    """``agents`` worker containers with 2/``share`` CPU each, started together (the host
+    has CPU to spare, so each one's quota is its limit, as among ``share`` at once)."""
+    runtime = DockerRuntime.connect()
+    sc = _scenario(agents, 2 * agents / share, 2048 * agents // share)
+    image = image or runtime.ensure_image(sc)
+    run_id = run.new_run_id()
+    name = f"topo-{run_id}-m0"
+    p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
+    hooked = tuple(dataclasses.replace(c, command=("python3", "-c", _AT_READY))
+                   if c.role == "worker" else c for c in p.containers)
+    p = dataclasses.replace(p, containers=hooked)
+    with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:
+        run_dir = Path(out) / name
+        prepare_run_dir(run_dir)
+        d = runtime.deploy(p, str(run_dir))
+        try:
+            docs = []
+            for c in d.containers:
+                if c.role == "worker":
+                    box = runtime.client.containers.get(c.id)
+                    box.wait(timeout=120)
+                    docs.append(json.loads(box.logs(stderr=False).decode().strip().splitlines()[-1]))
+        finally:
+            runtime.teardown(d, name)
+    print(f"image {image}; {agents} worker agents, {2 / share:.4f} CPUs each, started together")
+    print(f"  CPU-s to ready           {_spread([x['cpu'] for x in docs])}")
+    print(f"  python3 start to ready   {_spread([x['wall'] for x in docs])}")
 
 
 def _vm(key: str) -> int:
@@ -157,14 +224,24 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=1_000_000, help="batch size of --million")
     ap.add_argument("--prefetch", type=int, default=100, help="multi prefetch of --million")
     ap.add_argument("--workers", type=int, default=64, help="worker containers (deploy mode)")
+    ap.add_argument("--image", default=None,
+                    help="worker image to deploy (default: built from this checkout)")
+    ap.add_argument("--deploy-pool", type=int, default=None,
+                    help="containers created and started at a time (default: topo's)")
+    ap.add_argument("--agent-cpu", type=int, nargs="?", const=8, default=None, metavar="N",
+                    help="CPU-s and time to ready of N agents (default 8) at 2/64 CPU each")
     ap.add_argument("--memory", type=int, default=None,
                     help="MiB for all workers (default 2048; --million: 4096, since the "
                          "process pool holds a future per task in its container)")
     a = ap.parse_args()
+    if a.deploy_pool:
+        docker_runtime.DEPLOY_POOL = a.deploy_pool
     if a.million:
         million_mode(a.tasks, a.prefetch, a.memory or 4096)
+    elif a.agent_cpu:
+        agent_cpu_mode(a.agent_cpu, 64, a.image)
     else:
-        deploy_mode(a.workers, a.memory or 2048)
+        deploy_mode(a.workers, a.memory or 2048, a.image)
 
 
 if __name__ == "__main__":

@@ -137,49 +137,66 @@ def facts_from_json(text: str) -> ImageFacts:
 # --------------------------------------------------------------------------- the worker image
 
 
-def worker_tag(repo: str, from_id: str, files: Mapping[str, Path], house: Wheelhouse | None) -> str:
+def worker_tag(repo: str, from_id: str, files: Mapping[str, Path], house: Wheelhouse | None,
+               recipe: str = "") -> str:
     """``repo:<hash>`` of everything a worker image is made of: the image it is built on (by
-    id, so a rebuilt base makes a new worker), agent and code files, and the wheelhouse
-    (its manifest names the requirements and every wheel's sha256)."""
+    id, so a rebuilt base makes a new worker), agent and code files, the wheelhouse (its
+    manifest names the requirements and every wheel's sha256) and the Dockerfile (``recipe``:
+    a changed recipe builds anew rather than reusing an image made the old way)."""
     digest = hashlib.sha256(from_id.encode())
     for rel, src in sorted(files.items()):
         digest.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
     if house is not None:
         digest.update(b"wheels\0" + house.digest.encode())
+    if recipe:
+        digest.update(b"recipe\0" + recipe.encode())
     return f"{repo}:{digest.hexdigest()[:16]}"
 
 
+# Run in the build stage: every module under /opt/topo (topo's agent, the workload's code, the
+# wheels' packages) gets its .pyc, checked by the source's hash rather than its mtime. Workers
+# run with a read-only root and PYTHONDONTWRITEBYTECODE, so a module without one is compiled
+# again at every start of every container, on a CPU quota as small as 1/64 of the host. A
+# file that does not compile is left as it is: it fails at import, as it would without this.
+# Packages pip already compiled (timestamp pycs, whose mtimes COPY keeps) are left as they are.
+COMPILE = ("import compileall, py_compile; compileall.compile_dir('/opt/topo', quiet=2, "
+           "invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)")
+
+
 def dockerfile(from_image: str, house: Wheelhouse | None, stage_labels: Mapping[str, str]) -> str:
-    """The worker image's Dockerfile. Wheels are installed in a first stage with pip run from
-    its own wheel and no index at all; only the installed files reach the worker image, so it
-    grows by what is installed, not by the wheels as well."""
-    lines = []
-    final = [f"FROM {from_image}"]
+    """The worker image's Dockerfile. A first stage, as root, installs the wheels with pip
+    run from its own wheel and no index at all, adds topo's agent and the workload's code,
+    and compiles them; only /opt/topo reaches the worker image, so it grows by what is
+    installed, not by the wheels as well, and keeps the user of the image it is built on."""
+    labels = " ".join(f"{k}={v}" for k, v in sorted(stage_labels.items()))
+    lines = [
+        f"FROM {from_image} AS build",
+        *([f"LABEL {labels}"] if labels else []),
+        "USER root",  # a team's image may default to a user who cannot write /opt
+    ]
     if house is not None and house.wheels:
-        labels = " ".join(f"{k}={v}" for k, v in sorted(stage_labels.items()))
         install = ["python3", f"/tmp/topo/tool/{house.installer}/pip", "install", "--no-index",
                    "--find-links", "/tmp/topo/wheels", "--target", SITE, "--no-cache-dir",
                    "--disable-pip-version-check", "--no-warn-script-location",
                    *(f"/tmp/topo/wheels/{w}" for w in house.wheels)]
         lines += [
-            f"FROM {from_image} AS deps",
-            f"LABEL {labels}",
-            "USER root",  # a team's image may default to a user who cannot write /opt
             "ENV PIP_NO_INDEX=1 PIP_CONFIG_FILE=/dev/null",  # nothing but the wheels here
             "COPY wheels /tmp/topo/wheels",
             "COPY tool /tmp/topo/tool",
             f"RUN {json.dumps(install)}",  # exec form: the image needs no shell
         ]
-        final.append(f"COPY --from=deps {SITE} {SITE}")
-    final += [
+    lines += [
         "COPY app /opt/topo/",
+        f"RUN {json.dumps(['python3', '-c', COMPILE])}",
+        f"FROM {from_image}",
+        "COPY --from=build /opt/topo /opt/topo",
         # a team's image may set PYTHONPATH itself: keep it, after topo's own folders
         f"ENV PYTHONPATH=/opt/topo:/opt/topo/workloads:{SITE}${{PYTHONPATH:+:$PYTHONPATH}} "
         "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
         "WORKDIR /opt/topo",
         "ENTRYPOINT []",  # a team's image may have one; topo gives every container its command
     ]
-    return "\n".join(lines + final) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def added(facts: ImageFacts, from_image: str, has_code: bool, house: Wheelhouse | None) -> str:

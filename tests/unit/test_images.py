@@ -67,33 +67,63 @@ def test_tag_changes_with_every_input_and_only_then(tmp_path: Path) -> None:
         images.worker_tag("topo-worker", "sha256:aa", files, Wheelhouse(HOUSE.folder, HOUSE.wheels,
                                                                          HOUSE.installer, "d2")),
         images.worker_tag("topo-worker", "sha256:aa", {"workloads/other.py": code}, HOUSE),
+        images.worker_tag("topo-worker", "sha256:aa", files, HOUSE, "FROM x\n"),  # another recipe
     }
     code.write_text("def run(): return 1\n")
     others.add(images.worker_tag("topo-worker", "sha256:aa", files, HOUSE))
-    assert tag not in others and len(others) == 5
+    assert tag not in others and len(others) == 6
 
 
 def test_dockerfile_installs_the_wheels_offline_in_a_stage_of_their_own() -> None:
     text = images.dockerfile("team/etl:1", HOUSE, {"topo.managed": "true", "topo.image": "worker-deps"})
     lines = text.splitlines()
-    assert lines[0] == "FROM team/etl:1 AS deps"
+    assert lines[0] == "FROM team/etl:1 AS build"
     assert "LABEL topo.image=worker-deps topo.managed=true" in lines
     run = json.loads(next(ln for ln in lines if ln.startswith("RUN "))[4:])  # exec form: no shell
     assert run[:3] == ["python3", "/tmp/topo/tool/pip-24.0-py3-none-any.whl/pip", "install"]
     assert "--no-index" in run and run[run.index("--target") + 1] == images.SITE
     assert run[-2:] == [f"/tmp/topo/wheels/{w}" for w in HOUSE.wheels]
     final = lines[lines.index("FROM team/etl:1"):]
-    assert final[1] == f"COPY --from=deps {images.SITE} {images.SITE}"
+    assert images.SITE.startswith("/opt/topo/")  # so the one COPY brings the installed wheels
+    assert final[1] == "COPY --from=build /opt/topo /opt/topo"
     assert not any("wheels" in ln for ln in final)  # the wheels themselves stay behind
+    assert not any(ln.startswith(("USER", "RUN")) for ln in final)  # the team's user is kept
     assert "ENTRYPOINT []" in final
     assert any(ln.startswith("ENV PYTHONPATH=/opt/topo:/opt/topo/workloads:/opt/topo/site${PYTHONPATH:+")
                for ln in final)
 
 
-def test_dockerfile_without_wheels_is_one_stage() -> None:
+def test_dockerfile_without_wheels_installs_nothing_and_still_compiles() -> None:
     lines = images.dockerfile("topo-base:bookworm", None, {}).splitlines()
-    assert lines[0] == "FROM topo-base:bookworm"
-    assert not any("AS deps" in ln or "--from" in ln or ln.startswith("RUN") for ln in lines)
+    assert lines[0] == "FROM topo-base:bookworm AS build"
+    assert not any("pip" in ln or "wheels" in ln for ln in lines)
+    runs = [json.loads(ln[4:]) for ln in lines if ln.startswith("RUN ")]
+    assert runs == [["python3", "-c", images.COMPILE]]
+    assert lines.index("COPY app /opt/topo/") < lines.index(f"RUN {json.dumps(runs[0])}")
+
+
+def test_compile_step_writes_hash_checked_pycs_and_survives_a_broken_file(tmp_path: Path) -> None:
+    """The build's compile step, run here on a copy of its folder: every module gets a pyc
+    that the interpreter accepts without its mtime (checked-hash: flags 0b11 in the header,
+    PEP 552), and a file that does not compile does not fail it."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    root = tmp_path / "opt" / "topo"
+    (root / "topo" / "agent").mkdir(parents=True)
+    (root / "topo" / "agent" / "worker.py").write_text("X = 1\n")
+    (root / "workloads").mkdir()
+    (root / "workloads" / "broken.py").write_text("def (:\n")
+    script = images.COMPILE.replace("'/opt/topo'", repr(str(root)))
+    assert script != images.COMPILE
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pyc = Path(importlib.util.cache_from_source(str(root / "topo" / "agent" / "worker.py")))
+    header = pyc.read_bytes()[:8]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b11  # hash-based, checked
+    assert not Path(importlib.util.cache_from_source(str(root / "workloads" / "broken.py"))).exists()
 
 
 def test_added_says_what_topo_put_on_top() -> None:

@@ -43,6 +43,8 @@ DEPLOY_POOL = 8  # containers created and started at a time (the engine serialis
 TEARDOWN_POOL = 8
 REDIS_READY = b"Ready to accept connections"
 REDIS_READY_TIMEOUT = 30.0
+# The build stage's label: its leftovers are pruned after each build, and by `topo clean`.
+BUILD_STAGE = {MANAGED: "true", "topo.image": "worker-deps"}
 SETUP_HINT = "run scripts/bootstrap.sh (it installs and starts the engine and builds the images)"
 
 
@@ -146,10 +148,11 @@ class DockerRuntime:
         files = dict(_agent_files())
         if w.path:
             files.update(_folder_files(Path(w.path), "workloads"))
-        tag = images.worker_tag(WORKER_REPO, from_id, files, house)
+        recipe = images.dockerfile(from_image, house, BUILD_STAGE)
+        tag = images.worker_tag(WORKER_REPO, from_id, files, house, recipe)
         if self.image_id(tag) is None:
             note = images.added(facts, from_image, bool(w.path), house)
-            self._build(tag, from_image, files, house, {"topo.added": note, "topo.from": from_image})
+            self._build(tag, recipe, files, house, {"topo.added": note, "topo.from": from_image})
         return tag
 
     def wheelhouse(self, scenario: Scenario,
@@ -215,9 +218,8 @@ class DockerRuntime:
             raise UnusableImageError(f"workload.image {name}: python3 fails to run ({last})")
         return images.parse_probe(name, output)
 
-    def _build(self, tag: str, from_image: str, files: dict[str, Path],
+    def _build(self, tag: str, recipe: str, files: dict[str, Path],
                house: wheels.Wheelhouse | None, labels: dict[str, str]) -> None:
-        stage = {MANAGED: "true", "topo.image": "worker-deps"}
         with tempfile.TemporaryDirectory(prefix="topo-build-") as ctx:
             for rel, src in files.items():
                 dest = Path(ctx, "app", rel)
@@ -225,7 +227,7 @@ class DockerRuntime:
                 shutil.copyfile(src, dest)
             if house is not None:
                 wheels.copy_into(house, Path(ctx))
-            Path(ctx, "Dockerfile").write_text(images.dockerfile(from_image, house, stage))
+            Path(ctx, "Dockerfile").write_text(recipe)
             Path(ctx, ".dockerignore").write_text("Dockerfile\n")
             try:
                 # The build needs nothing from any network: everything is in the context.
@@ -239,7 +241,7 @@ class DockerRuntime:
             except docker.errors.DockerException as e:
                 raise engine_error(f"build {tag}", e) from e
             finally:
-                self._prune(f"topo.image={stage['topo.image']}")
+                self._prune(f"topo.image={BUILD_STAGE['topo.image']}")
 
     def _prune(self, label: str) -> None:
         """Drop the install stage a build leaves behind (wheels and all): only the worker
