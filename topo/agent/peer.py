@@ -20,8 +20,6 @@ import time
 from types import ModuleType
 from typing import Callable
 
-import psutil
-
 from topo.agent import queue as q
 from topo.agent import telemetry
 from topo.agent.common import (
@@ -51,7 +49,7 @@ class Recorder:
             self.events = Events(f"{self.container}-{pid}")
             self.worker = f"{self.container}/{pid}"
             self.run_task = bind_task(self.cfg)
-            self.core_of: Callable[[], int] = psutil.Process().cpu_num
+            self.core_of: Callable[[], int] = telemetry.core_reader()
             self._pid = pid
 
     def expect(self, n: int) -> None:
