@@ -3,25 +3,44 @@
 Each variant runs the same batch through topo's own pipeline (same image family, same Redis
 container spec, same budget: 2 CPUs, 512 MiB): no-op tasks, then 10 ms CPU tasks.
 
-- ``topo p1`` / ``topo p100``: topo's reliable queue, prefetch 1 and 100, 2 worker containers;
+- ``single pool`` / ``single superv``: the single topology, ONE container of 2 CPUs, a
+  ProcessPoolExecutor of 2 processes / topo's supervisor pool of 2;
+- ``topo p1`` / ``topo p10`` / ``topo p100``: topo's reliable queue, prefetch 1, 10 and 100,
+  2 worker containers;
 - ``celery solo``: ``multi.queue: celery``, 2 containers of ``celery worker --pool solo``;
 - ``celery prefork``: ``single.pool: celery-prefork``, ONE container, ``--concurrency 2``
   (Celery's prefork parent plus 2 children; the multi topology has no prefork variant);
 - ``rq``: 2 containers of ``rq.SimpleWorker``; ``dramatiq``: 2 containers, 1 worker thread;
-- ``bare``: the same CPU tasks in one process of the worker image with no queue and no pool,
-  in a container limited to one worker's share (1 CPU); ``2 x bare`` is the physical
-  reference for 2 workers.
+- ``bare x2``: the physical reference. The same CPU tasks in two processes with a static
+  split of the ids (no queue, no pool, no event line), in ONE container of the whole budget
+  (2 CPUs), released together; rate = tasks / (release .. the last process's end). Every
+  CPU-task ratio is to it. ``bare``: one such process in a container of one worker's share
+  (1 CPU), half the tasks; ``2 x bare`` (its rate doubled) is printed for comparison only:
+  it assumes two CPUs give twice one, which a shared machine need not.
+
+Throughput of the topologies is topo's own: completed / makespan, from the batch's release
+to the last completion. A worker that holds prefetched tasks while the other is idle makes
+a tail of up to prefetch x 10 ms: 1 s at prefetch 100, which would be 10% of a 2,000-task
+run of 10 s. So ``--cpu`` compares p1 (a tail of at most one task, 10 ms) and p10 (at most
+100 ms, half that on average: under 0.5%) and leaves p100 out (it is there for no-op
+dispatch); its batch of 2,000 CPU tasks, a multiple of 2 x 10, makes every run about 10 s on
+a free 2-CPU budget.
+
+CPU per task counts every container of the run in the makespan window (workers, Redis,
+feeder); note that in the multi topology Redis and the feeder have quotas of their own,
+outside the 2-CPU budget, so only the workers' part limits its throughput, while in single
+PID 1 shares the budget with the pool. The second table splits it (see ``breakdown``).
 
 Variants are interleaved: every repeat runs each of them once, in the same order.
 
-Printed per variant and workload: tasks/s (median of the repeats), CPU per task (every
-container of the run: workers, Redis, feeder), Redis commands per task (``INFO
-commandstats`` summed, ``CONFIG RESETSTAT`` once Redis answers after deploy, so the workers'
-start-up and idle polling are counted too; the harness's own INFO/CONFIG/AUTH are not), and
-the ratios to ``2 x bare`` (CPU tasks) and to ``topo p1``.
+Printed per variant and workload: tasks/s (median of the repeats), CPU per task, Redis
+commands per task (``INFO commandstats`` summed, ``CONFIG RESETSTAT`` once Redis answers
+after deploy, so the workers' start-up and idle polling are counted too; the harness's own
+INFO/CONFIG/AUTH are not), and the ratios to ``bare x2`` (CPU tasks) and to ``topo p1``.
 
 Usage (under the shared Docker lock):
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/peers.py [--quick] [--repeats R]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/peers.py --cpu [--cpu-tasks N]
 """
 
 from __future__ import annotations
@@ -48,7 +67,7 @@ BUDGET = Resources(cpus=2, memory=512 * 2**20)
 WORKERS = 2
 CPU_PARAMS = {"cpu_ms": 10}
 # --cpu: the acceptance comparison only, both topologies against the bare references.
-CPU_VARIANTS = ("single pool", "topo p1", "topo p10")
+CPU_VARIANTS = ("single pool", "single superv", "topo p1", "topo p10")
 OWN = ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config", "cmdstat_auth")
 
 # The bare reference: K processes forked in one container of K CPUs, each with a static
@@ -93,6 +112,7 @@ class Variant:
 
 VARIANTS = (
     Variant("single pool", SingleSpec(pool=PoolKind.PROCESS_POOL), None),
+    Variant("single superv", SingleSpec(pool=PoolKind.SUPERVISOR), None),
     Variant("topo p1", None, MultiSpec(prefetch=1)),
     Variant("topo p10", None, MultiSpec(prefetch=10)),
     Variant("topo p100", None, MultiSpec(prefetch=100)),
