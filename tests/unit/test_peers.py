@@ -8,6 +8,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,17 +160,25 @@ def test_redis_commands_are_counted_without_the_harness_own() -> None:
     assert peers.count_commands(info) == 12
 
 
-def test_the_peer_recorder_writes_protocol_lines(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a library's task wrapper writes is read back by the harness's own decoder: the
-    lines a peer worker emits are protocol events, not free-form dicts."""
+def _recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, container: str, tasks: int,
+              queue: str) -> tuple[AgentConfig, Any]:
+    """A library worker's Recorder writing into ``tmp_path/events``, as in a container."""
     from topo.agent import common, peer, protocol
 
     (tmp_path / "events").mkdir()
     monkeypatch.setattr(common, "RUN_DIR", str(tmp_path))
-    cfg = AgentConfig(container="c0", task="noop", params={}, seed=1, tasks=3,
-                      queue=protocol.QueueKind.RQ, redis_host="h")
-    rec = peer.Recorder(cfg)
+    cfg = AgentConfig(container=container, task="noop", params={}, seed=1, tasks=tasks,
+                      queue=protocol.QueueKind(queue), redis_host="h")
+    return cfg, peer.Recorder(cfg)
+
+
+def test_the_peer_recorder_writes_protocol_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a library's task wrapper writes is read back by the harness's own decoder: the
+    lines a peer worker emits are protocol events, not free-form dicts."""
+    from topo.agent import peer, protocol
+
+    cfg, rec = _recorder(tmp_path, monkeypatch, "c0", 3, "rq")
     rec.expect(1)
     rec.ready()
     for task_id in (2, 0):
@@ -196,17 +205,12 @@ def test_a_library_redelivery_is_a_retry_in_the_ledger_and_marks_no_worker(
     """Celery delivers task 4 again (its kombu ``redelivered`` mark): the wrapper says so
     with a requeue line, which the harness's reader counts as one re-delivery and which the
     blast radius takes as a sign of the fault without blaming the worker it ran on."""
-    from topo.agent import common, peer, protocol
     from topo.analysis.blast import blast_radius
     from topo.events import EventLog
 
     from tests.unit.test_blast import KILL, MULTI_SPECS, TF, Batch, injected, run
 
-    (tmp_path / "events").mkdir()
-    monkeypatch.setattr(common, "RUN_DIR", str(tmp_path))
-    cfg = AgentConfig(container="m-w0", task="noop", params={}, seed=1, tasks=6,
-                      queue=protocol.QueueKind.CELERY, redis_host="h")
-    rec = peer.Recorder(cfg)
+    _, rec = _recorder(tmp_path, monkeypatch, "m-w0", 6, "celery")
     rec.record(3)
     rec.redelivered(4, "celery")  # task 4's first delivery died with another worker
     rec.record(4)
