@@ -27,7 +27,10 @@ dispatch); its batch of 2,000 CPU tasks, a multiple of 2 x 10, makes every run a
 a free 2-CPU budget.
 
 CPU per task counts every container of the run in the makespan window (workers, Redis,
-feeder); note that in the multi topology Redis and the feeder have quotas of their own,
+feeder); "outside cores" is the host's CPU busy outside the run's containers in that window
+(the harness reading events and sampling, the engine, anything else on the machine): on a
+2-core machine it competes with a 2-CPU budget, where the bare runs' harness only waits.
+Note that in the multi topology Redis and the feeder have quotas of their own,
 outside the 2-CPU budget, so only the workers' part limits its throughput, while in single
 PID 1 shares the budget with the pool. The second table splits it (see ``breakdown``).
 
@@ -129,6 +132,7 @@ class Figure:
     cpu_ms: float | None
     commands: float | None
     parts: tuple[tuple[str, float], ...] = ()  # CPU ms per task, by where it was spent
+    outside: float | None = None  # host cores busy outside the run's containers (harness...)
 
 
 class RedisStats:
@@ -191,7 +195,7 @@ def measure(runtime: DockerRuntime, v: Variant, task: str, params: dict[str, Any
         return None
     per_task = None if redis_stats.commands is None else redis_stats.commands / tasks
     cpu_ms = None if f.cpu_per_task is None else f.cpu_per_task * 1000
-    return Figure(f.throughput, cpu_ms, per_task, breakdown(f))
+    return Figure(f.throughput, cpu_ms, per_task, breakdown(f), f.outside_cores)
 
 
 def breakdown(f: RunFigures) -> tuple[tuple[str, float], ...]:
@@ -293,7 +297,8 @@ def table(got: dict[tuple[str, str], list[Figure]]) -> str:
 def parts_table(got: dict[tuple[str, str], list[Figure]]) -> str:
     """Where the CPU of each CPU-task variant went, ms per task, medians of the repeats."""
     names = ("task", "agents", "between", "redis", "feeder")
-    lines = [f"{'CPU ms/task':16} " + " ".join(f"{n:>8}" for n in names) + f" {'total':>8}"]
+    lines = [f"{'CPU ms/task':16} " + " ".join(f"{n:>8}" for n in names) + f" {'total':>8}"
+             f" {'outside cores':>13}"]
     for (label, task), figs in got.items():
         if task != "cpu":
             continue
@@ -302,7 +307,9 @@ def parts_table(got: dict[tuple[str, str], list[Figure]]) -> str:
             vals = [dict(f.parts)[n] for f in figs if n in dict(f.parts)]
             cells.append(f"{statistics.median(vals):8.3f}" if vals else f"{'-':>8}")
         total = _median([f.cpu_ms for f in figs])
-        lines.append(f"{label:16} " + " ".join(cells) + f" {total or 0:8.3f}")
+        outside = _median([f.outside for f in figs])
+        lines.append(f"{label:16} " + " ".join(cells) + f" {total or 0:8.3f}"
+                     + (f" {outside:13.2f}" if outside is not None else f" {'-':>13}"))
     return "\n".join(lines)
 
 
