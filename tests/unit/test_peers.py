@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,17 +160,25 @@ def test_redis_commands_are_counted_without_the_harness_own() -> None:
     assert peers.count_commands(info) == 12
 
 
-def test_the_peer_recorder_writes_protocol_lines(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a library's task wrapper writes is read back by the harness's own decoder: the
-    lines a peer worker emits are protocol events, not free-form dicts."""
+def _recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, container: str, tasks: int,
+              queue: str) -> tuple[AgentConfig, Any]:
+    """A library worker's Recorder writing into ``tmp_path/events``, as in a container."""
     from topo.agent import common, peer, protocol
 
     (tmp_path / "events").mkdir()
     monkeypatch.setattr(common, "RUN_DIR", str(tmp_path))
-    cfg = AgentConfig(container="c0", task="noop", params={}, seed=1, tasks=3,
-                      queue=protocol.QueueKind.RQ, redis_host="h")
-    rec = peer.Recorder(cfg)
+    cfg = AgentConfig(container=container, task="noop", params={}, seed=1, tasks=tasks,
+                      queue=protocol.QueueKind(queue), redis_host="h")
+    return cfg, peer.Recorder(cfg)
+
+
+def test_the_peer_recorder_writes_protocol_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a library's task wrapper writes is read back by the harness's own decoder: the
+    lines a peer worker emits are protocol events, not free-form dicts."""
+    from topo.agent import peer, protocol
+
+    cfg, rec = _recorder(tmp_path, monkeypatch, "c0", 3, "rq")
     rec.expect(1)
     rec.ready()
     for task_id in (2, 0):
@@ -188,3 +198,39 @@ def test_scenario_peers_names_the_libraries_whether_kinds_or_plain_names() -> No
     assert _scenario(None, MultiSpec(queue="rq")).peers == ("rq",)
     assert _scenario(SingleSpec(pool="celery-prefork"), MultiSpec(queue="dramatiq")).peers == (
         "celery", "dramatiq")
+
+
+def test_a_library_redelivery_is_a_retry_in_the_ledger_and_marks_no_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery delivers task 4 again (its kombu ``redelivered`` mark): the wrapper says so
+    with a requeue line, which the harness's reader counts as one re-delivery and which the
+    blast radius takes as a sign of the fault without blaming the worker it ran on."""
+    from topo.analysis.blast import blast_radius
+    from topo.events import EventLog
+
+    from tests.unit.test_blast import KILL, MULTI_SPECS, TF, Batch, injected, run
+
+    _, rec = _recorder(tmp_path, monkeypatch, "m-w0", 6, "celery")
+    rec.record(3)
+    rec.redelivered(4, "celery")  # task 4's first delivery died with another worker
+    rec.record(4)
+    log = EventLog(tmp_path / "events", task_count=6)
+    log.poll()
+    # hand count: one line said "delivered again", for task 4, from the library
+    assert log.requeues == 1
+    assert [(s.kind, s.container, s.detail) for s in log.signals] == [("requeue", "celery", "4")]
+    # In a run where nothing else happened after the fault, that line is the whole blast:
+    # one retry, detected when it came back, and no worker hit (m-w0 ran it, it held nothing).
+    batch = Batch()
+    for worker in ("m-w0/1", "m-w1/1"):
+        batch.ticks(worker, range(1, 101))
+    # the line's own time is now; the hand-built batch runs 0-10 s: move it to 1 s after tf
+    signals = tuple(dataclasses.replace(s, t=TF + 1.0) for s in log.signals)
+    r = run(batch, KILL, injected(KILL, None), topology="multi", containers=MULTI_SPECS,
+            signals=signals, retried=log.requeues)
+    radius = blast_radius(r, 2)
+    assert (radius.retried, radius.workers_affected) == (1, 0)
+    assert radius.time_to_detect == pytest.approx(1.0)
+    # the same line naming the worker it ran on would have blamed that worker
+    blamed = tuple(dataclasses.replace(s, container="m-w0") for s in signals)
+    assert blast_radius(dataclasses.replace(r, signals=blamed), 2).workers_affected == 1

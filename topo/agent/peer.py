@@ -20,14 +20,12 @@ import time
 from types import ModuleType
 from typing import Callable
 
-import psutil
-
 from topo.agent import queue as q
 from topo.agent import telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, fatal, task_record, wait_for_go,
 )
-from topo.agent.protocol import AgentConfig, Avail, Expect, Fed, QueueKind
+from topo.agent.protocol import AgentConfig, Avail, Expect, Fed, QueueKind, Requeue
 
 QUEUE_NAME = "topo"  # the library's queue the batch goes through
 LIBRARIES = {QueueKind.CELERY: "topo.agent.peer_celery", QueueKind.RQ: "topo.agent.peer_rq",
@@ -51,7 +49,7 @@ class Recorder:
             self.events = Events(f"{self.container}-{pid}")
             self.worker = f"{self.container}/{pid}"
             self.run_task = bind_task(self.cfg)
-            self.core_of: Callable[[], int] = psutil.Process().cpu_num
+            self.core_of: Callable[[], int] = telemetry.core_reader()
             self._pid = pid
 
     def expect(self, n: int) -> None:
@@ -63,6 +61,15 @@ class Recorder:
         is not the calling one."""
         self.here()
         announce_ready(self.events, self.worker, self.container, tid)
+
+    def redelivered(self, task_id: int, library: str) -> None:
+        """Say the library delivered ``task_id`` to this process again: a ``requeue`` line,
+        which the harness counts as a re-delivery as it counts topo's own queue's. Written
+        when the task comes back, not when it was taken away (the library does not tell),
+        and naming the library, not a worker, as where it came from: the library does not
+        say which worker held it, so no worker is marked as hit by it."""
+        self.here()
+        self.events.emit(Requeue(id=int(task_id), worker=library, by=self.worker, t=time.time()))
 
     def record(self, task_id: int) -> None:
         self.here()

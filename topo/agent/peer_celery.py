@@ -51,11 +51,21 @@ def app(cfg: AgentConfig, recorder: Recorder | None = None) -> Celery:
         worker_hijack_root_logger=False,
     )
     if recorder is not None:
-        def run(task_id: int) -> None:
+        def run(task: Any, task_id: int) -> None:
+            if redelivered(task.request.delivery_info):
+                recorder.redelivered(task_id, "celery")
             recorder.record(task_id)
 
-        celery.task(name=TASK)(run)
+        celery.task(name=TASK, bind=True)(run)
     return celery
+
+
+def redelivered(delivery_info: Any) -> bool:
+    """Whether Celery received this message again: kombu's Redis transport marks a message
+    it restores (an unacknowledged one past its visibility timeout, or one a worker gave
+    back as it stopped) with ``redelivered``, and Celery copies the mark into the task's
+    ``request.delivery_info``."""
+    return bool(isinstance(delivery_info, dict) and delivery_info.get("redelivered"))
 
 
 def concurrency(cfg: AgentConfig) -> int:
