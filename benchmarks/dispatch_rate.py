@@ -173,15 +173,24 @@ def profile(tasks: int, prefetch: int) -> None:
     total = cum["worker.step_reliable"]
     print(f"one worker, loopback Redis, prefetch {prefetch}: {plain:,.0f} tasks/s "
           f"({profiled:,.0f} under cProfile); share of the loop's time under cProfile:")
-    for label, key in [("event line (Events.emit)", "common.emit"),
-                       ("task (workloads noop)", "workloads.noop"),
-                       ("its record (clocks, psutil cpu_num)", "common.task_record"),
-                       ("take (script, acks)", "reliable.take"),
-                       ("mark (HSET write)", "reliable.mark"),
-                       ("flush (time bound)", "reliable.flush"),
-                       ("reaper check", "worker.maybe_reap")]:
-        if key in cum:
-            print(f"  {label:36} {100 * cum[key] / total:5.1f}%")
+    for label, keys in PARTS:
+        for key in keys:
+            if key in cum:
+                print(f"  {label:36} {100 * cum[key] / total:5.1f}%  ({key})")
+
+
+# The parts of the loop, by the functions that do them (the older names too, so the same
+# script profiles an older checkout: PYTHONPATH=<its folder>).
+PARTS = [
+    ("run a task, make its line", ("common.run", "common.task_record")),
+    ("  the task (workloads noop)", ("workloads.noop",)),
+    ("  the core it ran on", ("common.cpu_num", "__init__.cpu_num")),
+    ("write its line (write(2))", ("common.write", "common.emit")),
+    ("take (script, acks)", ("reliable.take",)),
+    ("mark (HSET write)", ("reliable.mark",)),
+    ("flush (time bound)", ("reliable.flush",)),
+    ("reaper check", ("worker.maybe_reap",)),
+]
 
 
 def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) -> float:
@@ -196,9 +205,10 @@ def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) 
     t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
+    steps = max(1, 100 // prefetch)  # between checks: a check is a round trip of its own
     while client.llen(reliable.QUEUE):
-        for _ in range(100):
-            w.step_reliable()
+        for _ in range(steps):
+            w.step_reliable()  # on an empty queue this would wait a second (TAKE_WAIT)
     w.queue.take(0, w._done)  # the last acks
     if prof is not None:
         prof.disable()

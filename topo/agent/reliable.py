@@ -234,15 +234,29 @@ class Link:
         if self._conn._sock is None:
             self._conn.connect()  # type: ignore[no-untyped-call]
         self._quiet = False  # marks written since the last call: replies off, corked
+        self._hset_heads: dict[str, bytes] = {}  # a mark's command up to its field
 
     def send(self, *args: object) -> None:
         """Write a command whose reply is never read (a start mark)."""
+        self._send_packed(_resp(args))
+
+    def send_hset(self, key: str, field: bytes, value: bytes) -> None:
+        """``send("HSET", key, field, value)``, packed faster: the per-task start mark."""
+        head = self._hset_heads.get(key)
+        if head is None:
+            raw_key = key.encode()
+            head = self._hset_heads[key] = b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (
+                len(raw_key), raw_key)
+        self._send_packed(b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            head, len(field), field, len(value), value))
+
+    def _send_packed(self, data: bytes) -> None:
         if self._quiet:
-            self._write(_resp(args))
+            self._write(data)
             return
         self._cork(True)
         self._quiet = True
-        self._write(_resp(("CLIENT", "REPLY", "OFF")) + _resp(args))
+        self._write(_resp(("CLIENT", "REPLY", "OFF")) + data)
 
     def call(self, *args: object) -> Any:
         """Write a command, after the marks, and return its reply."""
@@ -344,6 +358,7 @@ class ReliableQueue:
         self._mine = processing(name)
         self._started = started(name)
         self._marks = 0  # this process's starts, in order: a mark says which one it is
+        self._me = me.encode()
         self.make_link = link
         self.client = client
         self.link = link(client)
@@ -366,7 +381,8 @@ class ReliableQueue:
 
     def mark(self, raw: bytes) -> None:
         """Mark a held task started, just before it runs: written, not awaited."""
-        self.link.send("HSET", self._started, raw, self._next_mark())
+        self._marks += 1
+        self.link.send_hset(self._started, raw, b"%s %d" % (self._me, self._marks))
 
     def _next_mark(self) -> str:
         self._marks += 1
