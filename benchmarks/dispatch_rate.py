@@ -94,7 +94,7 @@ def _commandstats(text: str) -> dict[str, int]:
     for line in text.splitlines():
         if line.startswith("cmdstat_"):
             name, fields = line[len("cmdstat_"):].split(":", 1)
-            if name not in ("config", "info"):
+            if name.split("|")[0] not in ("config", "info"):  # Redis 7: config|resetstat
                 calls[name] = int(dict(f.split("=") for f in fields.split(","))["calls"])
     return calls
 

@@ -29,9 +29,11 @@ are not charged for its deaths. A mark whose task this process never ran (the co
 dropped first) is uncharged by the same process's ``rejoin``: it knows what it ran. Acks go
 in batches (with the next take, or after the worker's ``FLUSH_EVERY``). A worker that dies
 after completing tasks and before acknowledging them does not have them run again: it
-writes a task's record before marking the next, so of its marks only the latest can be a
-task it had not finished; the reaper (or its own restart) acknowledges the others, and gives
-back the latest, charged (at-least-once: if that one had finished too, it runs twice).
+writes a task's record before marking the next (to the kernel, one write(2) per record:
+``topo.agent.common.Events``; a record held in the process to be written with its batch
+would die with it), so of its marks only the latest can be a task it had not finished;
+the reaper (or its own restart) acknowledges the others, and gives back the latest, charged
+(at-least-once: if that one had finished too, it runs twice).
 
 Two cases are not exact, each by one start that goes uncharged: a connection that drops
 silently (the mark is written into a socket whose peer is gone), after which the worker
