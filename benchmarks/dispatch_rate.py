@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Iterator
 
 import redis
-from _common import DockerRuntime
+from _common import ROOT  # noqa: F401  (puts this checkout's topo first on sys.path)
 
 from topo import engine as run
 from topo.analysis import figures as stats
 from topo.agent import common, reliable, worker
 from topo.agent.protocol import AgentConfig, QueueKind
+from topo.runtime.docker import DockerRuntime
 from topo.model import MultiSpec, Resources, RunResult, RunSpec, Scenario, SingleSpec, Workload
 
 
@@ -55,6 +56,8 @@ class Measured:
     commands: int | None  # Redis commands during the run (multi only)
     completed: int
     status: str
+    cpu_task: float | None = None  # CPU seconds per completed task: all containers (cgroup)
+    cpu_workers_task: float | None = None  # the worker containers' share of it
 
 
 class RedisCommands:
@@ -84,7 +87,7 @@ class RedisCommands:
         auth = ["-a", cmd[cmd.index("--requirepass") + 1], "--no-auth-warning"] \
             if "--requirepass" in cmd else []
         code, out = c.exec_run(["redis-cli", *auth, *args])
-        return out.decode() if code == 0 else None
+        return out.decode() if code == 0 and isinstance(out, bytes) else None
 
 
 def _commandstats(text: str) -> dict[str, int]:
@@ -110,7 +113,9 @@ def measure(sc: Scenario, runtime: DockerRuntime) -> tuple[Measured, dict[str, i
 
 def _figures(r: RunResult, commands: int | None) -> Measured:
     f = stats.run_figures(r)
-    return Measured(f.throughput or 0.0, f.steady_rate, commands, f.ledger.completed, r.status)
+    done = f.ledger.completed
+    return Measured(f.throughput or 0.0, f.steady_rate, commands, done, r.status,
+                    f.cpu_per_task, f.cpu_workers / done if done else None)
 
 
 def variants(tasks: int, prefetches: list[int], single: bool) -> list[tuple[str, Scenario]]:
@@ -130,10 +135,14 @@ def report(label: str, runs: list[Measured], tasks: int) -> str:
     steady = [m.steady for m in runs if m.steady is not None]
     cmds = [m.commands / m.completed for m in runs if m.commands and m.completed]
     ok = sum(m.status == "ok" and m.completed == tasks for m in runs)
+    cpu = [m.cpu_task * 1e6 for m in runs if m.cpu_task is not None]
+    cpu_w = [m.cpu_workers_task * 1e6 for m in runs if m.cpu_workers_task is not None]
     return (f"{label:22} {statistics.median(rates):>8,.0f} tasks/s "
             f"(range {min(rates):,.0f}-{max(rates):,.0f}, {len(runs)} runs, {ok} complete)"
             + (f"  steady {statistics.median(steady):>8,.0f}/s" if steady else "")
-            + (f"  {statistics.median(cmds):.3f} Redis commands/task" if cmds else ""))
+            + (f"  {statistics.median(cmds):.3f} Redis commands/task" if cmds else "")
+            + (f"  CPU/task {statistics.median(cpu):.1f} us (range {min(cpu):.1f}-{max(cpu):.1f}"
+               f"; workers {statistics.median(cpu_w):.1f})" if cpu and cpu_w else ""))
 
 
 def docker_main(args: argparse.Namespace) -> None:
@@ -146,9 +155,10 @@ def docker_main(args: argparse.Namespace) -> None:
             measured[label].append(m)
             detail = ", ".join(f"{k} {v / max(m.completed, 1):.3f}"
                                for k, v in sorted(by_command.items(), key=lambda kv: -kv[1]))
+            cpu = "" if m.cpu_task is None else f", CPU/task {m.cpu_task * 1e6:.1f} us"
             print(f"  repeat {i + 1} {label:22} {m.throughput:>8,.0f} tasks/s, "
-                  f"{m.completed} done, {m.status}" + (f"; per task: {detail}" if detail else ""),
-                  flush=True)
+                  f"{m.completed} done, {m.status}{cpu}"
+                  + (f"; per task: {detail}" if detail else ""), flush=True)
     print(f"\n{args.tasks:,} no-op tasks, 2 workers, cpus=2, median of {args.repeat} "
           "interleaved repeats:")
     for label, _ in chosen:
