@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Iterator
 
 import redis
-from _common import DockerRuntime
+from _common import ROOT  # noqa: F401  (puts this checkout's topo first on sys.path)
 
 from topo import engine as run
 from topo.analysis import figures as stats
 from topo.agent import common, reliable, worker
 from topo.agent.protocol import AgentConfig, QueueKind
+from topo.runtime.docker import DockerRuntime
 from topo.model import MultiSpec, Resources, RunResult, RunSpec, Scenario, SingleSpec, Workload
 
 
@@ -55,6 +56,8 @@ class Measured:
     commands: int | None  # Redis commands during the run (multi only)
     completed: int
     status: str
+    cpu_task: float | None = None  # CPU seconds per completed task: all containers (cgroup)
+    cpu_workers_task: float | None = None  # the worker containers' share of it
 
 
 class RedisCommands:
@@ -84,7 +87,7 @@ class RedisCommands:
         auth = ["-a", cmd[cmd.index("--requirepass") + 1], "--no-auth-warning"] \
             if "--requirepass" in cmd else []
         code, out = c.exec_run(["redis-cli", *auth, *args])
-        return out.decode() if code == 0 else None
+        return out.decode() if code == 0 and isinstance(out, bytes) else None
 
 
 def _commandstats(text: str) -> dict[str, int]:
@@ -94,7 +97,7 @@ def _commandstats(text: str) -> dict[str, int]:
     for line in text.splitlines():
         if line.startswith("cmdstat_"):
             name, fields = line[len("cmdstat_"):].split(":", 1)
-            if name not in ("config", "info"):
+            if name.split("|")[0] not in ("config", "info"):  # Redis 7: config|resetstat
                 calls[name] = int(dict(f.split("=") for f in fields.split(","))["calls"])
     return calls
 
@@ -110,7 +113,9 @@ def measure(sc: Scenario, runtime: DockerRuntime) -> tuple[Measured, dict[str, i
 
 def _figures(r: RunResult, commands: int | None) -> Measured:
     f = stats.run_figures(r)
-    return Measured(f.throughput or 0.0, f.steady_rate, commands, f.ledger.completed, r.status)
+    done = f.ledger.completed
+    return Measured(f.throughput or 0.0, f.steady_rate, commands, done, r.status,
+                    f.cpu_per_task, f.cpu_workers / done if done else None)
 
 
 def variants(tasks: int, prefetches: list[int], single: bool) -> list[tuple[str, Scenario]]:
@@ -130,10 +135,14 @@ def report(label: str, runs: list[Measured], tasks: int) -> str:
     steady = [m.steady for m in runs if m.steady is not None]
     cmds = [m.commands / m.completed for m in runs if m.commands and m.completed]
     ok = sum(m.status == "ok" and m.completed == tasks for m in runs)
+    cpu = [m.cpu_task * 1e6 for m in runs if m.cpu_task is not None]
+    cpu_w = [m.cpu_workers_task * 1e6 for m in runs if m.cpu_workers_task is not None]
     return (f"{label:22} {statistics.median(rates):>8,.0f} tasks/s "
             f"(range {min(rates):,.0f}-{max(rates):,.0f}, {len(runs)} runs, {ok} complete)"
             + (f"  steady {statistics.median(steady):>8,.0f}/s" if steady else "")
-            + (f"  {statistics.median(cmds):.3f} Redis commands/task" if cmds else ""))
+            + (f"  {statistics.median(cmds):.3f} Redis commands/task" if cmds else "")
+            + (f"  CPU/task {statistics.median(cpu):.1f} us (range {min(cpu):.1f}-{max(cpu):.1f}"
+               f"; workers {statistics.median(cpu_w):.1f})" if cpu and cpu_w else ""))
 
 
 def docker_main(args: argparse.Namespace) -> None:
@@ -146,9 +155,10 @@ def docker_main(args: argparse.Namespace) -> None:
             measured[label].append(m)
             detail = ", ".join(f"{k} {v / max(m.completed, 1):.3f}"
                                for k, v in sorted(by_command.items(), key=lambda kv: -kv[1]))
+            cpu = "" if m.cpu_task is None else f", CPU/task {m.cpu_task * 1e6:.1f} us"
             print(f"  repeat {i + 1} {label:22} {m.throughput:>8,.0f} tasks/s, "
-                  f"{m.completed} done, {m.status}" + (f"; per task: {detail}" if detail else ""),
-                  flush=True)
+                  f"{m.completed} done, {m.status}{cpu}"
+                  + (f"; per task: {detail}" if detail else ""), flush=True)
     print(f"\n{args.tasks:,} no-op tasks, 2 workers, cpus=2, median of {args.repeat} "
           "interleaved repeats:")
     for label, _ in chosen:
@@ -173,15 +183,24 @@ def profile(tasks: int, prefetch: int) -> None:
     total = cum["worker.step_reliable"]
     print(f"one worker, loopback Redis, prefetch {prefetch}: {plain:,.0f} tasks/s "
           f"({profiled:,.0f} under cProfile); share of the loop's time under cProfile:")
-    for label, key in [("event line (Events.emit)", "common.emit"),
-                       ("task (workloads noop)", "workloads.noop"),
-                       ("its record (clocks, psutil cpu_num)", "common.task_record"),
-                       ("take (script, acks)", "reliable.take"),
-                       ("mark (HSET write)", "reliable.mark"),
-                       ("flush (time bound)", "reliable.flush"),
-                       ("reaper check", "worker.maybe_reap")]:
-        if key in cum:
-            print(f"  {label:36} {100 * cum[key] / total:5.1f}%")
+    for label, keys in PARTS:
+        for key in keys:
+            if key in cum:
+                print(f"  {label:36} {100 * cum[key] / total:5.1f}%  ({key})")
+
+
+# The parts of the loop, by the functions that do them (the older names too, so the same
+# script profiles an older checkout: PYTHONPATH=<its folder>).
+PARTS = [
+    ("run a task, make its line", ("common.run", "common.task_record")),
+    ("  the task (workloads noop)", ("workloads.noop",)),
+    ("  the core it ran on", ("common.cpu_num", "__init__.cpu_num")),
+    ("write its line (write(2))", ("common.write", "common.emit")),
+    ("take (script, acks)", ("reliable.take",)),
+    ("mark (HSET write)", ("reliable.mark",)),
+    ("flush (time bound)", ("reliable.flush",)),
+    ("reaper check", ("worker.maybe_reap",)),
+]
 
 
 def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) -> float:
@@ -196,9 +215,10 @@ def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) 
     t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
+    steps = max(1, 100 // prefetch)  # between checks: a check is a round trip of its own
     while client.llen(reliable.QUEUE):
-        for _ in range(100):
-            w.step_reliable()
+        for _ in range(steps):
+            w.step_reliable()  # on an empty queue this would wait a second (TAKE_WAIT)
     w.queue.take(0, w._done)  # the last acks
     if prof is not None:
         prof.disable()

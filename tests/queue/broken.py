@@ -8,6 +8,11 @@ the run). Each differs from topo.agent.worker.Worker in one place:
   over the batch): a death charges the tasks it never began;
 - ``SplitRejoin``: the worker gives back what it holds in separate commands (LREM, then
   RPUSH, one task at a time): a death between the two loses the task.
+- ``LinesAfterAck``: task lines held in the process and written once the ack of their
+  batch returned: a worker killed right after an ack leaves acknowledged tasks unrecorded;
+- ``LinesBeforeAck``: the same lines written just before each ack instead: a worker killed
+  mid-batch leaves tasks it marked and finished unrecorded, and the reaper takes all of a
+  dead process's marked tasks but the latest as done (reliable.py), so they are lost.
 """
 
 from __future__ import annotations
@@ -60,3 +65,34 @@ class SplitRejoin(Worker):
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         q = self.queue
         self.queue = _SplitQueue(q.client, q.name, q.me, q.max_attempts, q.heartbeat_ttl_ms)
+
+
+class _HeldLines(Worker):
+    """Task lines kept in the process and written all at once (one write per batch)."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self._held: list[bytes] = []
+
+    def execute(self, raw: bytes) -> None:
+        self._held.append(self.lines.run(int(raw), self.run_task))
+
+    def write_held(self) -> None:
+        self.events.write(b"".join(self._held))
+        self._held = []
+
+
+class LinesAfterAck(_HeldLines):
+    def _acked(self) -> None:
+        super()._acked()
+        self.write_held()
+
+
+class LinesBeforeAck(_HeldLines):
+    def step_reliable(self) -> None:
+        self.write_held()
+        super().step_reliable()
+
+    def flush(self, next_raw: bytes) -> bool:
+        self.write_held()
+        return super().flush(next_raw)

@@ -27,7 +27,7 @@ from redis.client import Pipeline
 from redis.retry import Retry
 
 from topo.agent import reliable
-from topo.agent.protocol import AgentConfig, Event
+from topo.agent.protocol import AgentConfig, Event, decode
 from topo.agent.worker import Worker
 
 from .old_worker import OldWorker
@@ -141,6 +141,9 @@ class GatedLink(reliable.Link):
         self._gate, self._world = gate, world
         self._broken = False
 
+    def send_hset(self, key: str, field: bytes, value: bytes) -> None:
+        self.send("HSET", key, field, value)  # the worker's mark: gated as any send
+
     def send(self, *args: object) -> None:
         order = self._before(("SEND", *args))
         super().send(*args)
@@ -194,6 +197,10 @@ class Log:
 
     def emit(self, event: Event) -> None:
         self.lines.append(event.to_wire())
+
+    def write(self, line: bytes) -> None:
+        """A ready-made line (the worker's task lines): read back as the harness would."""
+        self.lines.append(decode(line).to_wire())
 
     def done(self) -> set[int]:
         return {e["id"] for e in self.lines if e["ev"] == "task" and e["ok"]}

@@ -5,7 +5,8 @@ Agents run inside the containers with the standard library, redis and psutil onl
 Every process appends event lines (``topo.agent.protocol``) to its own file under
 ``<run dir>/events/``, a folder that is bind-mounted from the host. The harness builds its
 ledger from these files, never from Redis or from a process that a fault may kill, and every
-line is flushed as soon as it is written, so a SIGKILL loses at most the line being written.
+line goes to the kernel in one write(2) as soon as it is made (no buffer in the process), so
+a SIGKILL loses at most the line being written.
 Times are ``time.time()``: containers share the host's clock, so they are host wall-clock
 seconds.
 """
@@ -39,18 +40,24 @@ def config() -> AgentConfig:
 
 
 class Events:
-    """Append-only event file of one process. Each line is flushed at once."""
+    """Append-only event file of one process. Each line is handed to the kernel at once, in
+    one write(2), so a process killed after ``write`` returned has lost none of it."""
 
     def __init__(self, name: str) -> None:
         path = os.path.join(RUN_DIR, EVENTS, f"{name}.jsonl")
-        self._file = open(path, "ab")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         self._lock = threading.Lock()  # the telemetry and heartbeat threads write here too
 
     def emit(self, event: Event) -> None:
-        line = event.encode()
+        self.write(event.encode())
+
+    def write(self, line: bytes) -> None:
+        """Append ready-made lines (``TaskLines``) whole; a short write (a full disk) goes
+        on from where it stopped."""
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
 
 
 def cpu_quota() -> float | None:
@@ -174,6 +181,56 @@ def task_record(task_id: int, worker: str, fn: Any, core_of: Any) -> Task:
     t1 = time.time()
     return Task(id=task_id, worker=worker, ok=err is None, start=t0, end=t1,
                 cpu=time.thread_time() - cpu0, core=core_of(), error=err)
+
+
+class TaskLines:
+    """Runs one worker process's tasks and makes their ``task`` lines, byte for byte the
+    line ``task_record(...).encode()`` makes, without building a Task and its dict for each
+    task: on the multi worker's per-task path those cost more than the queue's work did
+    (benchmarks/dispatch_rate.py --profile). A failed attempt, rare, takes the plain way."""
+
+    def __init__(self, worker: str, core_of: Callable[[], int] | None = None) -> None:
+        import json  # the worker's name, escaped once, is all this needs json for
+
+        self.worker = worker
+        self.core_of = core_reader() if core_of is None else core_of
+        self._head = b'{"ev":"task","id":'
+        self._who = b',"w":' + json.dumps(worker).encode() + b',"ok":true,"t0":'
+
+    def run(self, task_id: int, fn: Callable[[int], Any]) -> bytes:
+        """Run ``fn(task_id)``; its line (``cpu``: this thread's clock, as task_record)."""
+        thread_time, now = time.thread_time, time.time
+        cpu0 = thread_time()
+        t0 = now()
+        try:
+            fn(task_id)
+        except Exception as e:  # a task's own failure is data, not a crash of the worker
+            t1 = now()
+            return Task(id=task_id, worker=self.worker, ok=False, start=t0, end=t1,
+                        cpu=thread_time() - cpu0, core=self.core_of(),
+                        error=f"{type(e).__name__}: {e}"[:300]).encode()
+        t1 = now()
+        cpu = thread_time() - cpu0
+        return b'%s%d%s%r,"t1":%r,"cpu":%r,"core":%d,"err":null}\n' % (
+            self._head, task_id, self._who, t0, t1, cpu, self.core_of())
+
+
+def core_reader() -> Callable[[], int]:
+    """The CPU the calling thread runs on, as psutil's ``cpu_num`` says it but read through
+    glibc's sched_getcpu (the vDSO: ~0.1 us, where cpu_num reads /proc: ~13 us a call);
+    cpu_num where that is missing (another libc)."""
+    try:
+        import ctypes  # standard library; imported here, by the workers that need it
+
+        getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+        getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+        if getcpu() >= 0:
+            return getcpu
+    except (OSError, AttributeError):
+        pass
+    import psutil  # the agents' image has it; imported here as the fallback only
+
+    return psutil.Process().cpu_num
 
 
 def failed(events: Events, worker: str, task_id: int, err: str, t: float | None = None) -> None:

@@ -32,7 +32,7 @@ from topo.agent import queue as q
 from topo.agent import reliable
 from topo.agent import telemetry
 from topo.agent.common import (
-    Events, announce_ready, bind_task, config, failed, fatal, task_record,
+    Events, TaskLines, announce_ready, bind_task, config, failed, fatal,
 )
 from topo.agent.protocol import AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue
 
@@ -56,7 +56,7 @@ class Worker:
         self.name = cfg.container
         self.worker = f"{self.name}/{os.getpid()}"
         self.run_task = bind_task(cfg)
-        self.core_of: Callable[[], int] = psutil.Process().cpu_num
+        self.lines = TaskLines(self.worker)
         self.prefetch = cfg.prefetch or 1
         self.max_attempts = cfg.max_attempts
         self.reap_every = REAP_EVERY
@@ -71,7 +71,9 @@ class Worker:
                                             HEARTBEAT_TTL_MS)
 
     def execute(self, raw: bytes) -> None:
-        self.events.emit(task_record(int(raw), self.worker, self.run_task, self.core_of))
+        # Written (to the kernel) before the next task is marked started: the reaper takes a
+        # dead process's marked tasks, all but the latest, as done (reliable.py).
+        self.events.write(self.lines.run(int(raw), self.run_task))
 
     # ----------------------------------------------------------------- reliable
 
