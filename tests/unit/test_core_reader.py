@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from topo.agent.telemetry import core_reader
+from topo.agent.common import core_reader
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to")

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Callable
 
 from topo.agent import queue as q
-from topo.agent import telemetry
+from topo.agent import common, telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, fatal, task_record, wait_for_go,
 )
@@ -49,7 +49,7 @@ class Recorder:
             self.events = Events(f"{self.container}-{pid}")
             self.worker = f"{self.container}/{pid}"
             self.run_task = bind_task(self.cfg)
-            self.core_of: Callable[[], int] = telemetry.core_reader()
+            self.core_of: Callable[[], int] = common.core_reader()
             self._pid = pid
 
     def expect(self, n: int) -> None:

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import psutil
 
-from topo.agent import telemetry
+from topo.agent import common, telemetry
 from topo.agent.common import (
     Events, announce_ready, bind_task, config, failed, fatal, task_record, wait_for_go,
 )
@@ -71,7 +71,7 @@ def _init(cfg: AgentConfig) -> None:
         events.emit(Error(container=cfg.container, t=time.time(),
                           error=f"{type(exc).__name__}: {exc}"[:500]))
         raise
-    _state.update(worker=worker, events=events, run=run, core_of=telemetry.core_reader())
+    _state.update(worker=worker, events=events, run=run, core_of=common.core_reader())
     announce_ready(events, worker, cfg.container)
 
 

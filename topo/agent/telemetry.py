@@ -19,11 +19,9 @@ double-counts them. Reading smaps costs far more than the rest, so it is read ev
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import time
-from typing import Callable
 
 import psutil
 
@@ -33,23 +31,6 @@ from topo.agent.protocol import Proc, Procs
 TELEMETRY_HZ = 2.0
 PSS_EVERY = 2  # passes between two smaps reads
 _TICK = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def core_reader() -> Callable[[], int]:
-    """``core()``: the CPU the calling thread runs on now, for a task record's ``core``.
-
-    glibc's ``sched_getcpu`` (answered from the vDSO, about 0.2 us) where it can be found,
-    else psutil's ``cpu_num``, which opens and parses /proc/<pid>/stat on every call (about
-    12 us, once per task: a tenth of the CPU a worker spends around a task besides the task
-    itself) and names the main thread's last CPU, not the task thread's."""
-    try:
-        getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
-        getcpu.restype, getcpu.argtypes = ctypes.c_int, []
-        if getcpu() >= 0:
-            return lambda: int(getcpu())
-    except (OSError, AttributeError):
-        pass
-    return psutil.Process().cpu_num
 
 
 def thread_cpu(pid: int, proc: str = "/proc") -> list[tuple[int, float, float | None]]:

@@ -25,7 +25,6 @@ import threading
 import time
 from typing import Callable
 
-import psutil
 import redis
 
 from topo.agent import queue as q
