@@ -250,7 +250,7 @@ def sitting(runtime: DockerRuntime, repeats: int, noop: int, cpu: int, cpu_only:
 
     workloads = (("cpu", CPU_PARAMS, cpu),) if cpu_only else (
         ("noop", {}, noop), ("cpu", CPU_PARAMS, cpu))
-    variants = CPU_VARIANTS if cpu_only else VARIANTS
+    variants = CPU_VARIANTS if cpu_only else tuple(v.label for v in VARIANTS)
     for i in range(repeats):
         keep("bare", "cpu", bare(runtime, cpu // WORKERS, 1), i)
         keep("bare x2", "cpu", bare(runtime, cpu, WORKERS), i)
