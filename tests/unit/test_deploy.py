@@ -37,6 +37,7 @@ class _Engine:
         self.start_delay = start_delay
         self.redis_ready_at: float | None = None
         self.started_at: dict[str, float] = {}
+        self.busy_network = 0  # how many removals of the network the engine refuses first
 
 
 class _Container:
@@ -89,6 +90,11 @@ class _Network:
         self.engine, self.name, self.id = engine, name, f"net-{name}"
 
     def remove(self) -> None:
+        if self.engine.busy_network > 0:  # endpoints of removed containers still counted
+            self.engine.busy_network -= 1
+            raise docker.errors.APIError(
+                f"403 Client Error: Forbidden (\"error while removing network: network "
+                f"{self.name} id {self.id} has active endpoints\")")
         self.engine.removed.append(self.id)
 
 
@@ -173,3 +179,28 @@ def test_teardown_removes_a_deployment_by_its_label() -> None:
     assert len(engine.created) == 6
     runtime.teardown(None, plan.labels[planning.DEPLOYMENT])
     assert engine.created == {}
+
+
+def test_a_network_briefly_busy_after_its_containers_went_is_asked_again() -> None:
+    engine = _Engine()
+    engine.busy_network = 3
+    runtime = DockerRuntime(_Client(engine))  # type: ignore[arg-type]
+    plan = multi_plan(workers=4)
+    runtime.deploy(plan, "/run")
+    runtime.teardown(None, plan.labels[planning.DEPLOYMENT])
+    assert "net-topo-r1-m0" in engine.removed and engine.busy_network == 0
+
+
+def test_a_failed_deploy_reports_its_own_error_when_the_cleanup_fails_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _Engine(fail_at=3)
+    engine.busy_network = 10**6  # the engine never lets the network go
+    monkeypatch.setattr(docker_runtime, "NETWORK_BUSY_WAIT", 0.3, raising=False)
+    runtime = DockerRuntime(_Client(engine))  # type: ignore[arg-type]
+    with pytest.raises(EngineError) as err:
+        runtime.deploy(multi_plan(workers=8), "/run")
+    message = str(err.value)
+    # the cause first (the refused start), then the cleanup that failed as well
+    assert message.index(f"start {engine.order[3]}") < message.index("active endpoints")
+    assert "is in use" in message and "\n" not in message
+    assert engine.created == {}  # the containers went; only the network stayed

@@ -273,16 +273,26 @@ class DockerRuntime:
             for c in started:
                 self._wait_redis(c)
             started += self._start_many(rest, plan, run_dir)
-        except EngineError:
-            self.teardown(None, deployment)
-            raise
+        except EngineError as e:
+            failure = self._abandon(deployment, e)
+            if failure is e:
+                raise
+            raise failure from e
         except docker.errors.DockerException as e:
-            self.teardown(None, deployment)
-            raise engine_error(f"deploy {deployment}", e) from e
+            raise self._abandon(deployment, engine_error(f"deploy {deployment}", e)) from e
         order = {s.name: i for i, s in enumerate(plan.containers)}
         return Deployment(plan=plan, run_dir=run_dir,
                           containers=tuple(sorted(started, key=lambda c: order[c.name])),
                           network_id=network_id, t_deploy=t_deploy)
+
+    def _abandon(self, deployment: str, error: EngineError) -> EngineError:
+        """Remove what a failed deploy made. The deploy's own error stays the one reported:
+        a cleanup that fails as well is added to it, not put in its place."""
+        try:
+            self.teardown(None, deployment)
+        except (RunError, EngineError) as cleanup:
+            return EngineError(f"{error}; removing what it made failed too: {cleanup}")
+        return error
 
     def _start_many(self, specs: list[ContainerSpec], plan: TopologyPlan,
                     run_dir: str) -> list[DeployedContainer]:
@@ -553,11 +563,7 @@ class DockerRuntime:
             with ThreadPoolExecutor(max_workers=TEARDOWN_POOL) as pool:
                 removed["containers"] = sum(pool.map(force_remove, found))
             for net in self.client.networks.list(filters={"label": label}):
-                try:
-                    net.remove()
-                    removed["networks"] += 1
-                except docker.errors.NotFound:
-                    pass  # removed meanwhile by another cleanup (a watchdog)
+                removed["networks"] += _remove_network(net)
             if images:
                 for image in self.client.images.list(filters={"label": label}):
                     self.client.images.remove(str(image.id), force=True)
@@ -565,6 +571,26 @@ class DockerRuntime:
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
         return removed
+
+
+NETWORK_BUSY_WAIT = 5.0  # seconds a network may still show endpoints of removed containers
+
+
+def _remove_network(net: Any) -> int:
+    """Remove ``net``: 1 if removed here, 0 if another cleanup (a watchdog) did. Right
+    after many containers are removed at once the engine may still count some of their
+    endpoints ("has active endpoints", 403); ask again for a few seconds before saying so."""
+    deadline = time.monotonic() + NETWORK_BUSY_WAIT
+    while True:
+        try:
+            net.remove()
+            return 1
+        except docker.errors.NotFound:
+            return 0
+        except docker.errors.APIError as e:
+            if "active endpoints" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 # Run inside a container by ``exec`` when its processes are not visible from here (a remote
