@@ -320,7 +320,12 @@ def main() -> None:
                     help="CPU tasks only: the bare references, single pool, topo p1 and p10")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--cpu-tasks", type=int, default=None, help="CPU tasks per run")
+    ap.add_argument("--cpus", type=float, default=2.0,
+                    help="the budget's CPUs (default 2): below the host's cores, the harness, "
+                         "the engine and Redis no longer take their CPU out of the budget's")
     args = ap.parse_args()
+    global BUDGET
+    BUDGET = dataclasses.replace(BUDGET, cpus=args.cpus)
     repeats = args.repeats or (1 if args.quick else 2)
     noop, cpu = (1000, 400) if args.quick else (3000, 2000)
     cpu = args.cpu_tasks or cpu
