@@ -116,7 +116,7 @@ def core_spread_svg(plots: Plots) -> str | None:
     ax.set_xticks(range(len(plots.core_ids)), [f"core {core}" for core in plots.core_ids])
     ax.set_ylim(0, plots.core_top)
     ax.set_ylabel("% of task attempts")
-    ax.set_title("where tasks ran (psutil cpu_num at the end of each task)", loc="left",
+    ax.set_title("where tasks ran (the task thread's CPU at the end of each task)", loc="left",
                  fontsize=10)
     ax.legend(loc="upper right", fontsize=8, frameon=False)
     return to_svg(fig, "core-spread")
