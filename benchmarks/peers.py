@@ -288,7 +288,7 @@ def table(got: dict[tuple[str, str], list[Figure]]) -> str:
             f"{m.rate / topo:9.3f}" if topo and not label.startswith("bare") else f"{'-':>9}",
         ]
         lines.append(" ".join(cells))
-    lines.append(f"bare x2 (2 processes, static split, one container of 2 CPUs; the physical "
+    lines.append(f"bare x2 (2 processes, static split, one container of {BUDGET.cpus:g} CPUs; the physical "
                  f"reference): {reference:,.0f} tasks/s; 2 x bare (1 process on 1 CPU, doubled): "
                  f"{2 * med(('bare', 'cpu')).rate:,.0f} tasks/s")
     return "\n".join(lines)
