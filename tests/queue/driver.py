@@ -146,6 +146,7 @@ class GatedLink(reliable.Link):
 
     def send(self, *args: object) -> None:
         order = self._before(("SEND", *args))
+        self._world.late_mark(str(args[1]), args[2])  # type: ignore[arg-type]
         super().send(*args)
         if self._closed_by_redis():  # CLIENT KILL: the mark went nowhere, silently
             self._world.lost_mark(int(args[2]))  # type: ignore[call-overload]
@@ -342,14 +343,20 @@ class World:
 
     def expire(self, name: str) -> None:
         """``name``'s heartbeat ends: it was silent (frozen) that long, so its clock moved
-        on. Frozen just before writing a mark, it then writes it and runs that task after
-        the task was given back: the one start reliable.py says is not charged."""
+        on. A worker without a heartbeat may be reaped between any two of its round trips
+        (``late_mark`` sees what that does to a mark)."""
         self.admin.delete(reliable.heartbeat(name))
         if self.alive(name):
-            w = self.workers[name]
-            w.worker._flushed = -float("inf")
-            if w.pending[:2] == ("SEND", "HSET"):
-                self.frozen[int(w.pending[3])] += 1
+            self.workers[name].worker._flushed = -float("inf")
+
+    def late_mark(self, started_key: str, raw: bytes) -> None:
+        """A mark about to be written: if a reaper gave its task back since this worker's
+        last ack check, the worker marks and runs a task that is no longer its own, the one
+        start reliable.py says is not charged (a worker frozen past its heartbeat between its
+        ack check and a mark). Told by Redis itself, before the mark goes out."""
+        name = started_key.rsplit(":", 1)[1]
+        if self.admin.lpos(reliable.processing(name), raw) is None:
+            self.frozen[int(raw)] += 1
 
     def start(self, name: str) -> Driven:
         """A worker process named ``name`` starts (again) and stops at its first round trip."""
