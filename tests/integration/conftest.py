@@ -3,7 +3,9 @@ no engine answers: CI starts one (scripts/bootstrap.sh), so a missing engine is 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,15 @@ def scenario(task: str = "cpu", tasks: int = 40, workers: int = 2, cpus: float =
         multi=kw.get("multi", MultiSpec()),
         run=RunSpec(repeat=kw.get("repeat", 1), warmup=0, timeout=kw.get("timeout", 120.0)),
     )
+
+
+def kill_container_scenario() -> Any:
+    """80 CPU tasks of 50 ms on 2 workers and 1 CPU, one container SIGKILLed at 30%: the
+    Swarm tests' recovery case (multi rescheduled, single's batch gone)."""
+    from topo.model import Fault
+
+    sc = scenario(task="cpu", tasks=80, workers=2, cpus=1.0, params={"cpu_ms": 50}, timeout=90.0)
+    return dataclasses.replace(sc, faults=(Fault("kc", "kill-container", at_fraction=0.3),))
 
 
 # ------------------------------------------------------------------ a single-node swarm

@@ -4,7 +4,6 @@ kill, and nothing of topo's left, also after a SIGKILLed ``topo compare --engine
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -17,11 +16,11 @@ import psutil
 import pytest
 
 from topo import cleanup, ledger, plan as planning, engine as run
-from topo.model import Fault, MultiSpec, SingleSpec
+from topo.model import MultiSpec, SingleSpec
 from topo.runtime.docker import DockerRuntime
 from topo.runtime.swarm import SwarmRuntime
 
-from .conftest import scenario, swarm_leftovers
+from .conftest import kill_container_scenario, scenario, swarm_leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -88,9 +87,7 @@ def _ready(run_dir: Path) -> set[str]:
 def test_kill_container_is_rescheduled(swarm_runtime: SwarmRuntime, tmp_path: Path) -> None:
     """multi (restart on-failure): Swarm starts a new task; the reliable queue loses nothing
     and the killed worker's name completes tasks again. single (restart none): the batch dies."""
-    sc = scenario(task="cpu", tasks=80, workers=2, cpus=1.0, params={"cpu_ms": 50},
-                  timeout=90.0)
-    sc = dataclasses.replace(sc, faults=(Fault("kc", "kill-container", at_fraction=0.3),))
+    sc = kill_container_scenario()
     run_id = run.new_run_id()
     results = run.compare(sc, swarm_runtime, tmp_path, lambda r, complete: None, run_id=run_id)
     single, multi = [r for r in results if r.fault is not None]

@@ -5,18 +5,17 @@ hold, counted afterwards by a container of our own that reads the volume."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import docker
 import pytest
 
 from topo import ledger, plan as planning, engine as run
-from topo.model import Fault, RunResult
+from topo.model import RunResult
 from topo.runtime.swarm import SwarmRuntime
 from topo.runtime.swarm_collect import volume_name
 
-from .conftest import scenario, swarm_leftovers
+from .conftest import kill_container_scenario, scenario, swarm_leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -79,9 +78,7 @@ def test_killed_container_lines_are_collected(swarm_runtime: SwarmRuntime,
     """The killed worker's lines written before the kill reach the ledger; multi's
     replacement task appends to the same volume and the batch completes."""
     rt = CountingSwarm(swarm_runtime.client)
-    sc = scenario(task="cpu", tasks=80, workers=2, cpus=1.0, params={"cpu_ms": 50},
-                  timeout=90.0)
-    sc = dataclasses.replace(sc, faults=(Fault("kc", "kill-container", at_fraction=0.3),))
+    sc = kill_container_scenario()
     run_id = run.new_run_id()
     results = run.compare(sc, rt, tmp_path, lambda r, complete: None, run_id=run_id)
     single, multi = [r for r in results if r.fault is not None]
