@@ -19,7 +19,7 @@ from topo.analysis import build_report
 from topo.events import EventLog
 from topo.runtime.docker import DockerRuntime
 
-from .conftest import ROOT, leftovers, scenario
+from .conftest import ROOT, scenario
 
 GOLDEN = ROOT / "tests" / "golden"
 PLOTS = ("plot-throughput", "plot-cores", "plot-core-spread", "plot-memory")
@@ -92,13 +92,14 @@ def test_the_single_compose_file_deploys_with_the_measured_limits(
     for folder in (events.parent, events):
         folder.chmod(0o777)  # the agents run as user 10001
     project = [*cli, "-p", f"topo{run_id}", "-f", str(tmp_path / "single.yaml")]
+    # an adopted file carries none of the labels topo runs are found by: Compose's own
+    ours = {"label": f"com.docker.compose.project=topo{run_id}"}
     env = {**os.environ, "TOPO_RUN_DIR": str(tmp_path / "run")}
     try:
         up = subprocess.run([*project, "up", "-d"], capture_output=True, text=True, env=env,
                             timeout=180)
         assert up.returncode == 0, up.stderr
-        (container,) = runtime.client.containers.list(
-            all=True, filters={"label": f"{planning.RUN}={run_id}"})
+        (container,) = runtime.client.containers.list(all=True, filters=ours)
         host = container.attrs["HostConfig"]
         spec = plan.containers[0]
         assert host["NanoCpus"] == round(spec.cpus * 1e9)
@@ -118,5 +119,7 @@ def test_the_single_compose_file_deploys_with_the_measured_limits(
     finally:
         subprocess.run([*project, "down", "--volumes", "--timeout", "5"], capture_output=True,
                        env=env, timeout=180)
-        runtime.remove_labelled(f"{planning.RUN}={run_id}")
-    assert leftovers(runtime, run_id) == []
+        for left in runtime.client.containers.list(all=True, filters=ours):
+            left.remove(force=True)
+    assert runtime.client.containers.list(all=True, filters=ours) == []
+    assert runtime.client.networks.list(filters=ours) == []

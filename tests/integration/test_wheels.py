@@ -182,8 +182,8 @@ def test_own_image_runs_both_topologies_with_topos_agent_on_top(
         done = {r["id"] for r in run["records"] if r["ok"]}
         assert (run["status"], done) == ("ok", set(range(TASKS))), run["topology"]
     services = yaml.safe_load((tmp_path / "out" / "compose" / "multi.yaml").read_text())["services"]
-    assert {s["image"] for name, s in services.items() if name.endswith("-redis")} == {BASE_IMAGE}
-    assert {s["image"] for name, s in services.items() if not name.endswith("-redis")} == {doc["host"]["image"]}
+    assert {s["image"] for name, s in services.items() if name == "redis"} == {BASE_IMAGE}
+    assert {s["image"] for name, s in services.items() if name != "redis"} == {doc["host"]["image"]}
     doctor = topo("doctor", env=env).stdout
     line = next(ln for ln in doctor.splitlines() if doc["host"]["image"] in ln)
     assert f"from {TEAM} (python 3.11." in line
