@@ -42,7 +42,6 @@ from topo.plan import DEPLOYMENT, REDIS_DIR, RUN_DIR
 
 Manifest = dict[str, Any]
 
-MIB = 1024 * 1024
 ROLE = "topo.role"
 SECRET = "topo-redis"  # the Secret the user creates, key "password"
 SECRET_KEY = "password"

@@ -35,7 +35,7 @@ import yaml
 
 from topo.errors import ScenarioError
 from topo.model import RESTART_POLICIES, Scenario
-from topo.plan import FEEDER_CPUS, FEEDER_MEMORY
+from topo.plan import FEEDER_MEMORY
 
 GIB = 1024**3
 

@@ -16,7 +16,6 @@ import psutil
 import pytest
 
 from topo import cleanup, ledger, plan as planning, engine as run
-from topo.model import MultiSpec, SingleSpec
 from topo.runtime.docker import DockerRuntime
 from topo.runtime.swarm import SwarmRuntime
 

@@ -29,7 +29,7 @@ from topo.model import (
     ContainerSpec, DeployedContainer, Deployment, Role, Scenario, TopologyPlan,
 )
 from topo.output import shorten
-from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN, RUN_DIR
+from topo.plan import DEPLOYMENT, MANAGED, OWNER, RUN
 from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
 from topo.runtime.sdk import engine_error, force_remove
