@@ -40,7 +40,6 @@ Pure: it returns text (and names files) and deploys nothing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -60,7 +59,6 @@ PASSWORD = "${TOPO_REDIS_PASSWORD:?set TOPO_REDIS_PASSWORD}"
 HOST_RUN_DIR = "${TOPO_RUN_DIR:-./run}"
 DATA_ENV = "TOPO_DATA_DIR"  # overrides the data folder's host path in a Compose file
 MIB = 1024 * 1024
-BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")  # as topo.runtime.docker
 SERVICE = {Role.REDIS: "redis", Role.WORKER: "worker", Role.FEEDER: "feeder",
            Role.SINGLE: "single"}
 NETWORK = "internal"
@@ -138,7 +136,7 @@ def dockerfile(scenario: Scenario, house: Wheelhouse | None) -> str:
     """The Dockerfile beside the Compose files: the measured image's recipe (base or the
     team's image, topo's agent, the workload's code, the wheels resolved on the host), built
     with no network. Its install stage carries no label ``topo clean`` selects on."""
-    from_image = scenario.workload.image or BASE_IMAGE
+    from_image = scenario.workload.image or images.BASE_IMAGE
     text = images.dockerfile(from_image, house, {"topo.scenario": scenario.name})
     return text + f"# a team's image: topo clean --images leaves it alone\n{NOT_MANAGED}\n"
 
@@ -147,15 +145,9 @@ def build_files(scenario: Scenario, house: Wheelhouse | None) -> dict[str, Path]
     """The build context beside the Compose files, path -> host file: topo's agent and the
     workload's code under ``app/``, the wheels under ``wheels/`` and ``tool/``, as the
     Dockerfile copies them."""
-    root = Path(topo.__file__).parent
-    files = {f"app/topo/{f.relative_to(root).as_posix()}": f
-             for f in [root / "__init__.py", root / "workloads.py",
-                       *sorted((root / "agent").glob("*.py"))]}
+    files = {f"app/{rel}": f for rel, f in images.agent_files()}
     if scenario.workload.path:
-        folder = Path(scenario.workload.path)
-        files.update({f"app/workloads/{f.relative_to(folder).as_posix()}": f
-                      for f in sorted(folder.rglob("*"))
-                      if f.is_file() and "__pycache__" not in f.parts})
+        files.update(images.folder_files(Path(scenario.workload.path), "app/workloads"))
     if house is not None:
         for sub, names in (("wheels", house.wheels), ("tool", (house.installer,))):
             files.update({f"{sub}/{n}": house.folder / sub / n for n in names})

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
+import topo
 from topo.errors import UnusableImageError
 from topo.wheels import Target, Wheelhouse
 
 MIN_PYTHON = (3, 9)
+BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 AGENT_PACKAGES = ("redis", "psutil")  # what topo.agent imports besides the standard library
 # The queue libraries a scenario may run instead of topo's queue (model.PEER_QUEUES), pinned:
 # a figure measured for "celery" means this Celery. Installed from wheels like a workload's
@@ -207,3 +210,20 @@ def added(facts: ImageFacts, from_image: str, has_code: bool, house: Wheelhouse 
     # the base image's patch level is assumed, not measured: say only what is known
     python = ".".join(facts.python.split(".")[:2]) if facts.recorded else facts.python
     return f"from {from_image} (python {python}): " + "; ".join(parts)
+
+
+def agent_files() -> Iterator[tuple[str, Path]]:
+    """The part of topo that runs inside containers, keyed by its path in the image (under
+    /opt/topo): what topo builds into a worker image and writes beside the Compose files."""
+    root = Path(topo.__file__).parent
+    yield "topo/__init__.py", root / "__init__.py"
+    yield "topo/workloads.py", root / "workloads.py"
+    for f in sorted((root / "agent").glob("*.py")):
+        yield f"topo/agent/{f.name}", f
+
+
+def folder_files(folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    """Every file under ``folder`` (no bytecode caches), keyed by ``prefix``/its path."""
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            yield f"{prefix}/{f.relative_to(folder).as_posix()}", f

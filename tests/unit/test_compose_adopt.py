@@ -5,6 +5,7 @@ restart on-failure, 50 etl tasks with seed 1, Redis 0.5 CPUs and 256 MiB."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 import yaml
 
 from tests.unit.test_compose import PASSWORD, SCENARIO, make_plan
+import topo
 from topo import compose, wheels
-from topo.runtime import docker as docker_runtime
 
 MIB = 1024 * 1024
 REDIS_OK = {"redis": {"condition": "service_healthy"}}
@@ -114,7 +115,13 @@ def test_the_dockerfile_is_the_measured_recipe_from_the_base_image() -> None:
 
 
 def test_the_build_context_holds_the_agent_the_runtime_builds_into_its_image(tmp_path: Path) -> None:
-    expected = {f"app/{rel}": src for rel, src in docker_runtime._agent_files()}
+    # the agent as the image needs it, listed from the package folder, not by topo's helper
+    package = Path(topo.__file__).parent
+    expected = {"app/topo/__init__.py": package / "__init__.py",
+                "app/topo/workloads.py": package / "workloads.py",
+                **{f"app/topo/agent/{name}": package / "agent" / name
+                   for name in os.listdir(package / "agent") if name.endswith(".py")}}
+    assert "app/topo/agent/worker.py" in expected and "app/topo/agent/single.py" in expected
     assert compose.build_files(SCENARIO, None) == expected
     # wheels and their installer, as the Dockerfile copies them
     folder = tmp_path / "house"

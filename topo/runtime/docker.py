@@ -15,7 +15,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import docker
 import docker.errors
@@ -34,9 +34,10 @@ from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
 from topo.runtime.sdk import engine_error, force_remove
 from topo.runtime.spec import launch_spec
+
+BASE_IMAGE = images.BASE_IMAGE  # topo's own base image (TOPO_BASE_IMAGE overrides it)
 from topo.runtime.swarm_objects import SwarmObjects
 
-BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
 WORKER_REPO = "topo-worker"
 PROBE_TIMEOUT = 60  # seconds for an image's python3 to say what it is
 DEPLOY_POOL = 8  # containers created and started at a time (the engine serialises much of it)
@@ -145,9 +146,9 @@ class DockerRuntime:
             raise ImageError(f"base image {BASE_IMAGE} is missing; {SETUP_HINT}")
         facts = self.image_facts(from_image)
         house = self.wheelhouse(scenario, facts)
-        files = dict(_agent_files())
+        files = dict(images.agent_files())
         if w.path:
-            files.update(_folder_files(Path(w.path), "workloads"))
+            files.update(images.folder_files(Path(w.path), "workloads"))
         recipe = images.dockerfile(from_image, house, BUILD_STAGE)
         tag = images.worker_tag(WORKER_REPO, from_id, files, house, recipe)
         if self.image_id(tag) is None:
@@ -696,18 +697,3 @@ def _build_failure(e: docker.errors.BuildError) -> str:
     lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]  # stderr is coloured
     errors = [ln for ln in lines if ln.startswith("ERROR")]
     return shorten(errors[-1] if errors else str(e), 300)
-
-
-def _agent_files() -> Iterator[tuple[str, Path]]:
-    """The part of topo that runs inside containers, keyed by its path in the image."""
-    root = Path(topo.__file__).parent
-    yield "topo/__init__.py", root / "__init__.py"
-    yield "topo/workloads.py", root / "workloads.py"
-    for f in sorted((root / "agent").glob("*.py")):
-        yield f"topo/agent/{f.name}", f
-
-
-def _folder_files(folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
-            yield f"{prefix}/{f.relative_to(folder).as_posix()}", f
