@@ -11,6 +11,12 @@ the quota it has among 64 (2/64 CPU): a few worker containers whose agent exits 
 ready line after printing its own CPU seconds (user + system, every thread) and the time
 since its python3 started. Compare images with ``--image``.
 
+``--import-cost``: where that start-up CPU goes: in one container of the worker image with
+the same quota (2/64 CPU), each of a few start-up steps run as its own ``python3``, in
+turn, several rounds interleaved; prints each one's CPU seconds (user + system of the
+child, from getrusage): the bare interpreter, the worker's imports, psutil (the
+telemetry's), redis-py imported plainly, topo's event protocol.
+
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
 prints each topology's makespan and this process's peak RSS (VmHWM, reset between the
@@ -19,6 +25,7 @@ topologies).
 Run it under the shared Docker lock:
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py [--workers 64] [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --agent-cpu [--image TAG]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --import-cost [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --million [--tasks N]
 """
 
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (puts the checkout's topo first on the path)
 
+from topo import cleanup
 from topo import plan as planning
 from topo import results as result_files
 from topo import engine as run
@@ -170,6 +178,47 @@ def agent_cpu_mode(agents: int, share: int, image: str | None) -> None:
     print(f"  python3 start to ready   {_spread([x['wall'] for x in docs])}")
 
 
+# Run in the worker image by python3 -c, with the steps as its argument (JSON): each step
+# its own python3, ``rounds`` times in turn; the CPU of each child from RUSAGE_CHILDREN.
+_STEPS = """
+import json, resource, subprocess, sys
+steps, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
+cpu = {name: [] for name in steps}
+for _ in range(rounds):
+    for name, code in steps.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(["python3", "-c", code], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+print(json.dumps(cpu))
+"""
+IMPORT_STEPS = {
+    "interpreter (pass)": "pass",
+    "import topo.agent.worker": "import topo.agent.worker",
+    "worker + psutil": "import topo.agent.worker, psutil",
+    "import redis (plain)": "import redis",
+    "import psutil": "import psutil",
+    "import topo.agent.protocol": "import topo.agent.protocol",
+}
+
+
+def import_cost_mode(share: int, rounds: int, image: str | None) -> None:
+    """Each start-up step's CPU-s in the worker image, at the quota of one of ``share``."""
+    runtime = DockerRuntime.connect()
+    image = image or runtime.ensure_image(_scenario(1, 2 / share, 32))
+    run_id = run.new_run_id()
+    labels = {planning.MANAGED: "true", planning.RUN: run_id,
+              planning.OWNER: cleanup.owner_label()}
+    out = runtime.client.containers.run(
+        image, ["python3", "-c", _STEPS, json.dumps(IMPORT_STEPS), str(rounds)],
+        nano_cpus=int(2e9 / share), network_mode="none", read_only=True, remove=True,
+        labels=labels, stdout=True, stderr=True)
+    cpu = json.loads(bytes(out).decode().strip().splitlines()[-1])
+    print(f"image {image}; {2 / share:.4f} CPUs; {rounds} rounds, steps interleaved; CPU-s")
+    for name, values in cpu.items():
+        print(f"  {name:28} {_spread(values)}")
+
+
 def _vm(key: str) -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -230,6 +279,9 @@ def main() -> None:
                     help="containers created and started at a time (default: topo's)")
     ap.add_argument("--agent-cpu", type=int, nargs="?", const=8, default=None, metavar="N",
                     help="CPU-s and time to ready of N agents (default 8) at 2/64 CPU each")
+    ap.add_argument("--import-cost", type=int, nargs="?", const=3, default=None,
+                    metavar="ROUNDS", help="CPU-s of each start-up step at 2/64 CPU "
+                                           "(default 3 rounds)")
     ap.add_argument("--memory", type=int, default=None,
                     help="MiB for all workers (default 2048; --million: 4096, since the "
                          "process pool holds a future per task in its container)")
@@ -238,6 +290,8 @@ def main() -> None:
         docker_runtime.DEPLOY_POOL = a.deploy_pool
     if a.million:
         million_mode(a.tasks, a.prefetch, a.memory or 4096)
+    elif a.import_cost:
+        import_cost_mode(64, a.import_cost, a.image)
     elif a.agent_cpu:
         agent_cpu_mode(a.agent_cpu, 64, a.image)
     else:

@@ -23,7 +23,8 @@ ENTRY = "import topo.agent.worker, topo.agent.queue, topo.agent.single"
 # The modules those imports load, read off their import lines (none of the peer_* ones).
 EXPECTED = {"topo/__init__", "topo/agent/__init__", "topo/workloads", "topo/agent/common",
             "topo/agent/protocol", "topo/agent/queue", "topo/agent/reliable",
-            "topo/agent/telemetry", "topo/agent/worker", "topo/agent/single"}
+            "topo/agent/telemetry", "topo/agent/worker", "topo/agent/single",
+            "topo/agent/redis_import"}
 LOADED = re.compile(r"^# code object from '?([^']+)'?$")
 
 

@@ -23,8 +23,6 @@ import os
 import threading
 import time
 
-import psutil
-
 from topo.agent.common import Events
 from topo.agent.protocol import Proc, Procs
 
@@ -79,6 +77,11 @@ def _one_thread(path: str) -> tuple[float | None, int | None]:
 
 def snapshot(with_memory_maps: bool) -> tuple[Proc, ...]:
     """The process tree of this container (its PID namespace) right now."""
+    # psutil is imported when telemetry first runs, not with this module: a multi worker
+    # without telemetry does not pay for it at start-up on its small CPU share (a fifth of
+    # its imports: benchmarks/scale.py --agent-cpu). ``start`` imports it before its thread.
+    import psutil
+
     out = []
     for proc in psutil.process_iter(["pid", "ppid", "name", "cpu_times", "memory_info"]):
         info = proc.info
@@ -101,6 +104,7 @@ def snapshot(with_memory_maps: bool) -> tuple[Proc, ...]:
 
 def start(events: Events, container: str, hz: float = TELEMETRY_HZ) -> threading.Thread:
     """Sample in a daemon thread until the process ends."""
+    import psutil  # noqa: F401  (here, not in the thread: see topo.agent.common on imports)
 
     def loop() -> None:
         n = 0

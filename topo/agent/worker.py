@@ -25,15 +25,21 @@ import threading
 import time
 from typing import Callable
 
-import redis
+from topo.agent.redis_import import import_redis
 
-from topo.agent import queue as q
-from topo.agent import reliable
-from topo.agent import telemetry
-from topo.agent.common import (
+import_redis()  # first: redis-py at less start-up CPU (see topo.agent.redis_import)
+
+import redis  # noqa: E402
+
+from topo.agent import queue as q  # noqa: E402
+from topo.agent import reliable  # noqa: E402
+from topo.agent import telemetry  # noqa: E402
+from topo.agent.common import (  # noqa: E402
     Events, TaskLines, announce_ready, bind_task, config, failed, fatal,
 )
-from topo.agent.protocol import AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue
+from topo.agent.protocol import (  # noqa: E402
+    AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue,
+)
 
 HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
