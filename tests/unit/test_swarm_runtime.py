@@ -55,6 +55,8 @@ def test_agent_reads_the_password_file(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 class _Api:
+    base_url = "http+docker://localhost"  # a local engine: topo's own node
+
     def __init__(self, states: dict[str, dict[str, Any]]) -> None:
         self.states = states
 
@@ -63,8 +65,12 @@ class _Api:
 
 
 class _Client:
-    def __init__(self, states: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, states: dict[str, dict[str, Any]], node: str = "n1") -> None:
         self.api = _Api(states)
+        self.node = node
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"NodeID": self.node}}
 
 
 def _task(state: str, created: str, cid: str | None = None, exit_code: int = 0,
@@ -72,7 +78,7 @@ def _task(state: str, created: str, cid: str | None = None, exit_code: int = 0,
     status: dict[str, Any] = {"State": state}
     if cid:
         status["ContainerStatus"] = {"ContainerID": cid, "ExitCode": exit_code}
-    return {"Status": status, "CreatedAt": created, "DesiredState": desired}
+    return {"Status": status, "CreatedAt": created, "DesiredState": desired, "NodeID": "n1"}
 
 
 def test_a_killed_task_and_its_pending_replacement_are_one_restarting_container() -> None:
