@@ -5,7 +5,8 @@ is reached. Same scenario, same sitting, the two ways interleaved (ABBA per roun
 Per run: how the kill was done, Swarm's replacement (time from the kill to the replacement
 task's first completed task), topo's time to recover (the rate back at 90%), the single
 batch's fate, CPU per task and peak memory of the worker containers, and the samples taken
-(the stats API answers once a second; the cgroup files are read at 10 Hz).
+(samples of a running worker container per second of the batch: the stats API answers
+once a second, the cgroup files are read at 10 Hz).
 
 Usage (on a Swarm manager; on a shared engine hold its lock):
   flock /tmp/topo-docker.lock scripts/single-node-swarm.sh \\
@@ -18,6 +19,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from _common import ROOT
 
@@ -54,12 +56,25 @@ def one(path: Path, access: str) -> None:
                 f"done {lg.completed:4} failed {lg.failed:4} lost {lg.lost:3} "
                 f"cpu/task {f.cpu_per_task * 1e3 if f.cpu_per_task else float('nan'):6.1f} ms "
                 f"thr {f.throughput or float('nan'):5.1f}/s "
-                f"samples/s {len(r.samples) / max(1e-9, r.t_end - r.t_deploy) / max(1, len(r.containers)):4.1f}")
+                f"samples/s {_rate(r):4.1f}")
         if r.fault is not None:
             b = blast_radius(r, sc.workers)
             line += (f" | kill by {next(hows, '?'):10} replaced after "
                      f"{_s(b.time_to_replace)} recover {_s(b.time_to_recover)}")
         print(line, flush=True)
+
+
+def _rate(r: Any) -> float:
+    """Samples of a running worker container per container and second, over the batch
+    (from its availability to its last completed task)."""
+    names = {c.name for c in r.containers if c.role in ("single", "worker")}
+    ends = [x.end for x in r.records if x.ok]
+    if not names or r.t_available is None or not ends:
+        return float("nan")
+    span = max(ends) - r.t_available
+    n = sum(1 for s in r.samples if s.container in names and s.running
+            and r.t_available <= s.t <= max(ends))
+    return n / len(names) / max(span, 1e-9)
 
 
 def _s(x: float | None) -> str:
