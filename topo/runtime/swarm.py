@@ -32,8 +32,9 @@ How the pieces travel, designed for several nodes, built for one:
   as a node elsewhere gets it (the tests use it on their one-node swarm).
 
 Swarm has no cpuset, swap or pids limit for services: those of the plan are not applied
-(the stack files say the same). Restart: Swarm's own default delay between a failed task
-and its replacement (5 s), as a stack file deploys it.
+(the stack files say the same). Restart: the services get a restart delay of 0 (the SDK's
+RestartPolicy sends ``Delay: 0``), not Swarm's default of 5 s that a stack file without
+``delay`` gets.
 """
 
 from __future__ import annotations
