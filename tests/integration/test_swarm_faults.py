@@ -267,3 +267,54 @@ def test_partition_through_the_engine(swarm_runtime: SwarmRuntime, tmp_path: Pat
 def _networks(client: docker.DockerClient, cid: str) -> dict[str, Any]:
     nets = client.api.inspect_container(cid)["NetworkSettings"]["Networks"] or {}
     return {v["NetworkID"]: v for v in nets.values()}
+
+
+@pytest.mark.parametrize("topology", ["multi", "single"])
+def test_pause_through_the_engine(swarm_runtime: SwarmRuntime, tmp_path: Path,
+                                  topology: str, no_host_signals: list[tuple[int, int]]) -> None:
+    """multi: the worker task container frozen and thawed by its node's engine (the engine's
+    own State.Paused says so); single: one pool process stopped and continued from inside
+    the container (this host's /proc says so). No signal from topo's process."""
+    rt = Watched(swarm_runtime.client)
+    sc = scenario(task="noop", tasks=4, workers=2)
+    run_id = run.new_run_id()
+    p = planning.plan(sc, topology, run_id, f"topo-{run_id}-{topology[0]}0", rt.ensure_image(sc),
+                      "pw-" + run_id, owner=cleanup.owner_label())
+    run_dir = tmp_path / "raw"
+    run.lifecycle.prepare_run_dir(run_dir)
+    deployment = rt.deploy(p, str(run_dir))
+    client = rt.client
+    name = next(c.name for c in p.containers if c.role in ("single", "worker"))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (rt._current(name) is None or (
+                topology == "single" and not rt.workers(deployment, name))):
+            time.sleep(0.2)
+        cid, node = rt._where(name)
+        assert isinstance(node, NodeRuntime)
+        if topology == "multi":
+            rt.pause(deployment, name)
+            assert client.api.inspect_container(cid)["State"]["Paused"] is True
+            rt.unpause(deployment, name)
+            assert client.api.inspect_container(cid)["State"]["Paused"] is False
+        else:
+            pid = rt.workers(deployment, name)[0]
+            host = _host_process(client, cid, pid)
+            assert host is not None
+            rt.stop_process(deployment, name, pid, True)
+            assert _state_becomes(host, psutil.STATUS_STOPPED)
+            rt.stop_process(deployment, name, pid, False)
+            assert _state_becomes(host, psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING)
+        assert no_host_signals == []
+    finally:
+        rt.teardown(deployment, p.labels[planning.DEPLOYMENT])
+    assert swarm_leftovers(client, f"{planning.RUN}={run_id}") == []
+
+
+def _state_becomes(p: psutil.Process, *states: str, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.status() in states:
+            return True
+        time.sleep(0.02)
+    return False
