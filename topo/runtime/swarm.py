@@ -23,9 +23,18 @@ How the pieces travel, designed for several nodes, built for one:
   topology gets one too (Swarm cannot start a service with no network; as in the stack
   files topo writes).
 
+- **Faults and counters on any node**: a task container is acted on through the engine of
+  the node that runs it (the task's NodeID -> that node's engine, as collection maps them):
+  the API's kill, pause/unpause and network disconnect, an exec that signals a process in
+  the container's own PID namespace, and the stats API for CPU, throttling and memory. On
+  topo's own node the Docker runtime's local path stays (host PIDs, cgroup files: what was
+  measured so far) unless ``TOPO_SWARM_ACCESS=engine`` asks for the engine path there too,
+  as a node elsewhere gets it (the tests use it on their one-node swarm).
+
 Swarm has no cpuset, swap or pids limit for services: those of the plan are not applied
-(the stack files say the same). Restart: Swarm's own default delay between a failed task
-and its replacement (5 s), as a stack file deploys it.
+(the stack files say the same). Restart: the services get a restart delay of 0 (the SDK's
+RestartPolicy sends ``Delay: 0``), not Swarm's default of 5 s that a stack file without
+``delay`` gets.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import docker
@@ -44,10 +54,10 @@ from topo.model import ContainerSpec, DeployedContainer, Deployment, TopologyPla
 from topo.plan import DEPLOYMENT, RUN_DIR
 from topo.runtime.base import ContainerState, RawStats
 from topo.defaults import CONTAINER_USER, TMPFS_SIZE
-from topo.runtime.docker import DockerRuntime, _timestamp
+from topo.runtime.docker import DockerRuntime, _timestamp, stats_from_api
 from topo.runtime.sdk import engine_error
 from topo.runtime.swarm_collect import Collector, NodeEngine, volume_name
-from topo.runtime.swarm_objects import SwarmObjects, node_engines
+from topo.runtime.swarm_objects import ENGINES_ENV, SwarmObjects, node_engines
 from topo.runtime.spec import launch_spec
 
 SWARM_RESTART: dict[str, Literal["none", "on-failure", "any"]] = {
@@ -59,10 +69,44 @@ UID, GID = CONTAINER_USER.split(":")
 STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 COLLECT = ("bind", "engine")  # how the event files reach the harness (module docstring)
+COLLECT_ENV = "TOPO_SWARM_COLLECT"
+# How topo acts on (faults) and reads (counters) a task container on its own node: host
+# PIDs and cgroup files, or the engine's API as for a node elsewhere (module docstring).
+ACCESS = ("host", "engine")
+ACCESS_ENV = "TOPO_SWARM_ACCESS"
 TASK_LABEL = "com.docker.swarm.service.id"  # on every task container Swarm starts
 NOT_SWARM = ("the Docker engine is not a Swarm manager: `docker swarm init` first (one node: "
              "docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377), "
              "or use --engine docker")
+
+
+class SwarmSettingError(EngineError):
+    """A TOPO_SWARM_* setting names no known choice: a usage error (exit 2), found before
+    any engine is asked."""
+
+    exit_code = 2
+
+
+def _setting(env: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SwarmSettingError(f"{env}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+class NodeRuntime(DockerRuntime):
+    """A Swarm node's engine reached as a remote one, whatever its address: processes are
+    signalled from inside the container (exec), the main process and the container through
+    the API, and the counters come from the engine's stats API, never from a host PID or a
+    cgroup file of this host (a PID number a remote engine reports may exist here too)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        super().__init__(client, host_signals=False)
+
+    def _stats_of(self, c: DeployedContainer) -> RawStats | None:
+        try:
+            return stats_from_api(self.client.api.stats(c.id, stream=False, one_shot=True))
+        except docker.errors.NotFound:
+            return None
 
 
 class SwarmRuntime(DockerRuntime):
@@ -71,13 +115,13 @@ class SwarmRuntime(DockerRuntime):
 
 
     def __init__(self, client: docker.DockerClient, collect: str = "bind",
-                 engines: tuple[docker.DockerClient, ...] = ()) -> None:
+                 engines: tuple[docker.DockerClient, ...] = (), access: str = "host") -> None:
         super().__init__(client)
-        if collect not in COLLECT:
-            raise EngineError(f"TOPO_SWARM_COLLECT: {collect!r} is not one of {', '.join(COLLECT)}")
+        self.collect = _setting(COLLECT_ENV, collect, COLLECT)
+        self.access = _setting(ACCESS_ENV, access, ACCESS)
         self.objects = SwarmObjects(client, engines)
-        self.collect = collect
         self.engines = engines  # other nodes' engines (TOPO_SWARM_ENGINES)
+        self._nodes: dict[str, NodeRuntime | None] | None = None  # node id -> its engine
         self._collectors: dict[str, Collector] = {}
         self._tasks: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._services: dict[str, dict[str, str]] = {}  # deployment -> service id -> name
@@ -89,9 +133,13 @@ class SwarmRuntime(DockerRuntime):
         """The manager of ``DOCKER_HOST``; ``TOPO_SWARM_ENGINES`` (comma-separated engine
         addresses) reaches the other nodes, and collection goes through the engines then or
         when ``TOPO_SWARM_COLLECT=engine`` asks for it on one node."""
+        collect = os.environ.get(COLLECT_ENV)
+        if collect:  # a bad value is a usage error before any engine is asked
+            _setting(COLLECT_ENV, collect, COLLECT)
+        access = _setting(ACCESS_ENV, os.environ.get(ACCESS_ENV) or "host", ACCESS)
         engines = node_engines()
-        collect = os.environ.get("TOPO_SWARM_COLLECT") or ("engine" if engines else "bind")
-        runtime = cls(DockerRuntime.connect(timeout).client, collect, engines)
+        collect = collect or ("engine" if engines else "bind")
+        runtime = cls(DockerRuntime.connect(timeout).client, collect, engines, access)
         if not runtime.objects.manager():
             raise EngineError(NOT_SWARM)
         return runtime
@@ -261,37 +309,69 @@ class SwarmRuntime(DockerRuntime):
             return {}
         if cid not in self._ended:
             try:
-                self._ended[cid] = self.client.api.inspect_container(cid).get("State", {})
+                node = self._node(task)
+            except RunError:
+                return {}  # a node topo does not reach: no OOM flag, no end time
+            client = self.client if node is None else node.client
+            try:
+                self._ended[cid] = client.api.inspect_container(cid).get("State", {})
             except docker.errors.NotFound:
                 self._ended[cid] = {}
         return self._ended[cid]
 
     def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
-        """Counters of each service's current task container (its cgroup, read here)."""
+        """Counters of each service's current task container: its cgroup, read here on
+        topo's node; the stats API of its node's engine elsewhere, every container at once
+        (the engine answers each request at its collector's next tick, once a second, so
+        one after the other would take a second per container)."""
         out: dict[str, RawStats | None] = {}
         try:
             tasks = self._all_tasks(deployment.plan.labels[DEPLOYMENT])
         except docker.errors.DockerException:
             return out
+        remote: list[tuple[str, NodeRuntime, DeployedContainer]] = []
         for c in deployment.containers:
             task = next((t for t in tasks.get(c.name, []) if t["Status"]["State"] == "running"), None)
             if task is None:
                 out[c.name] = None
                 continue
-            cid = task["Status"]["ContainerStatus"]["ContainerID"]
+            held = DeployedContainer(name=c.name, role=c.role,
+                                     id=task["Status"]["ContainerStatus"]["ContainerID"])
             try:
-                out[c.name] = self._stats_of(DeployedContainer(name=c.name, role=c.role, id=cid))
-            except docker.errors.DockerException:
-                continue
+                node = self._node(task)
+                if node is None:
+                    out[c.name] = self._stats_of(held)
+                else:
+                    remote.append((c.name, node, held))
+            except (docker.errors.DockerException, RunError):
+                continue  # left out: a passing error is not a stop
+        if remote:
+            with ThreadPoolExecutor(max_workers=len(remote)) as pool:
+                asked = [(name, pool.submit(node._stats_of, held)) for name, node, held in remote]
+                for name, future in asked:
+                    try:
+                        out[name] = future.result()
+                    except docker.errors.DockerException:
+                        continue
         return out
 
     def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
-        ids = self.task_containers(deployment).get(name) or [name]
-        return super().logs(deployment, ids[0], tail)
+        """The last lines of the service's newest task container, from its node's engine."""
+        tasks = self._all_tasks(deployment.plan.labels[DEPLOYMENT]).get(name, [])
+        task = next((t for t in tasks if t["Status"].get("ContainerStatus", {}).get("ContainerID")), None)
+        if task is None:
+            return super().logs(deployment, name, tail)
+        cid = str(task["Status"]["ContainerStatus"]["ContainerID"])
+        try:
+            node = self._node(task)
+        except RunError:
+            return ""
+        return super().logs(deployment, cid, tail) if node is None else node.logs(deployment, cid, tail)
 
     # ----------------------------------------------------------------- faults (by service name)
 
-    # Each takes the service's name and acts on the task container that holds it now; the
+    # Each takes the service's name and acts on the task container that holds it now,
+    # through the engine of the node that runs it; on topo's own node (host access) the
     # Docker runtime's own calls in between get that container's id, which passes through.
 
     def host_pid(self, name: str) -> int | None:
@@ -302,33 +382,92 @@ class SwarmRuntime(DockerRuntime):
 
     def _host_pid(self, name: str) -> int | None:
         try:
-            return super()._host_pid(self._container_id(name))
+            cid, node = self._where(name)
         except RunError:
             return None
+        return None if node is not None else super()._host_pid(cid)
 
     def workers(self, deployment: Deployment, name: str) -> list[int]:
-        return super().workers(deployment, self._container_id(name))
+        cid, node = self._where(name)
+        if node is not None:
+            return node.workers(deployment, cid)
+        return super().workers(deployment, cid)
 
     def kill(self, deployment: Deployment, name: str, pid: int | None = None) -> str:
-        return super().kill(deployment, self._container_id(name), pid)
+        cid, node = self._where(name)
+        if node is not None:
+            return node.kill(deployment, cid, pid)
+        return super().kill(deployment, cid, pid)
 
     def stop_process(self, deployment: Deployment, name: str, pid: int, stopped: bool) -> None:
-        super().stop_process(deployment, self._container_id(name), pid, stopped)
+        cid, node = self._where(name)
+        if node is not None:
+            return node.stop_process(deployment, cid, pid, stopped)
+        super().stop_process(deployment, cid, pid, stopped)
 
     def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
-        return super().exec(deployment, self._container_id(name), argv)
+        cid, node = self._where(name)
+        if node is not None:
+            return node.exec(deployment, cid, argv)
+        return super().exec(deployment, cid, argv)
 
     def pause(self, deployment: Deployment, name: str) -> None:
-        super().pause(deployment, self._container_id(name))
+        cid, node = self._where(name)
+        if node is not None:
+            return node.pause(deployment, cid)
+        super().pause(deployment, cid)
 
     def unpause(self, deployment: Deployment, name: str) -> None:
-        super().unpause(deployment, self._container_id(name))
+        cid, node = self._where(name)
+        if node is not None:
+            return node.unpause(deployment, cid)
+        super().unpause(deployment, cid)
 
     def disconnect(self, deployment: Deployment, name: str) -> None:
-        super().disconnect(deployment, self._container_id(name))
+        cid, node = self._where(name)
+        if node is not None:
+            return node.disconnect(deployment, cid)
+        super().disconnect(deployment, cid)
 
     def reconnect(self, deployment: Deployment, name: str) -> None:
-        super().reconnect(deployment, self._container_id(name))
+        cid, node = self._where(name)
+        if node is not None:
+            return node.reconnect(deployment, cid)
+        super().reconnect(deployment, cid)
+
+    # ----------------------------------------------------------------- nodes
+
+    def _where(self, name: str) -> tuple[str, NodeRuntime | None]:
+        """The task container that holds ``name`` now and the engine of its node (None:
+        topo's own node, reached the local way). A plain container's name passes through."""
+        task = self._current(name)
+        if task is None:
+            return self._container_id(name), None
+        return str(task["Status"]["ContainerStatus"]["ContainerID"]), self._node(task)
+
+    def _node(self, task: dict[str, Any]) -> NodeRuntime | None:
+        """The runtime that reaches the node a task runs on; None for topo's own node when
+        the local path (host PIDs, cgroup files) applies there."""
+        node = str(task.get("NodeID") or "")
+        nodes = self._node_map()
+        if node not in nodes:
+            raise RunError(f"task {str(task.get('ID', ''))[:12]} runs on node {node[:12] or '?'}, "
+                           f"whose engine topo does not reach ({ENGINES_ENV})")
+        return nodes[node]
+
+    def _node_map(self) -> dict[str, NodeRuntime | None]:
+        """Node id -> its engine: topo's own (the manager topo talks to) and those of
+        TOPO_SWARM_ENGINES, the same mapping the event collection builds."""
+        with self._lock:
+            if self._nodes is None:
+                here = self._node_id(self.client)
+                local = self.access == "host" and self.local
+                nodes: dict[str, NodeRuntime | None] = {
+                    here: None if local else NodeRuntime(self.client)}
+                for client in self.engines:
+                    nodes.setdefault(self._node_id(client), NodeRuntime(client))
+                self._nodes = nodes
+            return self._nodes
 
     # ----------------------------------------------------------------- cleanup
 
