@@ -105,3 +105,54 @@ def test_workers_are_listed_from_inside_and_a_failure_is_a_run_error() -> None:
     broken, _ = runtime(host_signals=False, answer=(1, b"OCI runtime exec failed"))
     with pytest.raises(RunError, match="cannot list its processes: OCI runtime exec failed"):
         broken.workers(DEP, "single")
+
+
+class _StatsApi(_Api):
+    """Also answers the stats API, with counters no cgroup file on this host holds."""
+
+    def stats(self, name: str, stream: bool, one_shot: bool) -> dict[str, Any]:
+        return {"cpu_stats": {"cpu_usage": {"total_usage": 7_000_000_000},
+                              "throttling_data": {"throttled_periods": 3,
+                                                  "throttled_time": 500_000_000}},
+                "memory_stats": {"usage": 42 << 20, "stats": {"total_inactive_file": 2 << 20}},
+                "pids_stats": {"current": 5}}
+
+
+@pytest.mark.parametrize("base_url, pid", [
+    ("https://10.0.0.9:2376", os.getpid()),   # a remote engine's PID that exists here
+    ("http+docker://localhost", os.getpid()),  # a local PID that is not the container's
+])
+def test_counters_of_a_container_not_visible_here_come_from_the_stats_api(
+        base_url: str, pid: int) -> None:
+    """This test's own PID has a cgroup on this host; it must not be read as the
+    container's. The stats API's figures, written by hand above, are what is read."""
+    client = _Client(_StatsApi(base_url, pid, "c0ffee" * 10))
+    rt = DockerRuntime(client)  # type: ignore[arg-type]
+    c = docker_runtime.DeployedContainer(name="w0", role="worker", id="c0ffee" * 10)
+    raw = rt._stats_of(c)
+    assert raw is not None
+    assert (raw.cpu, raw.memory, raw.throttled_periods, raw.throttled, raw.pids) == (
+        7.0, 40 << 20, 3, 0.5, 5)
+
+
+def test_a_remote_engines_counters_are_asked_for_all_containers_at_once() -> None:
+    """The stats API answers at its next one-second tick, so a remote engine's pass asks for
+    every container together: each request here waits until all 4 have arrived (a barrier),
+    which one-after-another requests would never reach."""
+    import threading
+
+    gate = threading.Barrier(4, timeout=10)
+
+    class _Gated(_StatsApi):
+        def stats(self, name: str, stream: bool, one_shot: bool) -> dict[str, Any]:
+            gate.wait()
+            return super().stats(name, stream, one_shot)
+
+    client = _Client(_Gated("https://10.0.0.9:2376", 4242, "c0ffee" * 10))
+    rt = DockerRuntime(client)  # type: ignore[arg-type]
+    names = [f"w{i}" for i in range(4)]
+    dep = Deployment(plan=None, run_dir="", network_id=None, t_deploy=0.0,  # type: ignore[arg-type]
+                     containers=tuple(docker_runtime.DeployedContainer(name=n, role="worker", id=n)
+                                      for n in names))
+    out = rt.stats(dep)
+    assert sorted(out) == names and all(v is not None and v.pids == 5 for v in out.values())

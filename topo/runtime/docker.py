@@ -389,11 +389,15 @@ class DockerRuntime:
 
     # ----------------------------------------------------------------- faults
 
+    def _processes_here(self) -> bool:
+        """Whether the containers' processes are this host's (host PIDs, cgroup files)."""
+        return self.host_signals is True or (self.host_signals is None and self.local)
+
     def _host_pid(self, name: str) -> int | None:
         """Host PID of a container's main process, when topo can signal it from here: the
         engine is local and that PID is the container's own (checked in its cgroup, so a
         remote engine's PID that happens to exist here is never signalled)."""
-        if self.host_signals is False or (self.host_signals is None and not self.local):
+        if not self._processes_here():
             return None
         try:
             state = self.client.api.inspect_container(name)
@@ -490,13 +494,21 @@ class DockerRuntime:
     def stats(self, deployment: Deployment) -> dict[str, RawStats | None]:
         """Counters per container; None = not running. A container whose state could not be
         read this time is left out, so a passing API error is not mistaken for a stop."""
-        out: dict[str, RawStats | None] = {}
-        for c in deployment.containers:
+        def one(c: DeployedContainer) -> tuple[str, RawStats | None] | None:
             try:
-                out[c.name] = self._stats_of(c)
+                return c.name, self._stats_of(c)
             except docker.errors.DockerException:
-                continue
-        return out
+                return None
+
+        if self._processes_here():
+            found = [one(c) for c in deployment.containers]
+        else:
+            # The stats API answers each request at its collector's next tick (once a
+            # second): asked one after another, a pass would take a second per container.
+            with ThreadPoolExecutor(max_workers=max(1, min(32, len(deployment.containers))),
+                                    thread_name_prefix="topo-stats") as pool:
+                found = list(pool.map(one, deployment.containers))
+        return dict(f for f in found if f is not None)
 
     def _stats_of(self, c: DeployedContainer) -> RawStats | None:
         paths = self._cgroups.get(c.id)
@@ -506,12 +518,16 @@ class DockerRuntime:
                 return raw
         # First look, or the cgroup went away (exit or restart): find it again.
         try:
-            pid = int(self.client.api.inspect_container(c.id)["State"]["Pid"])
+            state = self.client.api.inspect_container(c.id)
         except docker.errors.NotFound:
             return None
+        pid = int(state["State"]["Pid"] or 0)
         if not pid:
             return None
-        paths = cgroup.paths_of(pid)
+        # Only a PID that is visibly the container's own names its cgroup here: a remote
+        # engine's PID can exist on this host as some other process.
+        visible = self._processes_here() and _owns(pid, str(state["Id"]))
+        paths = cgroup.paths_of(pid) if visible else None
         if paths is None:
             # Its processes are not visible here (a remote engine): ask the stats API,
             # slower (one request per container and pass) but the same counters.
