@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,38 @@ def test_process_pool_break_fails_exactly_the_tasks_without_a_line(
     write_offs = [e for e in lines if e["ev"] == "task" and not e["ok"]]
     assert all(e["w"] == "c" and e["t0"] is None for e in write_offs)  # PID 1's, never started
     assert all(e["err"].startswith("BrokenProcessPool") for e in write_offs)
+
+
+class _SlowSubmitter(single.ProcessPoolExecutor):
+    """An executor whose second task call is submitted only once the pool has broken: a
+    break while PID 1 is still submitting, made certain (it happens by chance otherwise)."""
+
+    waited: list[bool] = []  # whether the pool was broken when the second call went in
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if fn is not single._ping:
+            self.calls += 1
+            if self.calls == 2:
+                deadline = time.monotonic() + 10
+                while not self._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                    time.sleep(0.001)
+                self.waited.append(bool(self._broken))  # type: ignore[attr-defined]
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_process_pool_broken_while_submitting_fails_every_task(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Task 0 kills the only worker before PID 1 has submitted the second call: the pool
+    refuses the rest. PID 1 still ends normally and all 40 tasks fail (none ran to a line)."""
+    monkeypatch.setattr(single, "ProcessPoolExecutor", _SlowSubmitter)
+    monkeypatch.setattr(_SlowSubmitter, "waited", [])
+    lines = _run(tmp_path, monkeypatch, _cfg(PoolKind.PROCESS_POOL, "die_at", 40, 0))
+    assert _SlowSubmitter.waited == [True]
+    assert _ids(lines, True) == [] and _ids(lines, False) == list(range(40))
 
 
 def test_process_pool_a_task_that_raises_systemexit_fails_alone(

@@ -198,8 +198,13 @@ def run_process_pool(cfg: AgentConfig, events: Events) -> None:
         events.emit(Avail(container=cfg.container, t=time.time(), n=cfg.tasks))
         calls = list(chunks(cfg.tasks, n))
         settled = _Settled(len(calls))
-        for ids in calls:
-            settled.watch(pool.submit(_run_chunk, ids), ids)
+        for k, ids in enumerate(calls):
+            try:
+                fut = pool.submit(_run_chunk, ids)
+            except BrokenProcessPool as exc:  # broken while PID 1 was still submitting
+                settled.unsent(calls[k:], exc)
+                break
+            settled.watch(fut, ids)
         settled.wait()
     # Leaving the block waited for the executor's threads; after a break they have ended
     # every worker, so no line can come after this look at ``done``.
@@ -237,6 +242,15 @@ class _Settled:
             else:
                 self.failures.extend(((i,), err, now) for i, err in fut.result())
             self.left -= 1
+            if self.left == 0:
+                self._done.set()
+
+    def unsent(self, calls: list[range], exc: BaseException) -> None:
+        """The calls a broken pool refused: they fail as the pending ones do."""
+        now = time.time()
+        with self._lock:
+            self.failures.extend((ids, f"{type(exc).__name__}: {exc}", now) for ids in calls)
+            self.left -= len(calls)
             if self.left == 0:
                 self._done.set()
 
