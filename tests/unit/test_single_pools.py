@@ -25,6 +25,20 @@ def die_at(at: int, task_id: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def die_at_two(at: int, task_id: int) -> None:
+    """The task: SIGKILL its own worker process when its id is ``at`` or ``at + 1``."""
+    if task_id in (at, at + 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_once_at(at: int, task_id: int) -> None:
+    """The task: SIGKILL its worker the first time id ``at`` runs (a mark file says so)."""
+    mark = os.path.join(common.RUN_DIR, f"died-{task_id}")
+    if task_id == at and not os.path.exists(mark):
+        open(mark, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def exit_at(at: int, task_id: int) -> None:
     """The task: raise SystemExit (past the task's own error handling) when its id is ``at``."""
     if task_id == at:
@@ -167,6 +181,36 @@ def test_supervisor_gives_up_a_task_that_kills_every_worker_it_reaches(
     assert len(exits) == 3 and {e["code"] for e in exits} == {-signal.SIGKILL}
     readies = len([e for e in lines if e["ev"] == "ready"])
     assert readies == 4 if processes == 1 else readies in (4, 5)
+
+
+def test_supervisor_requeues_only_the_task_the_dead_worker_was_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker; task 7 kills it the first time. The worker held 7 and, sent ahead, 8:
+    8 had not started, so it goes back with no requeue line and no attempt; 7 is requeued
+    once and runs on the replacement. All 20 complete once; 1 requeue, 1 exit, 2 ready."""
+    lines = _run(tmp_path, monkeypatch, _cfg(PoolKind.SUPERVISOR, "die_once_at", 20, 7))
+    assert _ids(lines, True) == list(range(20)) and _ids(lines, False) == []
+    requeues = [(e["id"], e["dead"]) for e in lines if e["ev"] == "requeue"]
+    assert requeues == [(7, False)]
+    assert len([e for e in lines if e["ev"] == "exit"]) == 1
+    assert len([e for e in lines if e["ev"] == "ready"]) == 2
+
+
+def test_supervisor_charges_only_the_starts_of_a_task(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker; tasks 7 and 8 kill every worker that runs them. 8 sits behind 7 (sent
+    ahead) through 7's three deaths without starting, which charges it nothing; then it is
+    started 3 times itself. So: 7 and 8 each given up after 3 attempts, 6 requeue lines
+    (7, 7, 7 dead, 8, 8, 8 dead), 6 exits, 1 + 6 ready (ids 9..19 are still left after each
+    death), the 18 others completed."""
+    lines = _run(tmp_path, monkeypatch, _cfg(PoolKind.SUPERVISOR, "die_at_two", 20, 7))
+    assert _ids(lines, True) == [i for i in range(20) if i not in (7, 8)]
+    failures = sorted((e["id"], e["err"]) for e in lines if e["ev"] == "task" and not e["ok"])
+    assert failures == [(7, "given up after 3 attempts"), (8, "given up after 3 attempts")]
+    requeues = [(e["id"], e["dead"]) for e in lines if e["ev"] == "requeue"]
+    assert requeues == [(7, False), (7, False), (7, True), (8, False), (8, False), (8, True)]
+    assert len([e for e in lines if e["ev"] == "exit"]) == 6
+    assert len([e for e in lines if e["ev"] == "ready"]) == 7
 
 
 def test_supervisor_runs_every_task_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

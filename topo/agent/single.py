@@ -11,9 +11,11 @@ Pool kinds (config ``pool``, ``PoolKind``):
 - ``mp-pool``: multiprocessing.Pool. A dead worker is replaced (the new one says ``ready``)
   but the task it was running never comes back. PID 1 notices that the pool has stalled and
   gives up on those tasks (``stall`` line; they are lost) instead of waiting forever.
-- ``supervisor``: PID 1 forks N independent workers, hands each one task at a time, and when
-  one dies it respawns it and hands the task to another (``requeue``); a task whose
-  deliveries all died ``max_attempts`` times is given up (a failed record).
+- ``supervisor``: PID 1 forks N independent workers, each running one task at a time (PID 1
+  sends it the next one ahead, so that it does not wait for PID 1 between tasks), and when
+  one dies it respawns it and hands the task it was running to another (``requeue``); the
+  one sent ahead had not started and simply goes back, uncharged. A task whose deliveries
+  all died ``max_attempts`` times is given up (a failed record).
 
 Preload (config ``preload``): with it, PID 1 imports the task's module (and so everything
 it imports) before it forks the workers, which then share those pages copy-on-write; without
@@ -55,6 +57,7 @@ from topo.agent.protocol import (
 from topo.workloads import BUILTINS
 
 MAX_ATTEMPTS = 3  # deliveries of one task before the supervisor gives it up
+AHEAD = 1  # supervisor: tasks sent to a worker beyond the one it runs
 STALL_MIN = 5.0  # seconds: the shortest stall mp-pool waits out before giving up
 STALL_TASKS = 20  # ... and at least this many median task wall times
 STALL_FIRST = 60.0  # seconds, while no task has completed yet (no median to go by)
@@ -400,8 +403,9 @@ MESSAGE = 32  # bytes: a task id in decimal ASCII, one per message
 
 def _supervised(cfg: AgentConfig, sock: socket.socket) -> None:
     """A supervised worker: take one task id at a time from PID 1, run it, write its line,
-    then say it is done by sending the id back. One packet each way per task (a
-    SOCK_SEQPACKET pair: message boundaries kept, no framing, no pickling)."""
+    then say it is done by sending the id back, and only then read the next id (which PID 1
+    has usually sent ahead). One packet each way per task (a SOCK_SEQPACKET pair: message
+    boundaries kept, no framing, no pickling)."""
     for end in _parent_ends:
         end.close()
     _init(cfg)
@@ -423,6 +427,13 @@ def _supervised(cfg: AgentConfig, sock: socket.socket) -> None:
 class Supervisor:
     """PID 1: N independent workers, one task each at a time, the dead replaced.
 
+    Each worker holds its current task and up to AHEAD more, sent ahead so that it goes on
+    to the next task without waiting for PID 1. A worker runs them in order and answers each
+    one before it reads the next, so the first unanswered one (``holding``'s head) is the
+    only one it may have started: that one is charged an attempt (when it becomes the head),
+    and when the worker dies, after every answer it sent has been read, it is the one
+    requeued or given up; the ones behind it go back to the queue uncharged, with no line.
+
     One ``poll`` object watches every worker's socket and death sentinel, changed only when
     a worker is started or reaped. A worker's answer is read and its next task sent in the
     same wake-up: one poll, one read and one write in PID 1 per task."""
@@ -439,7 +450,7 @@ class Supervisor:
         self.outcome: set[int] = set()
         self.procs: dict[int, Any] = {}  # slot -> multiprocessing.Process
         self.socks: dict[int, socket.socket] = {}  # slot -> PID 1's end of its socket pair
-        self.holding: dict[int, int | None] = {}  # slot -> task id it is running
+        self.holding: dict[int, deque[int]] = {}  # slot -> ids sent, not answered, in order
         self.idle_deaths = 0
         self.poller = select.poll()
         self.watched: dict[int, tuple[int, bool]] = {}  # fd -> (slot, is its death sentinel)
@@ -459,33 +470,42 @@ class Supervisor:
                                 name=f"topo-worker-{slot}")
         proc.start()
         theirs.close()
-        self.procs[slot], self.socks[slot], self.holding[slot] = proc, ours, None
+        self.procs[slot], self.socks[slot], self.holding[slot] = proc, ours, deque()
         self._watch(ours.fileno(), slot, False)
         self._watch(proc.sentinel, slot, True)
 
     def hand(self, slot: int) -> None:
-        """Send ``slot``'s worker the next task, if there is one (an attempt)."""
-        if not self.todo:
-            return
-        task_id = self.todo.popleft()
-        try:
-            self.socks[slot].send(b"%d" % task_id)
-        except OSError:  # it just died; its sentinel says so
-            self.todo.appendleft(task_id)
-            return
+        """Send ``slot``'s worker tasks until it holds 1 + AHEAD, while there are any."""
+        held = self.holding[slot]
+        while len(held) <= AHEAD and self.todo:
+            task_id = self.todo.popleft()
+            try:
+                self.socks[slot].send(b"%d" % task_id)
+            except OSError:  # it just died; its sentinel says so
+                self.todo.appendleft(task_id)
+                return
+            held.append(task_id)
+            if len(held) == 1:
+                self.charge(task_id)
+
+    def charge(self, task_id: int) -> None:
+        """``task_id`` is now its worker's current task: an attempt."""
         self.attempts[task_id] = self.attempts.get(task_id, 0) + 1
-        self.holding[slot] = task_id
 
     def dispatch(self) -> None:
-        for slot, held in self.holding.items():
-            if held is None:
-                self.hand(slot)
+        for slot in self.holding:
+            self.hand(slot)
 
     def done(self, slot: int, msg: bytes) -> None:
         task_id = int(msg)
         self.outcome.add(task_id)
-        if self.holding[slot] == task_id:
-            self.holding[slot] = None
+        held = self.holding[slot]
+        if held and held[0] == task_id:
+            held.popleft()
+            if held:
+                self.charge(held[0])  # the worker goes on to it now
+        elif task_id in held:  # not expected (a worker answers in order); keep the rest
+            held.remove(task_id)
 
     def answer(self, slot: int) -> None:
         """``slot``'s socket is readable: its worker's answer (then its next task), or the
@@ -521,7 +541,10 @@ class Supervisor:
         now = time.time()
         dead = f"{self.container}/{proc.pid}"
         self.events.emit(Exit(container=self.container, t=now, worker=dead, code=proc.exitcode))
-        task_id = self.holding[slot]
+        held = self.holding[slot]
+        task_id = held.popleft() if held else None
+        self.todo.extendleft(reversed(held))  # sent ahead, never started: back, uncharged
+        held.clear()
         sock = self.socks[slot]
         self._unwatch(sock.fileno())
         self._unwatch(proc.sentinel)
@@ -542,7 +565,6 @@ class Supervisor:
                 failed(self.events, self.container, task_id, f"given up after {tries} attempts")
             else:
                 self.todo.appendleft(task_id)
-        self.holding[slot] = None
         if len(self.outcome) < self.cfg.tasks:
             self.spawn(slot)
         else:
