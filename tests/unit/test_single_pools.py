@@ -51,7 +51,8 @@ def _cfg(pool: PoolKind, task: str, tasks: int, at: int, processes: int = 1) -> 
                        preload=False)
 
 
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg: AgentConfig) -> list[dict[str, Any]]:
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         cfg: AgentConfig) -> list[dict[str, Any]]:
     monkeypatch.setattr(common, "RUN_DIR", str(tmp_path))
     (tmp_path / common.EVENTS).mkdir()
     (tmp_path / common.GO_FILE).touch()  # the batch is released at once
@@ -132,9 +133,10 @@ class _SlowSubmitter(single.ProcessPoolExecutor):
             self.calls += 1
             if self.calls == 2:
                 deadline = time.monotonic() + 10
-                while not self._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                broken = lambda: bool(self._broken)  # type: ignore[attr-defined]  # noqa: E731
+                while not broken() and time.monotonic() < deadline:
                     time.sleep(0.001)
-                self.waited.append(bool(self._broken))  # type: ignore[attr-defined]
+                self.waited.append(broken())
         return super().submit(fn, *args, **kwargs)
 
 
@@ -176,7 +178,7 @@ def test_supervisor_gives_up_a_task_that_kills_every_worker_it_reaches(
     (failure,) = [e for e in lines if e["ev"] == "task" and not e["ok"]]
     assert (failure["id"], failure["err"]) == (7, "given up after 3 attempts")
     requeues = [e for e in lines if e["ev"] == "requeue"]
-    assert [(e["id"], e.get("dead", False)) for e in requeues] == [(7, False), (7, False), (7, True)]
+    assert [(e["id"], e["dead"]) for e in requeues] == [(7, False), (7, False), (7, True)]
     exits = [e for e in lines if e["ev"] == "exit"]
     assert len(exits) == 3 and {e["code"] for e in exits} == {-signal.SIGKILL}
     readies = len([e for e in lines if e["ev"] == "ready"])

@@ -397,7 +397,7 @@ def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException 
 # --------------------------------------------------------------------------- supervisor
 
 
-_parent_ends: list[socket.socket] = []  # PID 1's ends of every worker's socket (closed in children)
+_parent_ends: list[socket.socket] = []  # PID 1's end of each worker's socket (closed in children)
 MESSAGE = 32  # bytes: a task id in decimal ASCII, one per message
 
 
