@@ -122,6 +122,7 @@ class SwarmRuntime(DockerRuntime):
         self.objects = SwarmObjects(client, engines)
         self.engines = engines  # other nodes' engines (TOPO_SWARM_ENGINES)
         self._nodes: dict[str, NodeRuntime | None] | None = None  # node id -> its engine
+        self._here = DockerRuntime(client)  # faults on topo's own node, the local way
         self._collectors: dict[str, Collector] = {}
         self._tasks: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._services: dict[str, dict[str, str]] = {}  # deployment -> service id -> name
@@ -371,8 +372,7 @@ class SwarmRuntime(DockerRuntime):
     # ----------------------------------------------------------------- faults (by service name)
 
     # Each takes the service's name and acts on the task container that holds it now,
-    # through the engine of the node that runs it; on topo's own node (host access) the
-    # Docker runtime's own calls in between get that container's id, which passes through.
+    # through the runtime ``_via`` picks: its node's engine, or the local Docker runtime.
 
     def host_pid(self, name: str) -> int | None:
         try:
@@ -380,62 +380,46 @@ class SwarmRuntime(DockerRuntime):
         except RunError:
             return None
 
-    def _host_pid(self, name: str) -> int | None:
-        try:
-            cid, node = self._where(name)
-        except RunError:
-            return None
-        return None if node is not None else super()._host_pid(cid)
-
     def workers(self, deployment: Deployment, name: str) -> list[int]:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.workers(deployment, cid)
-        return super().workers(deployment, cid)
+        cid, runtime = self._via(name)
+        return runtime.workers(deployment, cid)
 
     def kill(self, deployment: Deployment, name: str, pid: int | None = None) -> str:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.kill(deployment, cid, pid)
-        return super().kill(deployment, cid, pid)
+        cid, runtime = self._via(name)
+        return runtime.kill(deployment, cid, pid)
 
     def stop_process(self, deployment: Deployment, name: str, pid: int, stopped: bool) -> None:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.stop_process(deployment, cid, pid, stopped)
-        super().stop_process(deployment, cid, pid, stopped)
+        cid, runtime = self._via(name)
+        runtime.stop_process(deployment, cid, pid, stopped)
 
     def exec(self, deployment: Deployment, name: str, argv: tuple[str, ...]) -> tuple[int, str]:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.exec(deployment, cid, argv)
-        return super().exec(deployment, cid, argv)
+        cid, runtime = self._via(name)
+        return runtime.exec(deployment, cid, argv)
 
     def pause(self, deployment: Deployment, name: str) -> None:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.pause(deployment, cid)
-        super().pause(deployment, cid)
+        cid, runtime = self._via(name)
+        runtime.pause(deployment, cid)
 
     def unpause(self, deployment: Deployment, name: str) -> None:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.unpause(deployment, cid)
-        super().unpause(deployment, cid)
+        cid, runtime = self._via(name)
+        runtime.unpause(deployment, cid)
 
     def disconnect(self, deployment: Deployment, name: str) -> None:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.disconnect(deployment, cid)
-        super().disconnect(deployment, cid)
+        cid, runtime = self._via(name)
+        runtime.disconnect(deployment, cid)
 
     def reconnect(self, deployment: Deployment, name: str) -> None:
-        cid, node = self._where(name)
-        if node is not None:
-            return node.reconnect(deployment, cid)
-        super().reconnect(deployment, cid)
+        cid, runtime = self._via(name)
+        runtime.reconnect(deployment, cid)
 
     # ----------------------------------------------------------------- nodes
+
+    def _via(self, name: str) -> tuple[str, DockerRuntime]:
+        """The task container that holds ``name`` now, and the runtime that acts on it: the
+        engine of its node, or on topo's own node (host access) the local Docker runtime,
+        which signals host PIDs."""
+        cid, node = self._where(name)
+        return cid, self._here if node is None else node
 
     def _where(self, name: str) -> tuple[str, NodeRuntime | None]:
         """The task container that holds ``name`` now and the engine of its node (None:
