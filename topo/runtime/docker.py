@@ -34,10 +34,9 @@ from topo.runtime import cgroup
 from topo.runtime.base import ContainerState, RawStats
 from topo.runtime.sdk import engine_error, force_remove
 from topo.runtime.spec import launch_spec
-
-BASE_IMAGE = images.BASE_IMAGE  # topo's own base image (TOPO_BASE_IMAGE overrides it)
 from topo.runtime.swarm_objects import SwarmObjects
 
+BASE_IMAGE = images.BASE_IMAGE  # topo's own base image (TOPO_BASE_IMAGE overrides it)
 WORKER_REPO = "topo-worker"
 PROBE_TIMEOUT = 60  # seconds for an image's python3 to say what it is
 DEPLOY_POOL = 8  # containers created and started at a time (the engine serialises much of it)
@@ -511,6 +510,8 @@ class DockerRuntime:
         return dict(f for f in found if f is not None)
 
     def _stats_of(self, c: DeployedContainer) -> RawStats | None:
+        if not self._processes_here():
+            return self._api_stats(c)  # a remote engine: no cgroup of its is read here
         paths = self._cgroups.get(c.id)
         if paths is not None:
             raw = cgroup.read(paths)
@@ -524,16 +525,22 @@ class DockerRuntime:
         pid = int(state["State"]["Pid"] or 0)
         if not pid:
             return None
-        # Only a PID that is visibly the container's own names its cgroup here: a remote
-        # engine's PID can exist on this host as some other process.
-        visible = self._processes_here() and _owns(pid, str(state["Id"]))
-        paths = cgroup.paths_of(pid) if visible else None
+        # Only a PID that is visibly the container's own names its cgroup here: a PID the
+        # engine reports can exist on this host as some other process.
+        paths = cgroup.paths_of(pid) if _owns(pid, str(state["Id"])) else None
         if paths is None:
-            # Its processes are not visible here (a remote engine): ask the stats API,
-            # slower (one request per container and pass) but the same counters.
-            return stats_from_api(self.client.api.stats(c.id, stream=False, one_shot=True))
+            return self._api_stats(c)
         self._cgroups[c.id] = paths
         return cgroup.read(paths)
+
+    def _api_stats(self, c: DeployedContainer) -> RawStats | None:
+        """The same counters from the engine's stats API, for a container whose processes
+        are not visible here: slower (one request per container and pass, answered at the
+        engine's next one-second tick). None when it is not running."""
+        try:
+            return stats_from_api(self.client.api.stats(c.id, stream=False, one_shot=True))
+        except docker.errors.NotFound:
+            return None
 
     def logs(self, deployment: Deployment, name: str, tail: int = 5) -> str:
         try:

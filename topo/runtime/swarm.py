@@ -54,7 +54,7 @@ from topo.model import ContainerSpec, DeployedContainer, Deployment, TopologyPla
 from topo.plan import DEPLOYMENT, RUN_DIR
 from topo.runtime.base import ContainerState, RawStats
 from topo.defaults import CONTAINER_USER, TMPFS_SIZE
-from topo.runtime.docker import DockerRuntime, _timestamp, stats_from_api
+from topo.runtime.docker import DockerRuntime, _timestamp
 from topo.runtime.sdk import engine_error
 from topo.runtime.swarm_collect import Collector, NodeEngine, volume_name
 from topo.runtime.swarm_objects import ENGINES_ENV, SwarmObjects, node_engines
@@ -101,12 +101,6 @@ class NodeRuntime(DockerRuntime):
 
     def __init__(self, client: docker.DockerClient) -> None:
         super().__init__(client, host_signals=False)
-
-    def _stats_of(self, c: DeployedContainer) -> RawStats | None:
-        try:
-            return stats_from_api(self.client.api.stats(c.id, stream=False, one_shot=True))
-        except docker.errors.NotFound:
-            return None
 
 
 class SwarmRuntime(DockerRuntime):
