@@ -237,7 +237,8 @@ def _environment(run: LaunchSpec, service: str, replicated: bool) -> dict[str, s
     text = env.pop("TOPO_CONFIG", None)
     if text is not None:
         cfg = AgentConfig.from_json(text)
-        cfg = replace(cfg, container=service,
+        # linger: a Compose run has no sampler to wait for; its single service just ends
+        cfg = replace(cfg, container=service, linger=None,
                       redis_host=None if cfg.redis_host is None else SERVICE[Role.REDIS])
         out.update({k: _q(v) for k, v in cfg.to_env(container=not replicated).items()})
     if run.role == Role.REDIS:  # redis-cli reads it: the healthcheck's ping needs no shell variable

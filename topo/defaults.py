@@ -27,3 +27,9 @@ STATES_EVERY = 0.25  # how often container states are polled (exit and restart s
 STALL_AFTER = 15.0  # without any task line: the run has stalled
 SETTLE = 2.0  # after a fault run's batch is done and the fault is over, watch this much longer
 EXITED_GRACE = 2.0  # no worker running this long (and none restarting): the run is over
+SAMPLE_HZ = 10.0  # how often every container's cgroup counters are read
+# A single container's PID 1 stays this long after its batch, idle, its pool gone, so the
+# sampler's last pass still finds its cgroup: a container that left with its last task took
+# the CPU of its last sampling period with it. Teardown removes it long before (a harness
+# that died leaves it to go by itself).
+SINGLE_LINGER = 30.0

@@ -239,6 +239,7 @@ def _config(text: str) -> str:
     marker = "\x00pod\x00"  # cannot occur in the configuration's JSON (it would be \u0000)
     cfg = json.loads(text)
     cfg["container"] = marker
+    cfg.pop("linger", None)  # a Job's pod ends with its batch: no sampler of topo's waits for it
     out = _escape(json.dumps(cfg, sort_keys=True))
     return out.replace(json.dumps(marker), json.dumps(f"$({POD_NAME_ENV})"))
 

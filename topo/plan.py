@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from topo import defaults
 from topo.agent.protocol import AgentConfig
 from topo.model import (
     PEER_QUEUES, ContainerSpec, Fault, FaultKind, Mount, MultiSpec, PoolKind, QueueKind, Role,
@@ -122,8 +123,8 @@ def _single(
             cpus=scenario.resources.cpus,
             memory=scenario.resources.memory,
             cpuset=scenario.resources.cpuset,
-            env=_env(replace(agent, pool=spec.pool, processes=processes, preload=spec.preload),
-                     name, worker=True),
+            env=_env(replace(agent, pool=spec.pool, processes=processes, preload=spec.preload,
+                             linger=defaults.SINGLE_LINGER), name, worker=True),
             # "auto" is only known inside the container: count the host's cores as Python would
             restart=spec.restart,
             processes=0 if processes == "auto" else int(processes),

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from topo import defaults
 from topo.model import Sample
 from topo.runtime.base import RawStats
 
-SAMPLE_HZ = 10.0
+SAMPLE_HZ = defaults.SAMPLE_HZ
 _TICK = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from topo import ledger, engine as run
 from topo.analysis import figures as figures_of
+from topo.engine.config import EngineConfig
 from topo.model import RunResult
 from topo.runtime.docker import DockerRuntime
 
@@ -68,6 +69,29 @@ def test_cgroup_cpu_is_the_known_task_cost_plus_the_measured_agent_threads(
         assert f.mean_cores is not None and f.mean_cores <= 1.05
         per = {c.role for c in f.containers}
         assert ("redis" in per) == (r.topology == "multi")
+
+
+def test_single_cpu_counts_to_the_end_of_its_batch(runtime: DockerRuntime,
+                                                   tmp_path: Path) -> None:
+    """single's container used to leave with its last task, and its cgroup (its CPU counter)
+    with it: whether the harness's last pass still found it was a race between PID 1's
+    exit and the harness noticing the batch's end (on a quiet machine the pass came 10-50
+    ms after the last task, before the exit). Here the harness is slow on purpose: it reads
+    the event files once a second and the cgroups once every 10 s, so the container had
+    long gone, and its CPU read as the deploy-time sample's ~0. PID 1 now stays, idle,
+    until teardown, after the last pass. The truth: the known cost of the tasks (each
+    spins until its own thread has used 100 ms of CPU)."""
+    tasks, cost = 20, 100 / 1000
+    sc = scenario(task="cpu", tasks=tasks, workers=2, cpus=1.0, params={"cpu_ms": 100},
+                  multi=None)
+    results = run.compare(sc, runtime, tmp_path, lambda r, complete: None,
+                          config=EngineConfig(sample_hz=0.1, poll=1.0))
+    (r,) = results
+    f = figures_of.run_figures(r)
+    assert (r.status, f.ledger.completed) == ("ok", tasks), r.error
+    (single,) = [c for c in f.containers if c.role == "single"]
+    assert single.cpu_total >= 0.97 * tasks * cost, (single.cpu_total, tasks * cost)
+    assert single.cpu_total <= 1.5 * tasks * cost  # the agent's own part is small
 
 
 NEIGHBOUR = """

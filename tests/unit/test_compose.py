@@ -162,8 +162,10 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
         if "TOPO_CONFIG" in run.env:  # the same configuration, as plain variables
             measured = AgentConfig.from_json(run.env["TOPO_CONFIG"])
             adopted = AgentConfig.from_env(env, hostname=spec.name)
+            # (but no linger: no harness samples a Compose run, its single service just ends)
             assert adopted == replace(measured, redis_host=measured.redis_host and "redis",
-                                      container=adopted.container)
+                                      container=adopted.container, linger=None)
+            assert (measured.linger is not None) == (spec.role == "single")
         command = [compose.PASSWORD if a == PASSWORD else a for a in run.command]
         assert [unescaped(a) for a in service["command"]] == command
 

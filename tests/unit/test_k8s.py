@@ -251,3 +251,15 @@ def test_a_durable_redis_keeps_its_file_in_a_volume_of_the_pod_and_says_so() -> 
     assert {"name": "redis", "mountPath": "/run/topo/redis"} in redis["volumeMounts"]
     assert "not a move of the pod" in k8s.render(plan, durable).replace("\n# ", " ")
     assert "append-only" not in k8s.render(make_plan("multi"), SCENARIO)  # appendonly: no
+
+
+def test_the_single_job_ends_with_its_batch() -> None:
+    """topo's own single agent stays after its batch for the harness's last cgroup reading;
+    a Job's pod has no harness to wait for: its configuration has no linger."""
+    plan = make_plan("single")
+    given = json.loads(started_by_runtime(plan)["topo-r1-s0-single"]["environment"]["TOPO_CONFIG"])
+    assert given["linger"] > 0
+    (job,) = [m for m in docs(SCENARIO, "single") if m["kind"] == "Job"]
+    seen = json.loads(_config(container(job), pod="topo-r1-s0-single-abc12"))
+    assert "linger" not in seen
+    assert seen == {k: v for k, v in given.items() if k != "linger"} | {"container": seen["container"]}

@@ -104,6 +104,7 @@ class AgentConfig:
     processes: int | Literal["auto"] | None = None  # "auto": os.cpu_count() inside
     preload: bool | None = None  # PID 1 imports the task module before it forks
     stall_timeout: float | None = None  # mp-pool: seconds; None = from the task times
+    linger: float | None = None  # seconds PID 1 stays after its batch; None: it leaves at once
     # multi only (worker and feeder)
     redis_host: str | None = None
     queue: QueueKind | None = None
@@ -227,7 +228,7 @@ _ENV_READERS: dict[str, Callable[[str], Any]] = {
     "telemetry": _env_bool, "preload": _env_bool, "acks_late": _env_bool,
     "pool": PoolKind, "queue": QueueKind,
     "processes": lambda t: "auto" if t == "auto" else int(t),
-    "stall_timeout": float, "visibility_timeout": float,
+    "stall_timeout": float, "visibility_timeout": float, "linger": float,
 }
 
 

@@ -356,7 +356,7 @@ def run_mp_pool(cfg: AgentConfig, events: Events) -> None:
         pool.terminate()
         raise
     if deaths or _live_children() != known:
-        _abandon_pool(pool, events, container, None)
+        _abandon_pool(pool, events, container, None, cfg.linger)
     pool.terminate()
 
 
@@ -375,7 +375,8 @@ def _report_to(done: Done, task_id: int) -> tuple[Callable[[float], None],
     return ok, err
 
 
-def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException | None) -> None:
+def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException | None,
+                  stay: float | None = None) -> None:
     """Kill every pool worker and exit now, without Pool.terminate (see run_mp_pool).
 
     First the Pool's worker-handler thread is told to stop, as Pool.terminate does (a private
@@ -391,6 +392,8 @@ def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException 
     if exc is not None:
         events.emit(Error(container=container, t=time.time(),
                           error=f"{type(exc).__name__}: {exc}"[:500]))
+    else:
+        linger(stay)
     os._exit(0 if exc is None else 1)
 
 
@@ -640,6 +643,16 @@ def main() -> None:
         POOLS[cfg.pool](cfg, events)
     except Exception as exc:  # recorded for the harness, then a non-zero exit
         fatal(events, cfg.container, exc)
+    linger(cfg.linger)
+
+
+def linger(seconds: float | None) -> None:
+    """Stay, idle, after the batch (its pool gone), for the harness's last reading of this
+    container's cgroup: once the container has left, its CPU counter has gone with it, and
+    all it used since the sampler's previous pass (up to a sampling period of the whole
+    pool's work) would be missing from its figures. Teardown ends the wait."""
+    if seconds:
+        time.sleep(seconds)
 
 
 if __name__ == "__main__":

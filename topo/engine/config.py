@@ -40,3 +40,4 @@ class EngineConfig:
     stall_after: float = defaults.STALL_AFTER
     settle: float = defaults.SETTLE
     exited_grace: float = defaults.EXITED_GRACE
+    sample_hz: float = defaults.SAMPLE_HZ  # cgroup readings per second

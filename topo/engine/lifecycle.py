@@ -108,8 +108,8 @@ def _live(runtime: Runtime, run: _Run, timeout: float, fault: Fault | None,
     clock = run.clock
     progress(0, "deploy")
     deployment = runtime.deploy(run.plan, str(run.run_dir))
-    run.sampler = Sampler(lambda: runtime.stats(deployment), sink=run.run_dir / "samples.jsonl",
-                          now=clock.now)
+    run.sampler = Sampler(lambda: runtime.stats(deployment), hz=config.sample_hz,
+                          sink=run.run_dir / "samples.jsonl", now=clock.now)
     run.sampler.start()
     wait_ready(runtime, deployment, run.log, progress, config, clock)
     (run.run_dir / "go.tmp").write_text(str(clock.now()))
