@@ -127,7 +127,7 @@ def deploy_mode(workers: int, memory_mib: int, image: str | None) -> None:
     print(f"deploy call -> every worker ready      : {(r.t_ready or t0) - t0:6.2f} s")
     print(f"teardown (remove {len(d.containers)} containers + network): "
           f"{runtime.teardown_span[1] - runtime.teardown_span[0]:6.2f} s")
-    print(f"per container, since the deploy call (s):")
+    print("per container, since the deploy call (s):")
     print(f"  started  {_spread(starts)}")
     print(f"  ready    {_spread(readies)}")
     own = [w.t_ready - started[w.container] for w in r.workers if w.container in started]
