@@ -17,6 +17,12 @@ turn, several rounds interleaved; prints each one's CPU seconds (user + system o
 child, from getrusage): the bare interpreter, the worker's imports, psutil (the
 telemetry's), redis-py imported plainly, topo's event protocol.
 
+``--states``: what one look at the containers' states costs (the run engine looks 4 times
+a second, beside the workload): a 64-worker deployment, then in turn, several rounds,
+topo's ``states()`` (a sparse listing, an inspect only of what changed) and a listing that
+inspects every container (what it did before); prints each one's wall time, this process's
+CPU and the engine's (dockerd's own CPU counter, read from /proc).
+
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
 prints each topology's makespan and this process's peak RSS (VmHWM, reset between the
@@ -26,6 +32,7 @@ Run it under the shared Docker lock:
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py [--workers 64] [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --agent-cpu [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --import-cost [--image TAG]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --states [--workers 64]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --million [--tasks N]
 """
 
@@ -120,7 +127,7 @@ def deploy_mode(workers: int, memory_mib: int, image: str | None) -> None:
     print(f"deploy call -> every worker ready      : {(r.t_ready or t0) - t0:6.2f} s")
     print(f"teardown (remove {len(d.containers)} containers + network): "
           f"{runtime.teardown_span[1] - runtime.teardown_span[0]:6.2f} s")
-    print(f"per container, since the deploy call (s):")
+    print("per container, since the deploy call (s):")
     print(f"  started  {_spread(starts)}")
     print(f"  ready    {_spread(readies)}")
     own = [w.t_ready - started[w.container] for w in r.workers if w.container in started]
@@ -219,6 +226,58 @@ def import_cost_mode(share: int, rounds: int, image: str | None) -> None:
         print(f"  {name:28} {_spread(values)}")
 
 
+def _dockerd_cpu() -> float | None:
+    """CPU seconds of the local dockerd (user + system), None if it is not found here."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "dockerd" and proc.info["cpu_times"] is not None:
+            t = proc.cpu_times()
+            return t.user + t.system
+    return None
+
+
+def states_mode(workers: int, rounds: int, looks: int) -> None:
+    """topo's states() against a full listing (an inspect per container), interleaved."""
+    runtime = DockerRuntime.connect()
+    sc = _scenario(workers, 2, 2048)
+    image = runtime.ensure_image(sc)
+    run_id = run.new_run_id()
+    name = f"topo-{run_id}-m0"
+    p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
+    label = {"label": f"{planning.DEPLOYMENT}={name}"}
+    ways = {
+        "states() (sparse + events)": lambda d: runtime.states(d),
+        "list + inspect each": lambda d: runtime.client.containers.list(all=True, filters=label),
+    }
+    figures: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ways}
+    with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:
+        run_dir = Path(out) / name
+        prepare_run_dir(run_dir)
+        d = runtime.deploy(p, str(run_dir))
+        try:
+            runtime.states(d)  # the first look inspects everything once
+            for _ in range(rounds):
+                for way, look in ways.items():
+                    engine0, me0, t0 = _dockerd_cpu(), time.process_time(), time.perf_counter()
+                    for _ in range(looks):
+                        look(d)
+                    wall, me = time.perf_counter() - t0, time.process_time() - me0
+                    engine1 = _dockerd_cpu()
+                    eng = (engine1 - engine0) if engine0 is not None and engine1 is not None else float("nan")
+                    figures[way].append((wall / looks * 1e3, me / looks * 1e3, eng / looks * 1e3))
+        finally:
+            runtime.teardown(d, name)
+    print(f"{len(d.containers)} containers; {rounds} rounds of {looks} looks, ways interleaved; "
+          f"ms per look, median (min-max)")
+    for way, rows in figures.items():
+        cols = []
+        for i, what in enumerate(("wall", "topo CPU", "dockerd CPU")):
+            v = [r[i] for r in rows]
+            cols.append(f"{what} {statistics.median(v):6.1f} ({min(v):.1f}-{max(v):.1f})")
+        print(f"  {way:28} " + "   ".join(cols))
+
+
 def _vm(key: str) -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -285,10 +344,14 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=None,
                     help="MiB for all workers (default 2048; --million: 4096, since the "
                          "process pool holds a future per task in its container)")
+    ap.add_argument("--states", action="store_true",
+                    help="cost of one look at the containers' states (--workers of them)")
     a = ap.parse_args()
     if a.deploy_pool:
         docker_runtime.DEPLOY_POOL = a.deploy_pool
-    if a.million:
+    if a.states:
+        states_mode(a.workers, 5, 20)
+    elif a.million:
         million_mode(a.tasks, a.prefetch, a.memory or 4096)
     elif a.import_cost:
         import_cost_mode(64, a.import_cost, a.image)
