@@ -1,4 +1,4 @@
-"""In-container telemetry: every process of this container, sampled from inside with psutil.
+"""In-container telemetry: every process of this container, sampled from inside from /proc.
 
 One thread in the container's main agent process writes, at ``TELEMETRY_HZ``, a ``procs``
 line (``topo.agent.protocol.Procs``): per process, its pid as seen inside the container,
@@ -15,6 +15,15 @@ USS and PSS (from /proc/<pid>/smaps_rollup) are what make copy-on-write sharing 
 forked workers have a large RSS each, but the pages they share count once in PSS. Summed RSS
 double-counts them. Reading smaps costs far more than the rest, so it is read every
 ``PSS_EVERY``-th pass only; its cost is measured by benchmarks/telemetry_cost.py.
+
+The figures are psutil's (name, ppid, cpu_times user + system, memory_info rss,
+memory_full_info uss and pss), read from the same files with the same arithmetic, with the
+standard library alone: ``import psutil`` is a large part of a multi worker's start-up CPU,
+and 64 of them start at 2/64 CPU each (benchmarks/scale.py --import-cost). Where psutil
+versions differ, this follows the image's (Debian bookworm's 5.9.4): a zombie, whose
+smaps_rollup answers ESRCH, has no USS and PSS (psutil 7 reads its empty smaps instead: 0
+and 0). psutil reads cmdline as text with universal newlines: a "\\r" in the first argument
+is a "\\n" to it, and kept here.
 """
 
 from __future__ import annotations
@@ -28,7 +37,11 @@ from topo.agent.protocol import Proc, Procs
 
 TELEMETRY_HZ = 2.0
 PSS_EVERY = 2  # passes between two smaps reads
-_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+_HZ = os.sysconf("SC_CLK_TCK")  # /proc's CPU times are in these ticks
+_TICK = 1.0 / _HZ
+_PAGE = os.sysconf("SC_PAGE_SIZE")  # statm counts pages
+# One summary where the kernel has it (Linux 4.14+); per mapping before, as psutil does.
+_SMAPS = "smaps_rollup" if os.path.exists("/proc/self/smaps_rollup") else "smaps"
 
 
 def thread_cpu(pid: int, proc: str = "/proc") -> list[tuple[int, float, float | None]]:
@@ -75,36 +88,71 @@ def _one_thread(path: str) -> tuple[float | None, int | None]:
         return ticks * _TICK, started
 
 
-def snapshot(with_memory_maps: bool) -> tuple[Proc, ...]:
-    """The process tree of this container (its PID namespace) right now."""
-    # psutil is imported when telemetry first runs, not with this module: a multi worker
-    # without telemetry does not pay for it at start-up on its small CPU share (a fifth of
-    # its imports: benchmarks/scale.py --agent-cpu). ``start`` imports it before its thread.
-    import psutil
+def snapshot(with_memory_maps: bool, proc: str = "/proc") -> tuple[Proc, ...]:
+    """The process tree of this container (its PID namespace) right now, in pid order.
+    A process that ends while being read, or whose stat is not ours to read, is left out."""
+    pids = sorted(int(d) for d in os.listdir(proc) if d.isdigit())
+    found = (_one_process(pid, proc, with_memory_maps) for pid in pids)
+    return tuple(p for p in found if p is not None)
 
-    out = []
-    for proc in psutil.process_iter(["pid", "ppid", "name", "cpu_times", "memory_info"]):
-        info = proc.info
-        if info["cpu_times"] is None or info["memory_info"] is None:
-            continue  # ended while being read, or not ours to read
-        uss = pss = None
-        if with_memory_maps:
-            try:
-                full = proc.memory_full_info()
-                uss, pss = full.uss, getattr(full, "pss", None)
-            except (psutil.Error, OSError):
-                pass
-        out.append(Proc(
-            pid=info["pid"], ppid=info["ppid"], name=info["name"],
-            cpu=round(info["cpu_times"].user + info["cpu_times"].system, 3),
-            rss=info["memory_info"].rss, uss=uss, pss=pss, threads=tuple(thread_cpu(info["pid"])),
-        ))
-    return tuple(out)
+
+def _one_process(pid: int, proc: str, with_memory_maps: bool) -> Proc | None:
+    """What psutil's name(), ppid(), cpu_times() and memory_info().rss (and, with memory
+    maps, memory_full_info()'s uss and pss) give for ``pid``, read as psutil reads them."""
+    path = f"{proc}/{pid}"
+    try:
+        with open(f"{path}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"{path}/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * _PAGE
+        # the name lies between the first "(" and the last ")": it may hold either
+        end = stat.rfind(b")")
+        fields = stat[end + 2:].split()  # from the 3rd field, state
+        ppid, cpu = int(fields[1]), int(fields[11]) / _HZ + int(fields[12]) / _HZ
+        name = _long_name(path, os.fsdecode(stat[stat.find(b"(") + 1:end]))
+    except (OSError, ValueError, IndexError):
+        return None  # ended while being read, or not ours to read
+    uss, pss = _smaps(path) if with_memory_maps else (None, None)
+    return Proc(pid=pid, ppid=ppid, name=name, cpu=round(cpu, 3), rss=rss, uss=uss, pss=pss,
+                threads=tuple(thread_cpu(pid, proc)))
+
+
+def _long_name(path: str, comm: str) -> str:
+    """psutil's name(): the kernel cuts a process's name to 15 characters; where the base
+    name of the first word of its command line starts with the cut one, that whole name."""
+    if len(comm) < 15:
+        return comm
+    try:
+        with open(f"{path}/cmdline", "rb") as f:
+            data = os.fsdecode(f.read())
+    except PermissionError:
+        return comm  # as psutil: the cut name is better than none
+    # psutil's reading: arguments end in NULs, unless the process rewrote them with spaces
+    # (setproctitle); one argument that holds spaces is taken as space-separated too
+    args = data[:-1].split("\0") if data.endswith("\0") else [data]
+    whole = os.path.basename(args[0] if len(args) > 1 else args[0].split(" ")[0])
+    return whole if whole.startswith(comm) else comm
+
+
+def _smaps(path: str) -> tuple[int | None, int | None]:
+    """(USS, PSS) in bytes as psutil's memory_full_info() sums them: USS the Private_Clean,
+    Private_Dirty and Private_Hugetlb lines, PSS the Pss line(s); (None, None) where
+    unreadable (a zombie has no memory maps: the kernel answers ESRCH)."""
+    uss = pss = 0
+    try:
+        with open(f"{path}/{_SMAPS}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Private_"):
+                    uss += int(line.split()[1]) * 1024
+                elif line.startswith(b"Pss:"):
+                    pss += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None, None
+    return uss, pss
 
 
 def start(events: Events, container: str, hz: float = TELEMETRY_HZ) -> threading.Thread:
     """Sample in a daemon thread until the process ends."""
-    import psutil  # noqa: F401  (here, not in the thread: see topo.agent.common on imports)
 
     def loop() -> None:
         n = 0
