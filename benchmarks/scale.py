@@ -15,7 +15,9 @@ since its python3 started. Compare images with ``--image``.
 the same quota (2/64 CPU), each of a few start-up steps run as its own ``python3``, in
 turn, several rounds interleaved; prints each one's CPU seconds (user + system of the
 child, from getrusage): the bare interpreter, the worker's imports, psutil (the
-telemetry's), redis-py imported plainly, topo's event protocol.
+telemetry's), redis-py imported plainly, topo's event protocol, the module every agent shares
+(protocol, workloads and the event files), and the protocol's own standard-library
+imports, the floor its import cost can reach.
 
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
@@ -73,11 +75,13 @@ class _Recording(DockerRuntime):
         self.teardown_span = (t0, time.time())
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[float], digits: int = 2) -> str:
     if not values:
         return "n/a"
-    return (f"min {min(values):6.2f}  median {statistics.median(values):6.2f}  "
-            f"max {max(values):6.2f}  (spread {max(values) - min(values):.2f} s, n={len(values)})")
+    d = digits
+    return (f"min {min(values):6.{d}f}  median {statistics.median(values):6.{d}f}  "
+            f"max {max(values):6.{d}f}  (spread {max(values) - min(values):.{d}f} s, "
+            f"n={len(values)})")
 
 
 def _scenario(workers: int, cpus: float, memory_mib: int) -> Scenario:
@@ -199,6 +203,8 @@ IMPORT_STEPS = {
     "import redis (plain)": "import redis",
     "import psutil": "import psutil",
     "import topo.agent.protocol": "import topo.agent.protocol",
+    "import topo.agent.common": "import topo.agent.common",
+    "import json, os, socket": "import json, os, socket",
 }
 
 
@@ -216,7 +222,7 @@ def import_cost_mode(share: int, rounds: int, image: str | None) -> None:
     cpu = json.loads(bytes(out).decode().strip().splitlines()[-1])
     print(f"image {image}; {2 / share:.4f} CPUs; {rounds} rounds, steps interleaved; CPU-s")
     for name, values in cpu.items():
-        print(f"  {name:28} {_spread(values)}")
+        print(f"  {name:28} {_spread(values, 3)}")  # steps 10 ms apart matter here
 
 
 def _vm(key: str) -> int:
