@@ -299,7 +299,7 @@ def test_a_record_survives_copy_and_pickle(line: str, event: p.Event) -> None:
         assert twin == event and type(twin) is type(event) and twin.encode() == event.encode()
 
 
-@pytest.mark.parametrize("module", ["topo.agent.protocol"])
+@pytest.mark.parametrize("module", ["topo.agent.protocol", "topo.agent.common"])
 def test_what_every_agent_imports_needs_neither_typing_nor_dataclasses(module: str) -> None:
     # Every agent imports these first, at a small CPU quota: typing, dataclasses and inspect
     # were their largest avoidable imports (benchmarks/scale.py --import-cost).
