@@ -15,7 +15,9 @@ since its python3 started. Compare images with ``--image``.
 the same quota (2/64 CPU), each of a few start-up steps run as its own ``python3``, in
 turn, several rounds interleaved; prints each one's CPU seconds (user + system of the
 child, from getrusage): the bare interpreter, the worker's imports, psutil (the
-telemetry's), redis-py imported plainly, topo's event protocol.
+telemetry's), redis-py imported plainly, topo's event protocol, the module every agent shares
+(protocol, workloads and the event files), and the protocol's own standard-library
+imports, the floor its import cost can reach.
 
 ``--states``: what one look at the containers' states costs (the run engine looks 4 times
 a second, beside the workload): a 64-worker deployment, then in turn, several rounds,
@@ -80,11 +82,13 @@ class _Recording(DockerRuntime):
         self.teardown_span = (t0, time.time())
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[float], digits: int = 2) -> str:
     if not values:
         return "n/a"
-    return (f"min {min(values):6.2f}  median {statistics.median(values):6.2f}  "
-            f"max {max(values):6.2f}  (spread {max(values) - min(values):.2f} s, n={len(values)})")
+    d = digits
+    return (f"min {min(values):6.{d}f}  median {statistics.median(values):6.{d}f}  "
+            f"max {max(values):6.{d}f}  (spread {max(values) - min(values):.{d}f} s, "
+            f"n={len(values)})")
 
 
 def _scenario(workers: int, cpus: float, memory_mib: int) -> Scenario:
@@ -206,6 +210,8 @@ IMPORT_STEPS = {
     "import redis (plain)": "import redis",
     "import psutil": "import psutil",
     "import topo.agent.protocol": "import topo.agent.protocol",
+    "import topo.agent.common": "import topo.agent.common",
+    "import json, os, socket": "import json, os, socket",
 }
 
 
@@ -223,7 +229,7 @@ def import_cost_mode(share: int, rounds: int, image: str | None) -> None:
     cpu = json.loads(bytes(out).decode().strip().splitlines()[-1])
     print(f"image {image}; {2 / share:.4f} CPUs; {rounds} rounds, steps interleaved; CPU-s")
     for name, values in cpu.items():
-        print(f"  {name:28} {_spread(values)}")
+        print(f"  {name:28} {_spread(values, 3)}")  # steps 10 ms apart matter here
 
 
 def _dockerd_cpu() -> float | None:

@@ -40,7 +40,6 @@ Pure: it returns text (and names files) and deploys nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -238,8 +237,8 @@ def _environment(run: LaunchSpec, service: str, replicated: bool) -> dict[str, s
     if text is not None:
         cfg = AgentConfig.from_json(text)
         # linger: a Compose run has no sampler to wait for; its single service just ends
-        cfg = replace(cfg, container=service, linger=None,
-                      redis_host=None if cfg.redis_host is None else SERVICE[Role.REDIS])
+        cfg = cfg.replace(container=service, linger=None,
+                          redis_host=None if cfg.redis_host is None else SERVICE[Role.REDIS])
         out.update({k: _q(v) for k, v in cfg.to_env(container=not replicated).items()})
     if run.role == Role.REDIS:  # redis-cli reads it: the healthcheck's ping needs no shell variable
         out["REDISCLI_AUTH"] = PASSWORD_JSON

@@ -9,7 +9,6 @@ Both topologies get the same total budget (``resources``) for their workers:
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from topo import defaults
 from topo.agent.protocol import AgentConfig
@@ -57,10 +56,10 @@ def _env(agent: AgentConfig, container: str, *, worker: bool) -> dict[str, str]:
     """A container's environment: ``agent`` (what every agent of the deployment shares)
     for this container; a ``worker`` (not the feeder) is told where the data is mounted, in
     its configuration and as TOPO_DATA for the task's own use."""
-    cfg = replace(agent, container=container)
+    cfg = agent.replace(container=container)
     data = {"TOPO_DATA": DATA_DIR} if worker and cfg.data_dir is not None else {}
     if not data:
-        cfg = replace(cfg, data_dir=None)
+        cfg = cfg.replace(data_dir=None)
     return {"TOPO_CONFIG": cfg.to_json(), "TOPO_RUN_DIR": RUN_DIR, **data}
 
 
@@ -123,8 +122,8 @@ def _single(
             cpus=scenario.resources.cpus,
             memory=scenario.resources.memory,
             cpuset=scenario.resources.cpuset,
-            env=_env(replace(agent, pool=spec.pool, processes=processes, preload=spec.preload,
-                             linger=defaults.SINGLE_LINGER), name, worker=True),
+            env=_env(agent.replace(pool=spec.pool, processes=processes, preload=spec.preload,
+                                   linger=defaults.SINGLE_LINGER), name, worker=True),
             # "auto" is only known inside the container: count the host's cores as Python would
             restart=spec.restart,
             processes=0 if processes == "auto" else int(processes),
@@ -155,8 +154,8 @@ def _multi(
     n = scenario.workers
     secret = {"TOPO_REDIS_PASSWORD": password}
     redis = _redis(scenario, deployment, base, password, spec, redis_image)
-    common = _peer_options(spec, replace(agent, redis_host=f"{deployment}-redis",
-                                         queue=spec.queue, prefetch=spec.prefetch))
+    common = _peer_options(spec, agent.replace(redis_host=f"{deployment}-redis",
+                                               queue=spec.queue, prefetch=spec.prefetch))
     peer = spec.queue in PEER_QUEUES
     workers = tuple(
         ContainerSpec(
@@ -183,7 +182,7 @@ def _peer_options(spec: MultiSpec, agent: AgentConfig) -> AgentConfig:
     are not handed them (their configuration stays as it was before these existed)."""
     if spec.queue != QueueKind.CELERY:
         return agent
-    return replace(agent, acks_late=spec.acks_late, visibility_timeout=spec.visibility_timeout)
+    return agent.replace(acks_late=spec.acks_late, visibility_timeout=spec.visibility_timeout)
 
 
 def _redis(scenario: Scenario, deployment: str, base: dict[str, str], password: str,
@@ -231,9 +230,10 @@ def _single_celery(
     processes = scenario.workers if spec.processes is None else spec.processes
     name = f"{deployment}-single"
     celery = multi.queue == QueueKind.CELERY
-    common = replace(agent, redis_host=f"{deployment}-redis", queue=QueueKind.CELERY,
-                     prefetch=multi.prefetch, acks_late=multi.acks_late if celery else False,
-                     visibility_timeout=multi.visibility_timeout if celery else None)
+    common = agent.replace(redis_host=f"{deployment}-redis", queue=QueueKind.CELERY,
+                           prefetch=multi.prefetch,
+                           acks_late=multi.acks_late if celery else False,
+                           visibility_timeout=multi.visibility_timeout if celery else None)
     single = ContainerSpec(
         name=name,
         role=Role.SINGLE,
@@ -241,7 +241,7 @@ def _single_celery(
         cpus=scenario.resources.cpus,
         memory=scenario.resources.memory,
         cpuset=scenario.resources.cpuset,
-        env={**_env(replace(common, pool=spec.pool, processes=processes), name, worker=True),
+        env={**_env(common.replace(pool=spec.pool, processes=processes), name, worker=True),
              "TOPO_REDIS_PASSWORD": password},
         restart=spec.restart,
         processes=0 if processes == "auto" else int(processes),

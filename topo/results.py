@@ -98,10 +98,12 @@ def _write(f: TextIO, document: dict[str, Any]) -> None:
     mark = f"@topo-records-{secrets.token_hex(8)}-"
     held: list[TaskRecords] = []
 
-    def hold(o: object) -> str:
+    def hold(o: object) -> object:
         if isinstance(o, TaskRecords):
             held.append(o)
             return f"{mark}{len(held) - 1}"
+        if isinstance(o, TaskRecord):  # records given as a tuple: asdict leaves them whole
+            return vars(o)
         raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
     text = json.dumps(document, indent=1, sort_keys=True, default=hold)

@@ -8,12 +8,14 @@ as ``fn(seed=<per-task seed>, **params)``; a user function receives ``seed``, ``
 from __future__ import annotations
 
 import importlib
-import inspect
 import random
 import time
-from typing import Any, Callable
 
-TaskFn = Callable[..., Any]
+TYPE_CHECKING = False  # typing is for the type checker only: every agent imports this module
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    TaskFn = Callable[..., Any]
 
 
 def noop(seed: int = 0) -> None:
@@ -90,6 +92,17 @@ def resolve(task: str) -> TaskFn:
     return fn
 
 
+def _parameters(fn: TaskFn) -> set[str]:
+    """The names ``fn`` takes. inspect is imported here, for a user's function only: it is
+    one of the largest imports of an agent's start, which the built-ins do without."""
+    import inspect
+
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
 def bind(task: str, params: dict[str, Any], seed: int,
          data_dir: str | None = None) -> Callable[[int], Any]:
     """Return ``run(task_id)`` that calls the task with its arguments for that id.
@@ -97,11 +110,8 @@ def bind(task: str, params: dict[str, Any], seed: int,
     A user function gets ``seed``, ``task_id`` and ``data_dir`` (the folder where
     ``workload.data`` is mounted, None without one) only if its signature names them."""
     fn = resolve(task)
-    try:
-        names = set(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        names = set()
     builtin = task in BUILTINS
+    names = set() if builtin else _parameters(fn)  # a built-in takes seed, and no other
 
     def run(task_id: int) -> Any:
         kwargs = dict(params)

@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from dataclasses import replace
-
 from topo import compose
 from topo.agent.protocol import AgentConfig
 from topo import plan as planning
@@ -163,8 +161,8 @@ def test_every_compose_service_is_its_launch_spec(topology: str) -> None:
             measured = AgentConfig.from_json(run.env["TOPO_CONFIG"])
             adopted = AgentConfig.from_env(env, hostname=spec.name)
             # (but no linger: no harness samples a Compose run, its single service just ends)
-            assert adopted == replace(measured, redis_host=measured.redis_host and "redis",
-                                      container=adopted.container, linger=None)
+            assert adopted == measured.replace(redis_host=measured.redis_host and "redis",
+                                               container=adopted.container, linger=None)
             assert (measured.linger is not None) == (spec.role == "single")
         command = [compose.PASSWORD if a == PASSWORD else a for a in run.command]
         assert [unescaped(a) for a in service["command"]] == command

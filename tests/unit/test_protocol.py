@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import ast
+import copy
+import dataclasses
+import inspect
 import json
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +227,85 @@ def test_a_kind_is_its_string_wherever_it_shows() -> None:
     assert {FaultStatus.NOT_REACHED: 1}["not-reached"] == 1
     assert "ok" == RunStatus.OK and RunStatus("ok") is RunStatus.OK
     assert Signal(1.0, "exit", "c") == Signal(1.0, SignalKind.EXIT, "c")
+
+
+# --------------------------------------------------------------------------- the records
+
+RECORDS = (p.AgentConfig, p.Proc, *p.EVENT_TYPES)
+
+# Each record's constructor defaults as the frozen dataclasses declared them.
+DEFAULTS: dict[type, dict[str, Any]] = {
+    p.AgentConfig: {"poison": (), "max_attempts": 3, "data_dir": None, "telemetry": True,
+                    "pool": None, "processes": None, "preload": None, "stall_timeout": None,
+                    "linger": None,
+                    "redis_host": None, "queue": None, "prefetch": None, "acks_late": None,
+                    "visibility_timeout": None},
+    p.Proc: {"uss": None, "pss": None, "threads": ()},
+    p.Task: {"cpu": 0.0, "core": None, "error": None},
+    p.Ready: {"tid": None}, p.Expect: {}, p.Avail: {}, p.Fed: {}, p.Requeue: {"dead": False},
+    p.Error: {"worker": None, "recoverable": False}, p.Reconnect: {}, p.Poison: {},
+    p.Procs: {}, p.Exit: {"worker": None, "code": None}, p.Stall: {"pending": ()},
+}
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+def test_a_records_constructor_takes_its_fields_in_order_with_their_types(cls: type) -> None:
+    # The fields are written twice, in the class body and in __init__: they must agree.
+    params = list(inspect.signature(cls).parameters.values())
+    assert [x.name for x in params] == list(cls.FIELDS)
+    assert {x.name: x.annotation for x in params} == \
+        {n: t for n, t in cls.__annotations__.items() if n in cls.FIELDS}
+    assert {x.name: x.default for x in params if x.default is not x.empty} == DEFAULTS[cls]
+    assert all(x.kind is x.POSITIONAL_OR_KEYWORD for x in params)
+
+
+@pytest.mark.parametrize(("line", "event"), WIRE, ids=[json.loads(x)["ev"] for x, _ in WIRE])
+def test_a_record_holds_its_fields_only_and_is_frozen(line: str, event: p.Event) -> None:
+    assert list(vars(event)) == list(type(event).FIELDS)
+    name = type(event).FIELDS[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(event, name, 1)
+    with pytest.raises(AttributeError):
+        delattr(event, name)
+    with pytest.raises(AttributeError):
+        event.colour = "red"  # type: ignore
+    assert p.decode(line) == event  # unchanged
+
+
+def test_records_compare_hash_and_show_by_their_fields() -> None:
+    task = p.Task(7, "c/1", True, 1.5, 2.0, 0.25, 1)
+    same = p.Task(id=7, worker="c/1", ok=True, start=1.5, end=2.0, cpu=0.25, core=1, error=None)
+    assert task == same and hash(task) == hash(same) and len({task, same}) == 1
+    assert task != p.Task(7, "c/1", True, 1.5, 2.0, 0.25, 0)
+    assert p.Avail("c", 1.0, 3) != p.Fed("c", 1.0, 3)  # the same fields, another kind
+    assert (task == (7, "c/1", True, 1.5, 2.0, 0.25, 1, None)) is False
+    assert repr(task) == ("Task(id=7, worker='c/1', ok=True, start=1.5, end=2.0, cpu=0.25, "
+                          "core=1, error=None)")
+    assert repr(p.Stall("c", 1.0)) == "Stall(container='c', t=1.0, pending=())"
+
+
+def test_replace_copies_a_record_with_some_fields_changed() -> None:
+    cfg = p.AgentConfig(container="", task="noop", params={"a": 1}, seed=1, tasks=4)
+    named = cfg.replace(container="w0", prefetch=8)
+    assert (named.container, named.prefetch, named.task, named.params) == ("w0", 8, "noop", {"a": 1})
+    assert (cfg.container, cfg.prefetch) == ("", None)
+    assert type(named) is p.AgentConfig
+    with pytest.raises(TypeError):
+        cfg.replace(colour="red")
+
+
+@pytest.mark.parametrize(("line", "event"), WIRE, ids=[json.loads(x)["ev"] for x, _ in WIRE])
+def test_a_record_survives_copy_and_pickle(line: str, event: p.Event) -> None:
+    for twin in (copy.copy(event), copy.deepcopy(event), pickle.loads(pickle.dumps(event))):
+        assert twin == event and type(twin) is type(event) and twin.encode() == event.encode()
+
+
+@pytest.mark.parametrize("module", ["topo.agent.protocol", "topo.agent.common"])
+def test_what_every_agent_imports_needs_neither_typing_nor_dataclasses(module: str) -> None:
+    # Every agent imports these first, at a small CPU quota: typing, dataclasses and inspect
+    # were their largest avoidable imports (benchmarks/scale.py --import-cost).
+    code = (f"import sys, {module}; "
+            "print(sorted({'typing', 'dataclasses', 'inspect'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "result-schema.md"
 GOLDEN = ROOT / "tests" / "golden" / "small.result.json"
 
-# what each runs[] array holds, as written by dataclasses.asdict (topo.results.to_json)
+# what each runs[] array holds, as written by topo.results.to_json
 ELEMENTS = {"records": model.TaskRecord, "samples": model.Sample, "workers": model.WorkerInfo,
             "containers": model.ContainerSpec, "fault_events": model.FaultEvent,
             "signals": model.Signal, "processes": model.ProcSample}
@@ -83,11 +83,13 @@ def written(document: dict[str, Any]) -> set[str]:
 
 
 def writer() -> set[str]:
-    """What the current writer can write: the model's dataclass fields."""
+    """What the current writer can write: the model's dataclass fields (a task record is
+    the protocol's own record, whose fields are its FIELDS)."""
     out = {f"runs[].{f.name}" + ("[]" if f.name in ELEMENTS or f.name == "host" else "")
            for f in dataclasses.fields(model.RunResult)}
     for key, cls in ELEMENTS.items():
-        out |= {f"runs[].{key}[].{f.name}" for f in dataclasses.fields(cls)}
+        names = cls.FIELDS if cls is model.TaskRecord else [f.name for f in dataclasses.fields(cls)]
+        out |= {f"runs[].{key}[].{name}" for name in names}
     return out
 
 

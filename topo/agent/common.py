@@ -18,10 +18,13 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, NoReturn
 
 from topo import workloads
 from topo.agent.protocol import AgentConfig, Error, Event, Poison, Ready, Task
+
+TYPE_CHECKING = False  # typing is for the type checker only (see topo.agent.protocol)
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
 
 # The agents read /proc and /sys with encoding="ascii", from the telemetry thread and from
 # every process, and the pools fork while that thread runs. The codec's module is imported

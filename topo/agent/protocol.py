@@ -11,8 +11,9 @@ An adopted Compose file holds the same configuration as plain ``TOPO_<FIELD>`` v
 **Events.** Every agent process appends lines to its own ``<run dir>/events/<name>.jsonl``
 (see ``topo.agent.common.Events``): one compact JSON object per line, its kind in ``ev`` and
 short field names, because the harness reads up to millions of them per run. Each kind is
-one frozen dataclass below, with readable attribute names and its wire name documented
-beside each field; ``encode()`` makes the line, ``decode(line)`` reads any line back.
+one immutable record below (a frozen dataclass, written out), with readable attribute
+names and its wire name documented beside each field; ``encode()`` makes the line,
+``decode(line)`` reads any line back.
 Times are host wall-clock seconds (``time.time()``: containers share the host's clock).
 
 ``decode`` raises ``ProtocolError`` and nothing else on a line it cannot read, and
@@ -25,9 +26,16 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, Callable, ClassVar, Literal, Mapping, Union
+
+# Every agent imports this module first thing, at 1/32 of a CPU among 64 containers, where
+# each 10 ms of start-up CPU is 0.3 s of wall time: typing's and dataclasses' own imports,
+# and the methods a dataclass compiles at every start, cost more than the rest of the
+# module. So the records below are plain classes (their code is in the .pyc) and typing's
+# names exist for the type checker only (it takes any constant named TYPE_CHECKING as True).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar, Literal, Mapping, Self
 
 
 class StrKind(str, Enum):
@@ -82,44 +90,98 @@ class UnknownEventKind(ProtocolError):
         self.kind = kind
 
 
+class _Record:
+    """An immutable record, as a frozen dataclass is: its fields are the annotated names of
+    its class body (``FIELDS``, in order), each set once by the class's own ``__init__``;
+    assigning one raises ``dataclasses.FrozenInstanceError``. Records compare equal when of
+    the same class with equal fields, hash by their fields, and show as ``Kind(a=1, b=2)``.
+    ``replace(**changes)`` is ``dataclasses.replace``; ``vars(record)`` is its fields."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        annotations = cls.__dict__.get("__annotations__", {})  # strings: see the __future__
+        cls.FIELDS = tuple(name for name, kind in annotations.items()
+                           if not kind.startswith("ClassVar"))
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` to some fields."""
+        return type(self)(**{**self.__dict__, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__[name] for name in self.FIELDS))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self.FIELDS)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError  # only a caller's mistake gets here
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
 # --------------------------------------------------------------------------- configuration
 
 
-@dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(_Record):
     """What one agent container is told to do. Fields that are None are not written, so
-    each role's JSON holds only what applies to it."""
+    each role's JSON holds only what applies to it. Defaults: see ``__init__``."""
 
     container: str  # this container's name: its event files and worker ids start with it
     task: str  # built-in name or "package.module:function" (topo.workloads.resolve)
     params: Mapping[str, Any]  # keyword arguments of every call of the task
     seed: int  # the run's seed; each task gets topo.workloads.task_seed(seed, id)
     tasks: int  # the batch: task ids 0 .. tasks-1
-    poison: tuple[int, ...] = ()  # ids that exceed the memory limit instead (an oom fault)
-    max_attempts: int = 3  # starts of one task before it is given up (supervisor, reliable)
-    data_dir: str | None = None  # where workload.data is mounted; None without data
-    telemetry: bool = True  # sample the container's processes (topo.agent.telemetry)
+    poison: tuple[int, ...]  # ids that exceed the memory limit instead (an oom fault)
+    max_attempts: int  # starts of one task before it is given up (supervisor, reliable)
+    data_dir: str | None  # where workload.data is mounted; None without data
+    telemetry: bool  # sample the container's processes (topo.agent.telemetry)
     # single only
-    pool: PoolKind | None = None
-    processes: int | Literal["auto"] | None = None  # "auto": os.cpu_count() inside
-    preload: bool | None = None  # PID 1 imports the task module before it forks
-    stall_timeout: float | None = None  # mp-pool: seconds; None = from the task times
-    linger: float | None = None  # seconds PID 1 stays after its batch; None: it leaves at once
+    pool: PoolKind | None
+    processes: int | Literal["auto"] | None  # "auto": os.cpu_count() inside
+    preload: bool | None  # PID 1 imports the task module before it forks
+    stall_timeout: float | None  # mp-pool: seconds; None = from the task times
+    linger: float | None  # seconds PID 1 stays after its batch; None: it leaves at once
     # multi only (worker and feeder)
-    redis_host: str | None = None
-    queue: QueueKind | None = None
-    prefetch: int | None = None  # tasks a worker takes at once
+    redis_host: str | None
+    queue: QueueKind | None
+    prefetch: int | None  # tasks a worker takes at once
     # queue celery (and pool celery-prefork) only
-    acks_late: bool | None = None  # acknowledge after the task ran (Celery's default: before)
-    visibility_timeout: float | None = None  # seconds before an unacknowledged task returns
+    acks_late: bool | None  # acknowledge after the task ran (Celery's default: before)
+    visibility_timeout: float | None  # seconds before an unacknowledged task returns
+
+    def __init__(self, container: str, task: str, params: Mapping[str, Any], seed: int,
+                 tasks: int, poison: tuple[int, ...] = (), max_attempts: int = 3,
+                 data_dir: str | None = None, telemetry: bool = True,
+                 pool: PoolKind | None = None, processes: int | Literal["auto"] | None = None,
+                 preload: bool | None = None, stall_timeout: float | None = None,
+                 linger: float | None = None, redis_host: str | None = None, queue: QueueKind | None = None,
+                 prefetch: int | None = None, acks_late: bool | None = None,
+                 visibility_timeout: float | None = None) -> None:
+        self.__dict__.update(
+            container=container, task=task, params=params, seed=seed, tasks=tasks,
+            poison=poison, max_attempts=max_attempts, data_dir=data_dir, telemetry=telemetry,
+            pool=pool, processes=processes, preload=preload, stall_timeout=stall_timeout,
+            linger=linger, redis_host=redis_host, queue=queue, prefetch=prefetch, acks_late=acks_late,
+            visibility_timeout=visibility_timeout)
 
     def to_json(self) -> str:
         """The ``TOPO_CONFIG`` value: sorted keys, None left out."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, value in self.__dict__.items():
             if value is not None:
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[name] = list(value) if isinstance(value, tuple) else value
         if "params" in out:
             out["params"] = dict(out["params"])
         return json.dumps(out, sort_keys=True)
@@ -130,7 +192,7 @@ class AgentConfig:
         agent). Raises ProtocolError on anything else."""
         try:
             raw = json.loads(text)
-            known = {f.name for f in fields(cls)}
+            known = set(cls.FIELDS)
             extra = sorted(set(raw) - known)
             if extra:
                 raise ProtocolError(f"unknown configuration keys: {', '.join(extra)}")
@@ -151,11 +213,10 @@ class AgentConfig:
         keyword argument of the task as ``TOPO_PARAM_<name>``. Without ``container`` the
         name is left out, and each agent takes its host name (a Compose replica's own)."""
         out: dict[str, str] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value in (None, ()) or f.name == "params" or (f.name == "container" and not container):
+        for name, value in self.__dict__.items():
+            if value in (None, ()) or name == "params" or (name == "container" and not container):
                 continue
-            out[ENV_PREFIX + f.name.upper()] = _env_value(value)
+            out[ENV_PREFIX + name.upper()] = _env_value(value)
         for name, value in self.params.items():
             out[PARAM_PREFIX + name] = _param_text(value)
         return out
@@ -168,10 +229,10 @@ class AgentConfig:
         raw: dict[str, Any] = {"params": {k[len(PARAM_PREFIX):]: _param_value(v)
                                           for k, v in env.items() if k.startswith(PARAM_PREFIX)}}
         try:
-            for f in fields(cls):
-                text = env.get(ENV_PREFIX + f.name.upper())
-                if f.name != "params" and text is not None:
-                    raw[f.name] = _ENV_READERS.get(f.name, str)(text)
+            for name in cls.FIELDS:
+                text = env.get(ENV_PREFIX + name.upper())
+                if name != "params" and text is not None:
+                    raw[name] = _ENV_READERS.get(name, str)(text)
             raw.setdefault("container", hostname)
             return cls(**raw)
         except (ValueError, TypeError) as e:
@@ -247,7 +308,7 @@ def _opt_str(x: Any) -> str | None:
     return None if x is None else str(x)
 
 
-class _Line:
+class _Line(_Record):
     """An event kind: ``to_wire`` gives its JSON object, ``encode`` the line."""
 
     KIND: ClassVar[str]
@@ -260,7 +321,6 @@ class _Line:
         return (json.dumps(self.to_wire(), separators=(",", ":")) + "\n").encode()
 
 
-@dataclass(frozen=True)
 class Task(_Line):
     """``task``: one attempt at one task, written where the work happened (the harness
     keeps it as its TaskRecord). A task given up without an answer from the process that
@@ -272,9 +332,14 @@ class Task(_Line):
     ok: bool  # ok
     start: float | None  # t0: None when it never started
     end: float  # t1
-    cpu: float = 0.0  # cpu: CPU seconds of the running thread during the task
-    core: int | None = None  # core: the CPU it ended on
-    error: str | None = None  # err: "<Exception>: message" of a failed attempt
+    cpu: float  # cpu: CPU seconds of the running thread during the task
+    core: int | None  # core: the CPU it ended on
+    error: str | None  # err: "<Exception>: message" of a failed attempt
+
+    def __init__(self, id: int, worker: str, ok: bool, start: float | None, end: float,
+                 cpu: float = 0.0, core: int | None = None, error: str | None = None) -> None:
+        self.__dict__.update(id=id, worker=worker, ok=ok, start=start, end=end, cpu=cpu,
+                             core=core, error=error)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "task", "id": self.id, "w": self.worker, "ok": self.ok, "t0": self.start,
@@ -289,7 +354,6 @@ class Task(_Line):
                    None if core is None else int(core), None if err is None else str(err))
 
 
-@dataclass(frozen=True)
 class Ready(_Line):
     """``ready``: a worker process can take tasks, and what it sees of its CPUs."""
 
@@ -300,7 +364,12 @@ class Ready(_Line):
     cpu_count: int  # cpu_count: os.cpu_count() in the container (the host's cores)
     affinity: int  # affinity: CPUs it may run on
     quota: float | None  # quota: CPUs the CFS quota allows; None = unlimited
-    tid: int | None = None  # tid: the kernel's id of the thread that runs the tasks
+    tid: int | None  # tid: the kernel's id of the thread that runs the tasks
+
+    def __init__(self, worker: str, container: str, t: float, cpu_count: int, affinity: int,
+                 quota: float | None, tid: int | None = None) -> None:
+        self.__dict__.update(worker=worker, container=container, t=t, cpu_count=cpu_count,
+                             affinity=affinity, quota=quota, tid=tid)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "ready", "w": self.worker, "c": self.container, "t": self.t,
@@ -313,7 +382,6 @@ class Ready(_Line):
                    int(d["affinity"]), _opt_float(d.get("quota")), _opt_int(d.get("tid")))
 
 
-@dataclass(frozen=True)
 class Expect(_Line):
     """``expect``: how many worker processes this container will run (0: feeder)."""
 
@@ -321,6 +389,9 @@ class Expect(_Line):
     container: str  # c
     n: int  # n
     t: float  # t
+
+    def __init__(self, container: str, n: int, t: float) -> None:
+        self.__dict__.update(container=container, n=n, t=t)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "expect", "c": self.container, "n": self.n, "t": self.t}
@@ -330,7 +401,6 @@ class Expect(_Line):
         return cls(str(d["c"]), int(d["n"]), float(d["t"]))
 
 
-@dataclass(frozen=True)
 class Avail(_Line):
     """``avail``: the batch was released to the workers (single's PID 1, the feeder)."""
 
@@ -338,6 +408,9 @@ class Avail(_Line):
     container: str  # c
     t: float  # t
     n: int  # n: tasks in the batch
+
+    def __init__(self, container: str, t: float, n: int) -> None:
+        self.__dict__.update(container=container, t=t, n=n)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "avail", "c": self.container, "t": self.t, "n": self.n}
@@ -347,7 +420,6 @@ class Avail(_Line):
         return cls(str(d["c"]), float(d["t"]), int(d["n"]))
 
 
-@dataclass(frozen=True)
 class Fed(_Line):
     """``fed``: the feeder has put the whole batch on the queue."""
 
@@ -355,6 +427,9 @@ class Fed(_Line):
     container: str  # c
     t: float  # t
     n: int  # n: tasks pushed
+
+    def __init__(self, container: str, t: float, n: int) -> None:
+        self.__dict__.update(container=container, t=t, n=n)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "fed", "c": self.container, "t": self.t, "n": self.n}
@@ -364,7 +439,6 @@ class Fed(_Line):
         return cls(str(d["c"]), float(d["t"]), int(d["n"]))
 
 
-@dataclass(frozen=True)
 class Requeue(_Line):
     """``requeue``: a task was taken from a worker that died or froze; ``dead``: it was
     given up (started too often) rather than delivered again."""
@@ -374,7 +448,10 @@ class Requeue(_Line):
     worker: str  # w: the worker it was taken from, a container (multi) or "<c>/<pid>"
     by: str  # by: the process that took it back
     t: float  # t
-    dead: bool = False  # dead
+    dead: bool  # dead
+
+    def __init__(self, id: int, worker: str, by: str, t: float, dead: bool = False) -> None:
+        self.__dict__.update(id=id, worker=worker, by=by, t=t, dead=dead)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "requeue", "id": self.id, "w": self.worker, "by": self.by, "t": self.t,
@@ -385,7 +462,6 @@ class Requeue(_Line):
         return cls(int(d["id"]), str(d["w"]), str(d["by"]), float(d["t"]), bool(d.get("dead")))
 
 
-@dataclass(frozen=True)
 class Error(_Line):
     """``error``: an agent's failure; fatal unless ``recoverable`` (a Redis outage a
     worker rides out)."""
@@ -394,8 +470,13 @@ class Error(_Line):
     container: str  # c
     t: float  # t
     error: str  # err
-    worker: str | None = None  # w: the process, when it is not the container's PID 1
-    recoverable: bool = False  # recoverable
+    worker: str | None  # w: the process, when it is not the container's PID 1
+    recoverable: bool  # recoverable
+
+    def __init__(self, container: str, t: float, error: str, worker: str | None = None,
+                 recoverable: bool = False) -> None:
+        self.__dict__.update(container=container, t=t, error=error, worker=worker,
+                             recoverable=recoverable)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"ev": "error", "c": self.container, "t": self.t, "err": self.error}
@@ -411,7 +492,6 @@ class Error(_Line):
                    bool(d.get("recoverable")))
 
 
-@dataclass(frozen=True)
 class Reconnect(_Line):
     """``reconnect``: a worker is back on Redis after the outage its ``error`` reported."""
 
@@ -419,6 +499,9 @@ class Reconnect(_Line):
     container: str  # c
     worker: str  # w
     t: float  # t
+
+    def __init__(self, container: str, worker: str, t: float) -> None:
+        self.__dict__.update(container=container, worker=worker, t=t)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "reconnect", "c": self.container, "w": self.worker, "t": self.t}
@@ -428,7 +511,6 @@ class Reconnect(_Line):
         return cls(str(d["c"]), str(d["w"]), float(d["t"]))
 
 
-@dataclass(frozen=True)
 class Poison(_Line):
     """``poison``: an oom fault's poison task began (the fault's moment)."""
 
@@ -436,6 +518,9 @@ class Poison(_Line):
     id: int  # id
     container: str  # c
     t: float  # t
+
+    def __init__(self, id: int, container: str, t: float) -> None:
+        self.__dict__.update(id=id, container=container, t=t)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "poison", "id": self.id, "c": self.container, "t": self.t}
@@ -445,8 +530,7 @@ class Poison(_Line):
         return cls(int(d["id"]), str(d["c"]), float(d["t"]))
 
 
-@dataclass(frozen=True)
-class Proc:
+class Proc(_Record):
     """One process in a ``procs`` line (not an event itself)."""
 
     pid: int  # pid, as seen inside the container
@@ -454,10 +538,16 @@ class Proc:
     name: str  # name
     cpu: float  # cpu: user + system CPU seconds so far
     rss: int  # rss: bytes
-    uss: int | None = None  # uss: bytes; only on the passes that read smaps
-    pss: int | None = None  # pss: bytes; likewise
+    uss: int | None  # uss: bytes; only on the passes that read smaps
+    pss: int | None  # pss: bytes; likewise
     # thr: per live thread (tid, CPU seconds so far, host time it started or None)
-    threads: tuple[tuple[int, float, float | None], ...] = ()
+    threads: tuple[tuple[int, float, float | None], ...]
+
+    def __init__(self, pid: int, ppid: int, name: str, cpu: float, rss: int,
+                 uss: int | None = None, pss: int | None = None,
+                 threads: tuple[tuple[int, float, float | None], ...] = ()) -> None:
+        self.__dict__.update(pid=pid, ppid=ppid, name=name, cpu=cpu, rss=rss, uss=uss, pss=pss,
+                             threads=threads)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"pid": self.pid, "ppid": self.ppid, "name": self.name,
@@ -482,7 +572,6 @@ def _thread(entry: list[Any]) -> tuple[int, float, float | None]:
     return int(entry[0]), float(entry[1]), None if born is None else float(born)
 
 
-@dataclass(frozen=True)
 class Procs(_Line):
     """``procs``: the container's process tree, sampled by topo.agent.telemetry."""
 
@@ -490,6 +579,9 @@ class Procs(_Line):
     container: str  # c
     t: float  # t
     procs: tuple[Proc, ...]  # procs
+
+    def __init__(self, container: str, t: float, procs: tuple[Proc, ...]) -> None:
+        self.__dict__.update(container=container, t=t, procs=procs)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "procs", "c": self.container, "t": self.t,
@@ -500,15 +592,18 @@ class Procs(_Line):
         return cls(str(d["c"]), float(d["t"]), tuple(Proc.from_wire(p) for p in d["procs"]))
 
 
-@dataclass(frozen=True)
 class Exit(_Line):
     """``exit``: a pool's worker process died (mp-pool; the supervisor says ``requeue``)."""
 
     KIND: ClassVar[str] = "exit"
     container: str  # c
     t: float  # t
-    worker: str | None = None  # w: "<container>/<pid>" of the process
-    code: int | None = None  # code: its exit code, None if unknown
+    worker: str | None  # w: "<container>/<pid>" of the process
+    code: int | None  # code: its exit code, None if unknown
+
+    def __init__(self, container: str, t: float, worker: str | None = None,
+                 code: int | None = None) -> None:
+        self.__dict__.update(container=container, t=t, worker=worker, code=code)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "exit", "c": self.container, "w": self.worker, "t": self.t,
@@ -519,14 +614,16 @@ class Exit(_Line):
         return cls(str(d["c"]), float(d["t"]), _opt_str(d.get("w")), _opt_int(d.get("code")))
 
 
-@dataclass(frozen=True)
 class Stall(_Line):
     """``stall``: mp-pool gave up the tasks still pending after a death (they are lost)."""
 
     KIND: ClassVar[str] = "stall"
     container: str  # c
     t: float  # t
-    pending: tuple[int, ...] = field(default=())  # pending: their ids
+    pending: tuple[int, ...]  # pending: their ids
+
+    def __init__(self, container: str, t: float, pending: tuple[int, ...] = ()) -> None:
+        self.__dict__.update(container=container, t=t, pending=pending)
 
     def to_wire(self) -> dict[str, Any]:
         return {"ev": "stall", "c": self.container, "t": self.t, "pending": list(self.pending)}
@@ -536,8 +633,8 @@ class Stall(_Line):
         return cls(str(d["c"]), float(d["t"]), tuple(int(i) for i in d.get("pending") or ()))
 
 
-Event = Union[Task, Ready, Expect, Avail, Fed, Requeue, Error, Reconnect, Poison, Procs,
-              Exit, Stall]
+Event = (Task | Ready | Expect | Avail | Fed | Requeue | Error | Reconnect | Poison | Procs
+         | Exit | Stall)
 EVENT_TYPES: tuple[type[Event], ...] = (Task, Ready, Expect, Avail, Fed, Requeue, Error,
                                         Reconnect, Poison, Procs, Exit, Stall)
 KINDS: dict[str, Callable[[dict[str, Any]], Event]] = {t.KIND: t.from_wire for t in EVENT_TYPES}
