@@ -194,6 +194,7 @@ print(json.dumps(cpu))
 """
 IMPORT_STEPS = {
     "interpreter (pass)": "pass",
+    "import topo.agent.common": "import topo.agent.common",
     "import topo.agent.worker": "import topo.agent.worker",
     "worker + psutil": "import topo.agent.worker, psutil",
     "import redis (plain)": "import redis",
