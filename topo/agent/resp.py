@@ -158,7 +158,7 @@ class Connection:
             return None if n < 0 else self._bulk(n)
         if kind == b"*":
             n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
+            return None if n < 0 else self._array(n)
         if kind == b":":
             return int(rest)
         if kind == b"+":
@@ -166,6 +166,24 @@ class Connection:
         if kind == b"-":
             return _error(rest)
         raise ConnectionError(f"Protocol error: {line[:40]!r}")
+
+    def _array(self, n: int) -> list[Any]:
+        """``n`` replies; a bulk string already in the buffer is sliced out here (a batch of
+        task ids is an array of them), anything else goes through ``_reply``."""
+        out: list[Any] = []
+        append = out.append
+        for _ in range(n):
+            buf, pos = self._buf, self._pos
+            end = buf.find(b"\r\n", pos)
+            if end > pos and buf[pos] == 36:  # "$"
+                size = int(buf[pos + 1:end])
+                start = end + 2
+                if 0 <= size and start + size + 2 <= len(buf):
+                    append(buf[start:start + size])
+                    self._pos = start + size + 2
+                    continue
+            append(self._reply())
+        return out
 
     def _line(self) -> bytes:
         while True:
