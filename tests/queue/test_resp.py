@@ -213,33 +213,31 @@ def test_a_connect_timeout_is_a_timeout_error() -> None:
                 s.close()
 
 
-@pytest.fixture
-def auth_server(tmp_path: Path) -> Iterator[int]:
-    """A redis-server of its own with a password."""
+def _start(folder: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A redis-server of the test's own (to restart, kill, or give a password), up."""
     exe = shutil.which("redis-server")
     assert exe is not None
-    port = _free_port()
     proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path),
-                             "--requirepass", "s3cret"],
+                             "--appendonly", "no", "--dir", str(folder), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_up(port, "s3cret")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _wait_up(port: int, password: str | None = None) -> None:
+    password = extra[1] if extra[:1] == ("--requirepass",) else None
     deadline = time.monotonic() + 10
     while True:
         try:
             redis.Redis(port=port, password=password).ping()
-            return
+            return proc
         except redis.ConnectionError:
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.02)
+
+
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[int]:
+    port = _free_port()
+    proc = _start(tmp_path, port, "--requirepass", "s3cret")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def test_auth_with_the_password_and_without(auth_server: int) -> None:
@@ -255,21 +253,18 @@ def test_auth_with_the_password_and_without(auth_server: int) -> None:
 
 
 def test_a_server_killed_mid_reply_is_a_connection_error(tmp_path: Path) -> None:
-    """The server is SIGKILLed while it sends a 64 MB reply the client reads slowly."""
-    exe = shutil.which("redis-server")
-    assert exe is not None
+    """The server is SIGKILLed while it sends a 64 MB reply: more than the sockets' buffers
+    hold, so the client, reading only after the kill, gets part of it and then the end."""
     port = _free_port()
-    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start(tmp_path, port)
     try:
-        _wait_up(port)
         redis.Redis(port=port).set("big", b"x" * (64 * 1024 * 1024))
         c = resp.Connection("127.0.0.1", port, timeout=10)
         c.send(resp.pack(("GET", "big")))
         assert c.sock is not None
         c.sock.recv(1024, socket.MSG_PEEK)  # the reply has begun
-        threading.Timer(0.05, os.kill, (proc.pid, signal.SIGKILL)).start()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
         with pytest.raises(resp.ConnectionError) as err:
             c.read()
         assert "\n" not in str(err.value)
@@ -284,20 +279,14 @@ def test_a_server_killed_mid_reply_is_a_connection_error(tmp_path: Path) -> None
 def test_a_restarted_server_is_reached_by_the_next_command(tmp_path: Path) -> None:
     """The worker's heartbeat thread relies on this: its client's idle connection, closed
     by a Redis that restarted, is replaced before the next command is sent on it."""
-    exe = shutil.which("redis-server")
-    assert exe is not None
     port = _free_port()
-    argv = [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
-            "no", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start(tmp_path, port)
     try:
-        _wait_up(port)
         c = resp.Redis(port=port)
         assert c.set("k", 1) is True
         proc.terminate()
         proc.wait(timeout=10)
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_up(port)
+        proc = _start(tmp_path, port)
         assert c.set("k", 2) is True  # no error first
     finally:
         proc.terminate()
