@@ -233,7 +233,9 @@ class Redis:
                  socket_connect_timeout: float | None = None,
                  socket_timeout: float | None = None) -> None:
         self.host, self.port, self.password = host, port, password
-        self.connect_timeout, self.timeout = socket_connect_timeout, socket_timeout
+        self.timeout = socket_timeout
+        self.connect_timeout = socket_timeout if socket_connect_timeout is None \
+            else socket_connect_timeout  # as redis-py
         self._idle: list[Connection] = []
         self._open: set[Connection] = set()  # every connection made and not closed
 
