@@ -325,3 +325,23 @@ def test_disconnect_closes_the_connections_threads_hold(admin: redis.Redis,
     client.disconnect()
     assert own.sock is None
     assert client.ping() is True
+
+
+@pytest.mark.parametrize("garbage", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"$many\r\n"])
+def test_a_peer_that_does_not_speak_redis_is_a_connection_error(garbage: bytes) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        c = resp.Redis(port=server.getsockname()[1], socket_timeout=5)
+
+        def answer() -> None:
+            peer, _ = server.accept()
+            peer.recv(100)
+            peer.sendall(garbage)
+            peer.close()
+
+        t = threading.Thread(target=answer)
+        t.start()
+        with pytest.raises(resp.ConnectionError, match="Protocol error"):
+            c.ping()
+        t.join(5)

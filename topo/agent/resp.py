@@ -148,6 +148,8 @@ class Connection:
             raise TimeoutError(f"Timeout {doing} socket") from exc
         if isinstance(exc, OSError):
             raise ConnectionError(f"Error while {doing} socket: {exc}") from exc
+        if isinstance(exc, ValueError):  # a length that is no number: not Redis speaking
+            raise ConnectionError(f"Protocol error: {exc}") from exc
         raise exc
 
     def _reply(self) -> Any:
