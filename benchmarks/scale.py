@@ -14,8 +14,9 @@ since its python3 started. Compare images with ``--image``.
 ``--import-cost``: where that start-up CPU goes: in one container of the worker image with
 the same quota (2/64 CPU), each of a few start-up steps run as its own ``python3``, in
 turn, several rounds interleaved; prints each one's CPU seconds (user + system of the
-child, from getrusage): the bare interpreter, the worker's imports, psutil (the
-telemetry's), redis-py imported plainly, topo's event protocol.
+child, from getrusage): the bare interpreter, topo.agent.common alone (what every agent
+imports), the worker's imports, psutil (the telemetry's), redis-py imported plainly (the
+worker no longer imports it), topo's event protocol.
 
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
