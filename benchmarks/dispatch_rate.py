@@ -43,7 +43,7 @@ from _common import ROOT  # noqa: F401  (puts this checkout's topo first on sys.
 
 from topo import engine as run
 from topo.analysis import figures as stats
-from topo.agent import common, reliable, worker
+from topo.agent import common, reliable, resp, worker
 from topo.agent.protocol import AgentConfig, QueueKind
 from topo.runtime.docker import DockerRuntime
 from topo.model import MultiSpec, Resources, RunResult, RunSpec, Scenario, SingleSpec, Workload
@@ -210,7 +210,7 @@ def _drain(port: int, tasks: int, prefetch: int, prof: cProfile.Profile | None) 
         client.lpush(reliable.QUEUE, *range(start, min(start + 10_000, tasks)))
     cfg = AgentConfig(container=f"w{prefetch}", task="noop", params={}, seed=0, tasks=tasks,
                       prefetch=prefetch, queue=QueueKind.RELIABLE)
-    w = worker.Worker(cfg, common.Events(f"bench-{os.getpid()}"), lambda: redis.Redis(port=port))
+    w = worker.Worker(cfg, common.Events(f"bench-{os.getpid()}"), lambda: resp.Redis(port=port))
     w.begin_reliable()
     t0 = time.perf_counter()
     if prof is not None:

@@ -14,10 +14,11 @@ since its python3 started. Compare images with ``--image``.
 ``--import-cost``: where that start-up CPU goes: in one container of the worker image with
 the same quota (2/64 CPU), each of a few start-up steps run as its own ``python3``, in
 turn, several rounds interleaved; prints each one's CPU seconds (user + system of the
-child, from getrusage): the bare interpreter, the worker's imports, psutil (the
-telemetry's), redis-py imported plainly, topo's event protocol, the module every agent shares
-(protocol, workloads and the event files), and the protocol's own standard-library
-imports, the floor its import cost can reach.
+child, from getrusage): the bare interpreter, the module every agent shares
+(topo.agent.common: protocol, workloads and the event files), the worker's imports, psutil
+(which single's PID 1 still imports; the worker and its telemetry no longer do), redis-py
+imported plainly (the worker no longer imports it either), topo's event protocol, and the
+protocol's own standard-library imports, the floor its import cost can reach.
 
 ``--states``: what one look at the containers' states costs (the run engine looks 4 times
 a second, beside the workload): a 64-worker deployment, then in turn, several rounds,
@@ -205,12 +206,11 @@ print(json.dumps(cpu))
 """
 IMPORT_STEPS = {
     "interpreter (pass)": "pass",
+    "import topo.agent.common": "import topo.agent.common",
     "import topo.agent.worker": "import topo.agent.worker",
-    "worker + psutil": "import topo.agent.worker, psutil",
     "import redis (plain)": "import redis",
     "import psutil": "import psutil",
     "import topo.agent.protocol": "import topo.agent.protocol",
-    "import topo.agent.common": "import topo.agent.common",
     "import json, os, socket": "import json, os, socket",
 }
 

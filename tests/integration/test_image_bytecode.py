@@ -24,7 +24,7 @@ ENTRY = "import topo.agent.worker, topo.agent.queue, topo.agent.single"
 EXPECTED = {"topo/__init__", "topo/agent/__init__", "topo/workloads", "topo/agent/common",
             "topo/agent/protocol", "topo/agent/queue", "topo/agent/reliable",
             "topo/agent/telemetry", "topo/agent/worker", "topo/agent/single",
-            "topo/agent/redis_import"}
+            "topo/agent/resp"}
 LOADED = re.compile(r"^# code object from '?([^']+)'?$")
 
 

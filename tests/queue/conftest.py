@@ -19,6 +19,8 @@ from typing import Iterator
 import pytest
 import redis
 
+from topo.agent import resp
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -72,3 +74,8 @@ def admin(redis_server: int) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+def agent_client(admin: redis.Redis) -> resp.Redis:
+    """The agents' own client (``topo.agent.resp``) to the Redis ``admin`` speaks to."""
+    return resp.Redis(port=admin.connection_pool.connection_kwargs["port"])

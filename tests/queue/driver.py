@@ -26,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
 
-from topo.agent import reliable
+from topo.agent import reliable, resp
 from topo.agent.protocol import AgentConfig, Event, decode
 from topo.agent.worker import Worker
 
@@ -84,42 +84,86 @@ class Gate:
         self.wait_parked(parks)
 
 
-class GatedRedis(redis.Redis):
-    """A client whose every round trip waits for the test's order. Like the agent's own
-    client (``topo.agent.queue.connect``) it never sends a command twice by itself."""
+class _Gated:
+    """A client whose every round trip waits for the test's order. Like the agents' own
+    client (``topo.agent.resp``) it never sends a command twice by itself."""
 
-    def __init__(self, gate: Gate, lost_reply: Callable[[tuple[Any, ...], Any], None],
-                 port: int) -> None:
-        super().__init__(port=port, retry=Retry(NoBackoff(), 0))
-        self._gate = gate
-        self._lost_reply = lost_reply
+    _gate: Gate
+    _lost_reply: Callable[[tuple[Any, ...], Any], None]
+    lost: type[Exception]  # what the worker takes for a lost connection
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        return self.through_gate(args, lambda: redis.Redis.execute_command(self, *args, **options))
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
-        return GatedPipeline(self, self.connection_pool, self.response_callbacks, transaction,
-                             shard_hint)
+    def drop(self) -> None:
+        """Close the client's connections."""
+        raise NotImplementedError
 
     def through_gate(self, args: tuple[Any, ...], call: Callable[[], Any]) -> Any:
         order = self._gate.wait_for_order(args)
         if order == DIE_BEFORE:
             raise Killed()
         if order == LOSE_REQUEST:
-            self.connection_pool.disconnect()
-            raise redis.ConnectionError("connection lost before the request reached Redis")
+            self.drop()
+            raise self.lost("connection lost before the request reached Redis")
         result = call()
         if order == RUN:
             return result
         self._lost_reply(args, result)
-        self.connection_pool.disconnect()
+        self.drop()
         if order == DIE_AFTER:
             raise Killed()
-        raise redis.ConnectionError("connection lost before the reply came back")
+        raise self.lost("connection lost before the reply came back")
 
 
-class GatedPipeline(Pipeline):
-    def __init__(self, owner: GatedRedis, *args: Any) -> None:
+class GatedRedis(_Gated, resp.Redis):
+    """The current worker's client (``topo.agent.resp``), gated."""
+
+    lost = resp.ConnectionError
+
+    def __init__(self, gate: Gate, lost_reply: Callable[[tuple[Any, ...], Any], None],
+                 port: int) -> None:
+        super().__init__(port=port)
+        self._gate, self._lost_reply = gate, lost_reply
+
+    def drop(self) -> None:
+        self.disconnect()
+
+    def execute_command(self, *args: Any) -> Any:
+        return self.through_gate(args, lambda: resp.Redis.execute_command(self, *args))
+
+    def pipeline(self) -> resp.Pipeline:
+        return GatedPipeline(self)
+
+
+class GatedPipeline(resp.Pipeline):
+    client: GatedRedis
+
+    def execute(self) -> Any:
+        args = ("PIPELINE", *(c[0] for c in self.commands))
+        return self.client.through_gate(args, lambda: resp.Pipeline.execute(self))
+
+
+class GatedRedisPy(_Gated, redis.Redis):
+    """The old worker's client (redis-py, as it had), gated the same way."""
+
+    lost = redis.ConnectionError
+
+    def __init__(self, gate: Gate, lost_reply: Callable[[tuple[Any, ...], Any], None],
+                 port: int) -> None:
+        super().__init__(port=port, retry=Retry(NoBackoff(), 0))
+        self._gate, self._lost_reply = gate, lost_reply
+
+    def drop(self) -> None:
+        self.connection_pool.disconnect()
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        return self.through_gate(args, lambda: redis.Redis.execute_command(self, *args, **options))
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        return GatedPipelinePy(self, self.connection_pool, self.response_callbacks, transaction,
+                               shard_hint)
+
+
+class GatedPipelinePy(Pipeline):
+    def __init__(self, owner: GatedRedisPy, *args: Any) -> None:
         super().__init__(*args)
         self._owner = owner
 
@@ -136,7 +180,7 @@ class GatedLink(reliable.Link):
     next round trip). A mark is pushed out of the cork and waited for until Redis has it,
     so every interleaving replays exactly."""
 
-    def __init__(self, client: redis.Redis, gate: Gate, world: World) -> None:
+    def __init__(self, client: resp.Redis, gate: Gate, world: World) -> None:
         super().__init__(client)
         self._gate, self._world = gate, world
         self._broken = False
@@ -169,7 +213,7 @@ class GatedLink(reliable.Link):
 
     def _closed_by_redis(self) -> bool:
         """Readable while marks get no reply: only the end of the connection is to read."""
-        sock = self._conn._sock
+        sock = self._conn.sock
         return sock is None or bool(select.select([sock], [], [], 0)[0])
 
     def _before(self, args: tuple[object, ...]) -> str:
@@ -178,7 +222,7 @@ class GatedLink(reliable.Link):
             raise Killed()
         if self._broken or order == LOSE_REQUEST:
             self.close()
-            raise redis.ConnectionError("connection lost before the request reached Redis")
+            raise resp.ConnectionError("connection lost before the request reached Redis")
         return order
 
     def _after(self, order: str) -> None:
@@ -187,7 +231,7 @@ class GatedLink(reliable.Link):
         self.close()
         if order == DIE_AFTER:
             raise Killed()
-        raise redis.ConnectionError("connection lost before the reply came back")
+        raise resp.ConnectionError("connection lost before the reply came back")
 
 
 class Log:
@@ -221,6 +265,7 @@ class Protocol:
     make: Callable[..., Any]
     configure: Callable[[Any, World], None]
     beat: Callable[[Any, redis.Redis], None]  # the heartbeat thread's beat, on its own client
+    client: type[_Gated]  # the gated client the worker connects with
     exact: bool = False  # its attempts are checked against the starts (reliable.py's claim)
 
 
@@ -247,14 +292,14 @@ def _beat_old(w: OldWorker, client: redis.Redis) -> None:
     o.register()
 
 
-NEW = Protocol("current", Worker, _configure_new, _beat_new, exact=True)
-OLD = Protocol("before (df021d8)", OldWorker, _configure_old, _beat_old)
+NEW = Protocol("current", Worker, _configure_new, _beat_new, GatedRedis, exact=True)
+OLD = Protocol("before (df021d8)", OldWorker, _configure_old, _beat_old, GatedRedisPy)
 
 
 # --------------------------------------------------------------------------- the world
 
 # Where every task id is, read in one round trip (an invariant is checked after every step).
-PLACES = reliable.Script(f"""
+PLACES = (f"""
 local found = {{{{'the queue', redis.call('LRANGE', '{reliable.QUEUE}', 0, -1)}}}}
 for _, key in ipairs(redis.call('KEYS', '{reliable.PROCESSING_PREFIX}*')) do
   found[#found + 1] = {{key, redis.call('LRANGE', key, 0, -1)}}
@@ -266,7 +311,7 @@ return found
 
 # What Redis charges, read in one round trip: the attempts hash, the held tasks marked
 # started (a mark of a task not held is stale), the owed and recorded dead letters.
-CHARGES = reliable.Script(f"""
+CHARGES = (f"""
 local marked = {{}}
 for _, key in ipairs(redis.call('KEYS', '{reliable.PROCESSING_PREFIX}*')) do
   local marks = '{reliable.STARTED_PREFIX}'
@@ -382,7 +427,7 @@ class World:
 
     def places(self) -> dict[int, list[str]]:
         where: dict[int, list[str]] = defaultdict(list)
-        for place, ids in PLACES(self.admin, [], []):  # type: ignore[union-attr]
+        for place, ids in self.admin.eval(PLACES, 0):  # type: ignore[union-attr]
             for raw in ids:
                 where[int(raw)].append(place.decode())
         return where
@@ -432,7 +477,7 @@ class World:
     def charges(self) -> Counter[int]:
         """Attempts Redis charges each task: given back after a start, plus the start of
         its current holding (its mark), or the count a dead letter carries."""
-        attempts, marked, owed, dead = CHARGES(self.admin, [], [])
+        attempts, marked, owed, dead = self.admin.eval(CHARGES, 0)  # type: ignore[misc]
         charged: Counter[int] = Counter()
         charged.update({int(k): int(v) for k, v in zip(attempts[::2], attempts[1::2])})
         charged.update(int(x) for x in marked)
@@ -474,7 +519,7 @@ class Driven:
 
     def __init__(self, world: World, name: str) -> None:
         self.gate = Gate()
-        self.clients: list[GatedRedis] = []
+        self.clients: list[_Gated] = []
         self.crash: BaseException | None = None
         cfg = AgentConfig(container=name, task="noop", params={}, seed=0, tasks=0,
                           prefetch=world.prefetch, max_attempts=MAX_ATTEMPTS)
@@ -487,11 +532,12 @@ class Driven:
         threading.Thread(target=self._main, daemon=True, name=f"worker {name}").start()
         self.gate.wait_parked()
 
-    def _connect(self, world: World) -> Callable[[], GatedRedis]:
-        def connect() -> GatedRedis:  # a new connection (the pool's old one is closed)
+    def _connect(self, world: World) -> Callable[[], _Gated]:
+        def connect() -> _Gated:  # a new connection (the old one is closed)
             if not self.clients:
-                self.clients.append(GatedRedis(self.gate, world.lost_reply, world.port))
-            self.clients[0].connection_pool.disconnect()
+                self.clients.append(world.protocol.client(self.gate, world.lost_reply,
+                                                          world.port))
+            self.clients[0].drop()
             return self.clients[0]
         return connect
 
@@ -499,7 +545,8 @@ class Driven:
         try:
             self.worker.begin_reliable()
             self.worker.serve(self.worker.step_reliable, self.worker.rejoin)
-        except (Killed, redis.ConnectionError, redis.TimeoutError):
+        except (Killed, redis.ConnectionError, redis.TimeoutError, resp.ConnectionError,
+                resp.TimeoutError):
             pass  # died, or gave up on Redis at start (as main() does: exit 1)
         except BaseException as exc:  # a bug in the worker: the test reports it
             self.crash = exc
@@ -523,4 +570,4 @@ class Driven:
 
     def close(self) -> None:
         for c in self.clients:
-            c.connection_pool.disconnect()
+            c.drop()

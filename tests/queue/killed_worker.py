@@ -14,9 +14,7 @@ import signal
 import sys
 from typing import Any, Callable
 
-import redis
-
-from topo.agent import common, worker
+from topo.agent import common, resp, worker
 
 from . import broken
 
@@ -40,7 +38,7 @@ def main() -> None:
     cls = worker.Worker if kind == "Worker" else getattr(broken, kind)
     cfg = common.config()
     w = cls(cfg, common.Events(f"{cfg.container}-{os.getpid()}"),
-            lambda: redis.Redis(port=port))
+            lambda: resp.Redis(port=port))
     w.flush_every = 1e9  # acks with the next take only: the counts below are exact
     setattr(w.queue, point, _kill_after(k, getattr(w.queue, point)))
     w.begin_reliable()

@@ -23,6 +23,8 @@ import redis
 from topo.agent import protocol
 from topo.agent import reliable as rq
 
+from .conftest import agent_client
+
 ROOT = Path(__file__).resolve().parents[2]
 TASKS, PREFETCH = 2000, 100
 NAME = "k"
@@ -68,7 +70,7 @@ def _lines(tmp: Path) -> list[int]:
 def _reap(admin: redis.Redis) -> None:
     """The dead worker's heartbeat has expired; another worker reaps it."""
     admin.delete(rq.heartbeat(NAME))
-    reaper = rq.ReliableQueue(admin, "r", "r/1/x", 3, 60_000)
+    reaper = rq.ReliableQueue(agent_client(admin), "r", "r/1/x", 3, 60_000)
     assert reaper.reap(NAME) is not None
 
 

@@ -23,9 +23,9 @@ from topo.agent import reliable as rq
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
-import sys, time, redis
-from topo.agent import reliable as rq
-q = rq.ReliableQueue(redis.Redis(port=int(sys.argv[1])), "c", "c/1/x", 3, 60_000)
+import sys, time
+from topo.agent import reliable as rq, resp
+q = rq.ReliableQueue(resp.Redis(port=int(sys.argv[1])), "c", "c/1/x", 3, 60_000)
 q.take(3)
 q.mark(b"1")
 q.mark(b"2")

@@ -8,6 +8,8 @@ import redis
 
 from topo.agent import reliable as rq
 
+from .conftest import agent_client
+
 ME = "a/7/x"
 TTL = 60_000
 
@@ -15,7 +17,7 @@ TTL = 60_000
 def _queue(admin: redis.Redis, tasks: int = 5, name: str = "a", me: str = ME) -> rq.ReliableQueue:
     if tasks:
         admin.lpush(rq.QUEUE, *range(tasks))
-    return rq.ReliableQueue(admin, name, me, max_attempts=3, heartbeat_ttl_ms=TTL)
+    return rq.ReliableQueue(agent_client(admin), name, me, max_attempts=3, heartbeat_ttl_ms=TTL)
 
 
 def _ints(values: list[bytes]) -> list[int]:

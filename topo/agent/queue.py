@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import time
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from topo.agent import resp
 from topo.agent.common import Events, config, fatal, wait_for_go
 from topo.agent.protocol import AgentConfig, Avail, Expect, Fed
 from topo.agent.reliable import QUEUE
@@ -34,19 +32,19 @@ def redis_password() -> str | None:
     return os.environ.get("TOPO_REDIS_PASSWORD") or None
 
 
-def connect(cfg: AgentConfig, wait: float = 60.0) -> redis.Redis:
+def connect(cfg: AgentConfig, wait: float = 60.0) -> resp.Redis:
     """Connect to the run's Redis, retrying while it starts (or restarts).
 
-    A command is never sent again by the client itself: a script whose reply was lost may
-    have run, and running it twice takes a second task the worker would not know it holds.
-    The worker sees the error instead and gives back what it holds (``rejoin``)."""
-    client = redis.Redis(
+    A command is never sent again by the client itself (``topo.agent.resp``): a script
+    whose reply was lost may have run, and running it twice takes a second task the worker
+    would not know it holds. The worker sees the error instead and gives back what it holds
+    (``rejoin``)."""
+    client = resp.Redis(
         host=cfg.redis_host or "",  # the plan always names it; "" fails to connect
         port=6379,
         password=redis_password(),
         socket_connect_timeout=2,
         socket_timeout=10,
-        retry=Retry(NoBackoff(), 0),
     )
     deadline = time.monotonic() + wait
     delay = 0.05
@@ -54,9 +52,9 @@ def connect(cfg: AgentConfig, wait: float = 60.0) -> redis.Redis:
         try:
             client.ping()
             return client
-        except (redis.ConnectionError, redis.TimeoutError):
-            # A connect timeout is no ConnectionError in redis-py: on a network that is still
-            # being set up (a Swarm overlay under load) the first SYNs go unanswered.
+        except (resp.ConnectionError, resp.TimeoutError):
+            # A connect timeout is no ConnectionError: on a network that is still being set
+            # up (a Swarm overlay under load) the first SYNs go unanswered.
             if time.monotonic() > deadline:
                 raise
             time.sleep(delay)
@@ -67,12 +65,12 @@ FEED_CHUNK = 10_000  # task ids per LPUSH
 FEED_PIPELINE = 4  # LPUSHes per round trip: the feeder never holds more than these ids
 
 
-def push(client: redis.Redis, tasks: int, chunk: int = FEED_CHUNK,
+def push(client: resp.Redis, tasks: int, chunk: int = FEED_CHUNK,
          per_trip: int = FEED_PIPELINE) -> None:
     """Enqueue ids 0..tasks-1 in order, ``chunk`` per LPUSH and ``per_trip`` LPUSHes per
     round trip: a million ids are never all built at once (in the feeder or in Redis'
     input buffer), yet the pushes are still pipelined."""
-    pipe = client.pipeline(transaction=False)
+    pipe = client.pipeline()
     for start in range(0, tasks, chunk):
         pipe.lpush(QUEUE, *range(start, min(start + chunk, tasks)))
         if len(pipe) >= per_trip:

@@ -46,7 +46,7 @@ goes to an event file, which no script can write, so any worker that reaps (or s
 writes the owed records and only then marks them recorded: a worker dying in between leaves
 them owed, and the next one writes them (a record written twice counts one failed task).
 
-Standard library and redis only: this runs inside the worker containers.
+Standard library only (with topo.agent.resp): this runs inside the worker containers.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import hashlib
 import socket
 from typing import Any, Callable, Iterable, Sequence, Union
 
-import redis
+from topo.agent import resp
 
 QUEUE = "topo:queue"
 STARTED_PREFIX = "topo:started:"  # per worker: held id -> the process that started it
@@ -227,20 +227,14 @@ class Link:
     - ``call`` writes a command (turning replies back on first), uncorks, and returns the
       reply. An error reply is returned, not raised, so the replies stay in step."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        pool = client.connection_pool
-        try:
-            self._conn = pool.get_connection()  # redis-py >= 5.3
-        except TypeError:
-            self._conn = pool.get_connection("_")  # redis-py 4 (the agents' image)
-        if self._conn._sock is None:
-            self._conn.connect()  # type: ignore[no-untyped-call]
+    def __init__(self, client: resp.Redis) -> None:
+        self._conn = client.connection()
         self._quiet = False  # marks written since the last call: replies off, corked
         self._hset_heads: dict[str, bytes] = {}  # a mark's command up to its field
 
     def send(self, *args: object) -> None:
         """Write a command whose reply is never read (a start mark)."""
-        self._send_packed(_resp(args))
+        self._send_packed(resp.pack(args))
 
     def send_hset(self, key: str, field: bytes, value: bytes) -> None:
         """``send("HSET", key, field, value)``, packed faster: the per-task start mark."""
@@ -258,20 +252,28 @@ class Link:
             return
         self._cork(True)
         self._quiet = True
-        self._write(_resp(("CLIENT", "REPLY", "OFF")) + data)
+        self._write(_REPLY_OFF + data)
 
     def call(self, *args: object) -> Any:
-        """Write a command, after the marks, and return its reply."""
+        """Write a command, after the marks, and return its reply (an error reply too, as
+        its exception: it is not raised)."""
         if not self._quiet:
-            self._write(_resp(args))
+            self._write(resp.pack(args))
             return self._read()
-        self._write(_resp(("CLIENT", "REPLY", "ON")) + _resp(args))
+        self._write(_REPLY_ON + resp.pack(args))
         self._cork(False)  # everything leaves now, in order
         self._quiet = False
         ok = self._read()
-        if isinstance(ok, redis.ResponseError):
+        if isinstance(ok, resp.ResponseError):
             raise ok
         return self._read()
+
+    def execute_command(self, *args: object) -> Any:
+        """``call``, an error reply raised (as a client's ``execute_command``)."""
+        reply = self.call(*args)
+        if isinstance(reply, resp.ResponseError):
+            raise reply
+        return reply
 
     def push(self) -> None:
         """Send the marks written so far now, staying quiet (the queue tests wait for them)."""
@@ -280,62 +282,44 @@ class Link:
             self._cork(True)
 
     def _cork(self, on: bool) -> None:
-        sock = self._conn._sock
+        sock = self._conn.sock
         try:
             if sock is None:
                 raise OSError("closed")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
         except OSError as exc:
-            raise redis.ConnectionError(f"the connection to Redis is gone: {exc}") from exc
+            self._conn.close()
+            raise resp.ConnectionError(f"the connection to Redis is gone: {exc}") from exc
 
     def _write(self, data: bytes) -> None:
-        send = self._conn.send_packed_command
-        send([data], check_health=False)  # type: ignore[no-untyped-call]
+        self._conn.send(data)
 
     def _read(self) -> Any:
-        try:
-            return self._conn.read_response()
-        except redis.ResponseError as exc:
-            return exc
+        return self._conn.read()
 
     def close(self) -> None:
-        self._conn.disconnect()  # type: ignore[no-untyped-call]
+        self._conn.close()
 
 
-def _resp(args: tuple[object, ...]) -> bytes:
-    """A command in Redis' protocol. Written here, not by redis-py's packer, which cost
-    several times the write itself on the per-task path (benchmarks/dispatch_rate.py
-    --profile)."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        raw = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
+_REPLY_OFF = resp.pack(("CLIENT", "REPLY", "OFF"))
+_REPLY_ON = resp.pack(("CLIENT", "REPLY", "ON"))
 
-
-Target = Union[redis.Redis, Link]
+Target = Union[resp.Redis, Link]
 
 
 class Script:
     """A Lua script run by its SHA1, sent whole only when Redis does not know it yet (a new
-    or restarted Redis). Works with any redis-py client, old or new, or a ``Link``."""
+    or restarted Redis), through a client or a ``Link``."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, target: Target, keys: list[str], args: Sequence[Any]) -> Any:
-        if isinstance(target, Link):
-            reply = target.call("EVALSHA", self.sha, len(keys), *keys, *args)
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                reply = target.call("EVAL", self.source, len(keys), *keys, *args)
-            if isinstance(reply, redis.ResponseError):
-                raise reply
-            return reply
         try:
-            return target.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return target.eval(self.source, len(keys), *keys, *args)
+            return target.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except resp.NoScriptError:
+            return target.execute_command("EVAL", self.source, len(keys), *keys, *args)
 
 
 TAKE = Script(_TAKE)
@@ -351,8 +335,8 @@ class ReliableQueue:
     process must not be taken for the old one. Every method is one round trip except
     ``mark`` (none: a write). ``use`` a new client after a reconnect."""
 
-    def __init__(self, client: redis.Redis, name: str, me: str, max_attempts: int,
-                 heartbeat_ttl_ms: int, link: Callable[[redis.Redis], Link] = Link) -> None:
+    def __init__(self, client: resp.Redis, name: str, me: str, max_attempts: int,
+                 heartbeat_ttl_ms: int, link: Callable[[resp.Redis], Link] = Link) -> None:
         self.name = name
         self.me = me
         self.max_attempts = max_attempts
@@ -365,7 +349,7 @@ class ReliableQueue:
         self.client = client
         self.link = link(client)
 
-    def use(self, client: redis.Redis) -> None:
+    def use(self, client: resp.Redis) -> None:
         """Speak through ``client`` from now on (a reconnect): a new link, the old one shut."""
         try:
             self.link.close()
@@ -426,7 +410,7 @@ class ReliableQueue:
     def owed(self) -> dict[int, tuple[str, int]]:
         """Dead letters whose record is not written yet: id -> (owner, attempts)."""
         owed = {}
-        entries: dict[bytes, bytes] = self.client.hgetall(OWED)  # type: ignore[assignment]
+        entries: dict[bytes, bytes] = self.client.hgetall(OWED)
         for raw, value in entries.items():
             owner, attempts = value.decode().rsplit(" ", 1)
             owed[int(raw)] = (owner, int(attempts))

@@ -25,19 +25,12 @@ import threading
 import time
 from typing import Callable
 
-from topo.agent.redis_import import import_redis
-
-import_redis()  # first: redis-py at less start-up CPU (see topo.agent.redis_import)
-
-import redis  # noqa: E402
-
-from topo.agent import queue as q  # noqa: E402
-from topo.agent import reliable  # noqa: E402
-from topo.agent import telemetry  # noqa: E402
-from topo.agent.common import (  # noqa: E402
+from topo.agent import queue as q
+from topo.agent import reliable, resp, telemetry
+from topo.agent.common import (
     Events, TaskLines, announce_ready, bind_task, config, failed, fatal,
 )
-from topo.agent.protocol import (  # noqa: E402
+from topo.agent.protocol import (
     AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue,
 )
 
@@ -53,7 +46,7 @@ RECONNECT_WAIT = 120.0  # seconds an outage may last before the worker gives up 
 
 class Worker:
     def __init__(self, cfg: AgentConfig, events: Events,
-                 connect: Callable[[], redis.Redis]) -> None:
+                 connect: Callable[[], resp.Redis]) -> None:
         self.cfg = cfg
         self.events = events
         self.connect = connect
@@ -89,7 +82,7 @@ class Worker:
         while True:
             try:
                 self.queue.beat()
-            except redis.RedisError:
+            except resp.RedisError:
                 pass  # Redis away: the main loop notices and reconnects
             time.sleep(HEARTBEAT_EVERY)
 
@@ -190,7 +183,7 @@ class Worker:
         while True:
             try:
                 step()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (resp.ConnectionError, resp.TimeoutError) as exc:
                 self.reconnect(exc, register)
 
     def reconnect(self, exc: BaseException, register: Callable[[], None]) -> None:
@@ -203,7 +196,7 @@ class Worker:
                 self.client = self.connect()  # waits for Redis; raises after a minute
                 self.queue.use(self.client)
                 register()
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (resp.ConnectionError, resp.TimeoutError):
                 if time.monotonic() > deadline:
                     raise
                 continue  # gone again already: wait once more, no second line
