@@ -51,11 +51,18 @@ Standard library only (with topo.agent.resp): this runs inside the worker contai
 
 from __future__ import annotations
 
-import hashlib
 import socket
-from typing import Any, Callable, Iterable, Sequence, Union
 
 from topo.agent import resp
+
+try:  # CPython's own SHA-1, built in: hashlib's import (OpenSSL) costs a worker's start-up more
+    from _sha1 import sha1  # type: ignore[import-not-found]
+except ImportError:  # another Python
+    from hashlib import sha1
+
+TYPE_CHECKING = False  # typing is for the type checker only (see topo.agent.protocol)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Sequence, Union
 
 QUEUE = "topo:queue"
 STARTED_PREFIX = "topo:started:"  # per worker: held id -> the process that started it
@@ -304,7 +311,8 @@ class Link:
 _REPLY_OFF = resp.pack(("CLIENT", "REPLY", "OFF"))
 _REPLY_ON = resp.pack(("CLIENT", "REPLY", "ON"))
 
-Target = Union[resp.Redis, Link]
+if TYPE_CHECKING:
+    Target = Union[resp.Redis, Link]
 
 
 class Script:
@@ -313,7 +321,7 @@ class Script:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.sha = sha1(source.encode()).hexdigest()
 
     def __call__(self, target: Target, keys: list[str], args: Sequence[Any]) -> Any:
         try:

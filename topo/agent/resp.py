@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Any, Iterator, NoReturn
+
+TYPE_CHECKING = False  # typing is for the type checker only (see topo.agent.protocol)
+if TYPE_CHECKING:
+    from typing import Any, Iterator, NoReturn
 
 
 class RedisError(Exception):

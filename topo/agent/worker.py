@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable
 
 from topo.agent import queue as q
 from topo.agent import reliable, resp, telemetry
@@ -33,6 +32,10 @@ from topo.agent.common import (
 from topo.agent.protocol import (
     AgentConfig, Error, Expect, QueueKind, Reconnect, Requeue,
 )
+
+TYPE_CHECKING = False  # typing is for the type checker only (see topo.agent.protocol)
+if TYPE_CHECKING:
+    from typing import Callable
 
 HEARTBEAT_EVERY = 0.5  # seconds
 HEARTBEAT_TTL_MS = 3000  # a worker silent this long is dead
