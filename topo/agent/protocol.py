@@ -633,8 +633,11 @@ class Stall(_Line):
         return cls(str(d["c"]), float(d["t"]), tuple(int(i) for i in d.get("pending") or ()))
 
 
-Event = (Task | Ready | Expect | Avail | Fed | Requeue | Error | Reconnect | Poison | Procs
-         | Exit | Stall)
+if TYPE_CHECKING:
+    Event = (Task | Ready | Expect | Avail | Fed | Requeue | Error | Reconnect | Poison | Procs
+             | Exit | Stall)
+else:  # at run time the base of every kind: ``X | Y`` of classes needs Python 3.10, agents 3.9
+    Event = _Line
 EVENT_TYPES: tuple[type[Event], ...] = (Task, Ready, Expect, Avail, Fed, Requeue, Error,
                                         Reconnect, Poison, Procs, Exit, Stall)
 KINDS: dict[str, Callable[[dict[str, Any]], Event]] = {t.KIND: t.from_wire for t in EVENT_TYPES}

@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
 
@@ -360,7 +360,10 @@ def run_mp_pool(cfg: AgentConfig, events: Events) -> None:
     pool.terminate()
 
 
-Done = queue.SimpleQueue[tuple[int, float | None, BaseException | None]]
+if TYPE_CHECKING:
+    Done = queue.SimpleQueue[tuple[int, float | None, BaseException | None]]
+else:  # ``float | None`` evaluated needs Python 3.10; the agents run on 3.9 too
+    Done = queue.SimpleQueue
 
 
 def _report_to(done: Done, task_id: int) -> tuple[Callable[[float], None],
