@@ -166,15 +166,15 @@ class AgentConfig(_Record):
                  data_dir: str | None = None, telemetry: bool = True,
                  pool: PoolKind | None = None, processes: int | Literal["auto"] | None = None,
                  preload: bool | None = None, stall_timeout: float | None = None,
-                 linger: float | None = None, redis_host: str | None = None, queue: QueueKind | None = None,
-                 prefetch: int | None = None, acks_late: bool | None = None,
-                 visibility_timeout: float | None = None) -> None:
+                 linger: float | None = None, redis_host: str | None = None,
+                 queue: QueueKind | None = None, prefetch: int | None = None,
+                 acks_late: bool | None = None, visibility_timeout: float | None = None) -> None:
         self.__dict__.update(
             container=container, task=task, params=params, seed=seed, tasks=tasks,
             poison=poison, max_attempts=max_attempts, data_dir=data_dir, telemetry=telemetry,
             pool=pool, processes=processes, preload=preload, stall_timeout=stall_timeout,
-            linger=linger, redis_host=redis_host, queue=queue, prefetch=prefetch, acks_late=acks_late,
-            visibility_timeout=visibility_timeout)
+            linger=linger, redis_host=redis_host, queue=queue, prefetch=prefetch,
+            acks_late=acks_late, visibility_timeout=visibility_timeout)
 
     def to_json(self) -> str:
         """The ``TOPO_CONFIG`` value: sorted keys, None left out."""
