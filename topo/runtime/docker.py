@@ -374,12 +374,11 @@ class DockerRuntime:
         ~70 ms of ours, four times a second while the workload runs beside it
         (benchmarks/scale.py --states)."""
         name = deployment.plan.labels[DEPLOYMENT]
-        label = f"{DEPLOYMENT}={name}"
         followed = self._followed.get(name)
         try:
             if followed is None:
-                followed = self._followed[name] = _Followed(self.client, label)
-            return followed.states(self.client, label)
+                followed = self._followed[name] = _Followed(self.client, f"{DEPLOYMENT}={name}")
+            return followed.states()
         except docker.errors.DockerException as e:
             raise engine_error("list containers", e) from e
 
@@ -605,6 +604,7 @@ class _Followed:
     inspects every container again, as if no event had been seen."""
 
     def __init__(self, client: docker.DockerClient, label: str) -> None:
+        self._client, self._label = client, label
         self._lock = threading.Lock()
         self._named: set[str] = set()  # ids an event named since the last look
         self._broken = False
@@ -625,17 +625,18 @@ class _Followed:
         with self._lock:
             self._broken = not self._closed
 
-    def states(self, client: docker.DockerClient, label: str) -> dict[str, ContainerState]:
+    def states(self) -> dict[str, ContainerState]:
         with self._lock:  # taken before the listing: an event after it is seen next time
             named, self._named = self._named, set()
             everything = self._broken
         known: dict[str, tuple[str, ContainerState]] = {}
-        for entry in client.api.containers(all=True, filters={"label": label}):
+        api = self._client.api
+        for entry in api.containers(all=True, filters={"label": self._label}):
             cid, listed = str(entry["Id"]), str(entry.get("State", ""))
             seen = self._known.get(cid)
             if seen is None or everything or cid in named or seen[0] != listed:
                 try:
-                    seen = (listed, _state(client.api.inspect_container(cid)))
+                    seen = (listed, _state(api.inspect_container(cid)))
                 except docker.errors.NotFound:
                     continue  # removed since the listing
             known[cid] = seen
