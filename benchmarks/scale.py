@@ -26,6 +26,14 @@ topo's ``states()`` (a sparse listing, an inspect only of what changed) and a li
 inspects every container (what it did before); prints each one's wall time, this process's
 CPU and the engine's (dockerd's own CPU counter, read from /proc).
 
+``--floor``: the engine's own floor under that deploy, in one sitting, interleaved: as many
+idle containers (``sleep``, no agent) created and started straight through the engine's API
+on a new internal bridge network, the same number at a time, with no line of topo's deploy
+code; topo's own deploy of the 64-worker plan with ``sleep`` in place of every agent; and
+topo's deploy as it is. Prints each one's time to every container started (and to every
+worker ready), its teardown, and the CPU-s of dockerd, containerd and the shims meanwhile
+(with their ended children: the per-container DNS set-up, iptables, runc).
+
 ``--million``: a 1,000,000-task no-op batch in each topology (2 workers, multi at prefetch
 100), through ``topo.engine.compare`` with the result file saved as ``topo compare`` does;
 prints each topology's makespan and this process's peak RSS (VmHWM, reset between the
@@ -36,6 +44,7 @@ Run it under the shared Docker lock:
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --agent-cpu [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --import-cost [--image TAG]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --states [--workers 64]
+  flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --floor [ROUNDS]
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/scale.py --million [--tasks N]
 """
 
@@ -102,25 +111,42 @@ def _scenario(workers: int, cpus: float, memory_mib: int) -> Scenario:
 
 def deploy_mode(workers: int, memory_mib: int, image: str | None) -> None:
     rt = DockerRuntime.connect()
-    runtime = _Recording(rt.client)
     sc = _scenario(workers, 2, memory_mib)
-    image = image or runtime.ensure_image(sc)
+    image = image or rt.ensure_image(sc)
     print(f"image {image}; {docker_runtime.DEPLOY_POOL} containers deployed at a time")
+    _deploy_once(rt, sc, image, memory_mib, verbose=True)
+
+
+def _deploy_once(rt: DockerRuntime, sc: Scenario, image: str, memory_mib: int,
+                 verbose: bool) -> dict[str, float]:
+    """One multi deployment through topo's run loop; its figures (s since the deploy call,
+    and the engine's CPU-s from the deploy call to every container started)."""
+    runtime = _Recording(rt.client)
+    workers = sc.workers
     run_id = run.new_run_id()
     name = f"topo-{run_id}-m0"
     p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
     phases: dict[str, float] = {}
+    engine: dict[str, float] = {}
 
     def at(done: int, phase: str) -> None:
+        if phase not in phases and phase == "ready":
+            engine["started"] = _engine_cpu()
         phases.setdefault(phase, time.time())
 
     with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:
+        engine["before"] = _engine_cpu()
         r = run.run_one(runtime, p, Path(out) / name, index=0, warmup=False, timeout=300,
                         progress=at)
     d = runtime.deployment
     if d is None or runtime.teardown_span is None:
         raise SystemExit(f"deploy failed: {r.error}")
     t0 = r.t_deploy
+    figures = {"started": phases["ready"] - t0, "ready": (r.t_ready or t0) - t0,
+               "teardown": runtime.teardown_span[1] - runtime.teardown_span[0],
+               "engine": engine.get("started", float("nan")) - engine["before"]}
+    if not verbose:
+        return figures
     started = {c.name: t for c in d.containers  # (an older topo kept no start times)
                if c.role == "worker" and (t := getattr(c, "t_started", None)) is not None}
     starts = [t - t0 for t in started.values()]
@@ -137,6 +163,108 @@ def deploy_mode(workers: int, memory_mib: int, image: str | None) -> None:
     print(f"  ready    {_spread(readies)}")
     own = [w.t_ready - started[w.container] for w in r.workers if w.container in started]
     print(f"  ready - own start  {_spread(own)}")
+    return figures
+
+
+def _engine_cpu() -> float:
+    """CPU seconds (user + system, with their ended children) of the engine's processes
+    here: dockerd, containerd and every containerd shim (one per container, alive while it
+    is, with runc as its child)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        name, t = proc.info["name"] or "", proc.info["cpu_times"]
+        if t is not None and (name in ("dockerd", "containerd")
+                              or name.startswith("containerd-shim")):
+            # a reexec (the DNS set-up in a container's namespace), iptables or runc is a
+            # child that has ended by now: its CPU is in the parent's children times
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _bare_once(rt: DockerRuntime, containers: int, image: str, cpus: float,
+               memory: int) -> dict[str, float]:
+    """The engine floor: ``containers`` idle containers (``sleep``, no agent) on a new
+    internal bridge network, created and started straight through the engine's API,
+    ``DEPLOY_POOL`` at a time, each with the quota and memory limit of one of topo's
+    workers; then removed, with the network. No line of topo's deploy code runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = rt.client.api
+    run_id = run.new_run_id()
+    labels = {planning.MANAGED: "true", planning.RUN: run_id,
+              planning.OWNER: cleanup.owner_label()}
+    name = f"topo-{run_id}-floor"
+    engine0, t0 = _engine_cpu(), time.time()
+    api.create_network(name, driver="bridge", internal=True, labels=labels,
+                       check_duplicate=True)
+
+    def one(i: int) -> str:
+        host = api.create_host_config(network_mode=name, nano_cpus=int(cpus * 1e9),
+                                      mem_limit=memory, memswap_limit=memory)
+        cid = api.create_container(image, ["sleep", "600"], name=f"{name}-{i}",
+                                   labels=labels, host_config=host)["Id"]
+        api.start(cid)
+        return str(cid)
+
+    try:
+        with ThreadPoolExecutor(max_workers=docker_runtime.DEPLOY_POOL) as pool:
+            list(pool.map(one, range(containers)))
+        started, engine = time.time() - t0, _engine_cpu() - engine0
+    finally:
+        t1 = time.time()
+        rt.remove_labelled(f"{planning.RUN}={run_id}")  # as topo's teardown: containers, network
+        teardown = time.time() - t1
+    return {"started": started, "engine": engine, "teardown": teardown}
+
+
+def _idle_once(rt: DockerRuntime, sc: Scenario, image: str) -> dict[str, float]:
+    """topo's own deploy of the same plan (Redis first and waited for, then the rest with
+    every option topo gives them), except that the workers and the feeder run ``sleep``
+    instead of an agent: the engine's cost of topo's containers, without their agents."""
+    runtime = DockerRuntime(rt.client)
+    run_id = run.new_run_id()
+    name = f"topo-{run_id}-m0"
+    p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
+    idle = tuple(dataclasses.replace(c, command=("sleep", "600")) if c.role != "redis" else c
+                 for c in p.containers)
+    p = dataclasses.replace(p, containers=idle)
+    with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:
+        run_dir = Path(out) / name
+        prepare_run_dir(run_dir)
+        engine0, t0 = _engine_cpu(), time.time()
+        d = runtime.deploy(p, str(run_dir))
+        started, engine = time.time() - t0, _engine_cpu() - engine0
+        t1 = time.time()
+        runtime.teardown(d, name)
+    return {"started": started, "engine": engine, "teardown": time.time() - t1}
+
+
+def floor_mode(workers: int, rounds: int, memory_mib: int, image: str | None) -> None:
+    """topo's deploy of ``workers`` workers against the engine floor (as many bare idle
+    containers, on the same kind of network), interleaved, ``rounds`` of each."""
+    rt = DockerRuntime.connect()
+    sc = _scenario(workers, 2, memory_mib)
+    image = image or rt.ensure_image(sc)
+    count = workers + 2  # redis and the feeder
+    rows: dict[str, list[dict[str, float]]] = {"bare containers": [], "topo, no agents": [],
+                                               "topo deploy": []}
+    for _ in range(rounds):
+        rows["bare containers"].append(
+            _bare_once(rt, count, image, 2 / workers, memory_mib * MIB // workers))
+        rows["topo, no agents"].append(_idle_once(rt, sc, image))
+        rows["topo deploy"].append(_deploy_once(rt, sc, image, memory_mib, verbose=False))
+    print(f"image {image}; {count} containers, {docker_runtime.DEPLOY_POOL} at a time, on an "
+          f"internal bridge network; {rounds} rounds, interleaved; s (engine: CPU-s of "
+          f"dockerd + containerd + shims until every container started)")
+    for way, figs in rows.items():
+        cols = []
+        for key in ("started", "ready", "teardown", "engine"):
+            v = [f[key] for f in figs if key in f]
+            if v:
+                cols.append(f"{key} " + " / ".join(f"{x:5.2f}" for x in v))
+        print(f"  {way:16} " + "   ".join(cols))
 
 
 # The worker agent, run as usual, except that at its ready line it prints its own CPU seconds
@@ -350,12 +478,17 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=None,
                     help="MiB for all workers (default 2048; --million: 4096, since the "
                          "process pool holds a future per task in its container)")
+    ap.add_argument("--floor", type=int, nargs="?", const=3, default=None, metavar="ROUNDS",
+                    help="topo's deploy against as many bare containers (the engine floor), "
+                         "interleaved (default 3 rounds)")
     ap.add_argument("--states", action="store_true",
                     help="cost of one look at the containers' states (--workers of them)")
     a = ap.parse_args()
     if a.deploy_pool:
         docker_runtime.DEPLOY_POOL = a.deploy_pool
-    if a.states:
+    if a.floor:
+        floor_mode(a.workers, a.floor, a.memory or 2048, a.image)
+    elif a.states:
         states_mode(a.workers, 5, 20)
     elif a.million:
         million_mode(a.tasks, a.prefetch, a.memory or 4096)
