@@ -3,7 +3,7 @@ on, its tag, and its Dockerfile. Pure; the Docker adapter runs the probe and the
 
 A worker image is ``FROM`` topo's base image or the team's own image (``workload.image``),
 plus a thin layer: topo's agent, the scenario's code folder, and the wheels of the scenario's
-requirements and of whatever the agent needs that the image lacks (redis, psutil). Its tag
+requirements (the agent itself needs only the standard library). Its tag
 is a hash of everything that goes in, so an unchanged set is never built twice.
 """
 
@@ -22,10 +22,13 @@ from topo.wheels import Target, Wheelhouse
 
 MIN_PYTHON = (3, 9)
 BASE_IMAGE = os.environ.get("TOPO_BASE_IMAGE", "topo-base:bookworm")
-AGENT_PACKAGES = ("redis", "psutil")  # what topo.agent imports besides the standard library
+# What topo.agent imports besides the standard library: nothing. Its own Redis client
+# (topo.agent.resp) and /proc reader (topo.agent.telemetry) replace redis-py and psutil, so a
+# team's image gets no package of topo's beside its own requirements.
+AGENT_PACKAGES: tuple[str, ...] = ()
 # The queue libraries a scenario may run instead of topo's queue (model.PEER_QUEUES), pinned:
 # a figure measured for "celery" means this Celery. Installed from wheels like a workload's
-# requirements; the redis extras pull a newer redis-py, which then serves topo's agent too.
+# requirements, with the redis-py each one requires (the redis extras, or rq's own).
 PEER_PACKAGES = {"celery": "celery[redis]==5.7.0", "rq": "rq==3.0.0",
                  "dramatiq": "dramatiq[redis]==2.2.1"}
 SITE = "/opt/topo/site"  # where the wheels are installed in the worker image

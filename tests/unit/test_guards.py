@@ -12,14 +12,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from topo import images
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "topo"
 
-# What code running inside the containers may import besides the standard library.
-AGENT_ALLOWED = {"redis", "psutil", "topo"}
+# What code running inside the containers may import besides the standard library: topo's
+# own agent code only (a team's image needs no package of topo's; images.AGENT_PACKAGES).
+AGENT_ALLOWED = {"topo"}
 AGENT_TOPO_ALLOWED = ("topo.agent", "topo.workloads")
-# A queue library is imported only by the adapter that measures it.
-PEER_LIBRARIES = {"celery", "kombu", "rq", "dramatiq"}
+# A queue library (and the redis-py it requires) is imported only by the adapter that
+# measures it.
+PEER_LIBRARIES = {"celery", "kombu", "rq", "dramatiq", "redis"}
 # The Docker SDK stays behind the runtime adapters: the Docker engine's, Swarm's, and the
 # helpers both share. Everything else talks to an engine through topo.runtime.base.Runtime.
 DOCKER_USERS = ["topo.runtime.docker", "topo.runtime.sdk", "topo.runtime.swarm",
@@ -69,6 +73,7 @@ def test_only_the_runtime_adapters_import_the_docker_sdk() -> None:
 
 
 def test_the_agent_imports_only_what_its_image_has() -> None:
+    assert images.AGENT_PACKAGES == ()  # what topo adds to a team's image for its agents
     stdlib = set(sys.stdlib_module_names)
     bad: list[str] = []
     for name, path in modules().items():

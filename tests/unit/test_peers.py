@@ -143,9 +143,8 @@ def test_multi_celery_workers_and_feeder_get_the_acknowledgement_settings() -> N
 
 def test_wheels_wanted_adds_the_pinned_library() -> None:
     facts = images.ImageFacts(python="3.11.2", machine="x86_64", packages={"redis": "4"})
-    assert images.wheels_wanted(facts, ()) == ("psutil",)
-    assert images.wheels_wanted(facts, ("celery", "rq")) == (
-        "psutil", "celery[redis]==5.7.0", "rq==3.0.0")
+    assert images.wheels_wanted(facts, ()) == ()  # topo's own agents need none
+    assert images.wheels_wanted(facts, ("celery", "rq")) == ("celery[redis]==5.7.0", "rq==3.0.0")
 
 
 def test_redis_commands_are_counted_without_the_harness_own() -> None:

@@ -199,3 +199,36 @@ def test_a_multi_workers_telemetry_does_not_import_psutil() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          env=env, timeout=60, check=True).stdout
     assert json.loads(out) is False
+
+
+def test_children_are_psutils_with_their_states(children: dict[str, int]) -> None:
+    # the fixture's processes are this process's children, the zombie among them
+    me = os.getpid()
+    expected = sorted((c.pid, "Z" if c.status() == psutil.STATUS_ZOMBIE else "-")
+                      for c in psutil.Process(me).children())
+    got = [(pid, "Z" if state == "Z" else "-") for pid, state in telemetry.children(me)]
+    assert got == expected
+    assert {pid for pid, _ in got} >= set(children.values())
+    assert [s for pid, s in telemetry.children(me) if pid == children["zombie"]] == ["Z"]
+
+
+def test_children_of_a_fake_proc(tmp_path: Path) -> None:
+    _fake_proc(tmp_path)
+    # pids 7, 8, 9 and 10 name 1 as their parent (9 a zombie); 1's parent is 0
+    assert telemetry.children(1, proc=str(tmp_path)) == [(7, "R"), (8, "S"), (9, "Z"), (10, "S")]
+    assert telemetry.children(0, proc=str(tmp_path)) == [(1, "S")]
+    assert telemetry.children(7, proc=str(tmp_path)) == []
+
+
+def test_the_core_read_from_proc_is_the_one_the_thread_is_pinned_to() -> None:
+    # the truth from outside the reader: the affinity this test sets, one CPU at a time
+    from topo.agent import common
+
+    before = os.sched_getaffinity(0)
+    try:
+        for cpu in sorted(before):
+            os.sched_setaffinity(0, {cpu})
+            assert common._core_from_proc() == cpu
+            assert psutil.Process().cpu_num() == cpu
+    finally:
+        os.sched_setaffinity(0, before)

@@ -1,6 +1,8 @@
 """What every agent process shares: its configuration, the event files, the start signal.
 
-Agents run inside the containers with the standard library, redis and psutil only.
+Agents run inside the containers with the standard library only (topo's own queue client,
+``topo.agent.resp``, and its own /proc reader, ``topo.agent.telemetry``); the peer agents add
+the queue library they run.
 
 Every process appends event lines (``topo.agent.protocol``) to its own file under
 ``<run dir>/events/``, a folder that is bind-mounted from the host. The harness builds its
@@ -219,9 +221,10 @@ class TaskLines:
 
 
 def core_reader() -> Callable[[], int]:
-    """The CPU the calling thread runs on, as psutil's ``cpu_num`` says it but read through
-    glibc's sched_getcpu (the vDSO: ~0.1 us, where cpu_num reads /proc: ~13 us a call);
-    cpu_num where that is missing (another libc)."""
+    """The CPU the calling thread runs on, read through glibc's sched_getcpu (the vDSO:
+    ~0.1 us, where /proc costs ~13 us a call); from the thread's own stat file (its 39th
+    field, "processor", what psutil's ``cpu_num`` reads) where that is missing (another
+    libc)."""
     try:
         import ctypes  # standard library; imported here, by the workers that need it
 
@@ -231,9 +234,13 @@ def core_reader() -> Callable[[], int]:
             return getcpu
     except (OSError, AttributeError):
         pass
-    import psutil  # the agents' image has it; imported here as the fallback only
+    return _core_from_proc
 
-    return psutil.Process().cpu_num
+
+def _core_from_proc(stat: str = "/proc/thread-self/stat") -> int:
+    with open(stat, "rb") as f:
+        data = f.read()
+    return int(data[data.rfind(b")") + 2:].split()[36])  # field 39; the split starts at 3
 
 
 def failed(events: Events, worker: str, task_id: int, err: str, t: float | None = None) -> None:

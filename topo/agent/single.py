@@ -35,6 +35,7 @@ import multiprocessing.pool
 import os
 import queue
 import select
+import signal
 import socket
 import statistics
 import threading
@@ -44,8 +45,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Callable
-
-import psutil
 
 from topo.agent import common, telemetry
 from topo.agent.common import (
@@ -274,14 +273,7 @@ class _Settled:
 
 def _live_children() -> set[int]:
     """PIDs of this process's children that are still running (not zombies)."""
-    out = set()
-    for child in psutil.Process().children():
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                out.add(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
+    return {pid for pid, state in telemetry.children(os.getpid()) if state != "Z"}
 
 
 def stall_after(cfg: AgentConfig, walls: list[float]) -> float:
@@ -387,10 +379,10 @@ def _abandon_pool(pool: Any, events: Events, container: str, exc: BaseException 
     fork a replacement for every worker killed here, one of which could announce itself
     before this process exits (a worker too many in the run's count)."""
     pool._worker_handler._state = multiprocessing.pool.TERMINATE
-    for child in psutil.Process().children():
+    for pid, _ in telemetry.children(os.getpid()):
         try:
-            child.kill()
-        except psutil.NoSuchProcess:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # ended meanwhile (a zombie is still there to kill)
             pass
     if exc is not None:
         events.emit(Error(container=container, t=time.time(),

@@ -96,6 +96,25 @@ def snapshot(with_memory_maps: bool, proc: str = "/proc") -> tuple[Proc, ...]:
     return tuple(p for p in found if p is not None)
 
 
+def children(pid: int, proc: str = "/proc") -> list[tuple[int, str]]:
+    """``pid``'s children and the state letter of each ("R", "S", "Z" for a zombie...),
+    from their stat files, as psutil's ``Process(pid).children()`` finds them (every
+    process whose parent is ``pid``). A child that ends while being read is left out."""
+    out = []
+    for d in os.listdir(proc):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{d}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rfind(b")") + 2:].split()  # from the 3rd field, state
+            if int(fields[1]) == pid:
+                out.append((int(d), fields[0].decode("ascii", "replace")))
+        except (OSError, ValueError, IndexError):
+            continue
+    return sorted(out)
+
+
 def _one_process(pid: int, proc: str, with_memory_maps: bool) -> Proc | None:
     """What psutil's name(), ppid(), cpu_times() and memory_info().rss (and, with memory
     maps, memory_full_info()'s uss and pss) give for ``pid``, read as psutil reads them."""
