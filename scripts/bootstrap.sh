@@ -49,7 +49,9 @@ if ! engine_ok; then
     log "started dockerd with systemd"
   else
     log "starting dockerd (log: /var/log/topo-dockerd.log)"
-    nohup dockerd >/var/log/topo-dockerd.log 2>&1 &
+    # Swarm's agent pulls a task's image before each start unless told to use the node's
+    # own: topo's images are local, and nothing here may reach a registry.
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nohup dockerd >/var/log/topo-dockerd.log 2>&1 &
     echo $! > "$PIDFILE"
   fi
   for _ in $(seq 1 60); do engine_ok && break; sleep 1; done
