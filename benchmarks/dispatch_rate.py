@@ -12,13 +12,16 @@ so the count covers the workers' start, the feeder and the whole batch).
 Goal (issue 12): >= 40,000 tasks/s batched and >= 5,000 tasks/s at prefetch 1, 2 workers,
 steady over 200,000 tasks.
 
+``--image A,B`` deploys those worker images instead of this checkout's ('.' names it), each
+variant once per image in every repeat: an older build beside this one, in one sitting.
+
 ``--profile`` runs no container: one worker process's loop (topo.agent.worker) in this
 process under cProfile against a redis-server on loopback (apt: redis-server), and prints
 where its time goes: the event line per task, the Redis link, the task, the rest.
 
 Usage (Docker runs under the shared lock):
   flock /tmp/topo-docker.lock .venv/bin/python benchmarks/dispatch_rate.py \\
-      [--tasks 200000] [--prefetch 1,100,1000] [--repeat 3] [--single]
+      [--tasks 200000] [--prefetch 1,100,1000] [--repeat 3] [--single] [--image .,TAG]
   .venv/bin/python benchmarks/dispatch_rate.py --profile [--tasks 100000] [--prefetch 100]
 """
 
@@ -36,7 +39,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import redis
 from _common import ROOT  # noqa: F401  (puts this checkout's topo first on sys.path)
@@ -145,13 +148,31 @@ def report(label: str, runs: list[Measured], tasks: int) -> str:
                f"; workers {statistics.median(cpu_w):.1f})" if cpu and cpu_w else ""))
 
 
+class _Pinned(DockerRuntime):
+    """The real runtime, deploying a given worker image (an older build, to compare in one
+    sitting) instead of the one built from this checkout."""
+
+    def __init__(self, client: Any, image: str) -> None:
+        super().__init__(client)
+        self.pinned = image
+
+    def ensure_image(self, scenario: Scenario) -> str:
+        if self.image_id(self.pinned) is None:
+            raise SystemExit(f"no image {self.pinned} on this engine")
+        return self.pinned
+
+
 def docker_main(args: argparse.Namespace) -> None:
     runtime = DockerRuntime.connect()
-    chosen = variants(args.tasks, args.prefetch, args.single)
-    measured: dict[str, list[Measured]] = {label: [] for label, _ in chosen}
+    runtimes = {"": runtime} if not args.image else {
+        f" [{tag}]": runtime if tag == "." else _Pinned(runtime.client, tag)
+        for tag in args.image}
+    chosen = [(label + suffix, sc, rt) for label, sc in
+              variants(args.tasks, args.prefetch, args.single) for suffix, rt in runtimes.items()]
+    measured: dict[str, list[Measured]] = {label: [] for label, _, _ in chosen}
     for i in range(args.repeat):
-        for label, sc in chosen:
-            m, by_command = measure(sc, runtime)
+        for label, sc, rt in chosen:
+            m, by_command = measure(sc, rt)
             measured[label].append(m)
             detail = ", ".join(f"{k} {v / max(m.completed, 1):.3f}"
                                for k, v in sorted(by_command.items(), key=lambda kv: -kv[1]))
@@ -161,7 +182,7 @@ def docker_main(args: argparse.Namespace) -> None:
                   + (f"; per task: {detail}" if detail else ""), flush=True)
     print(f"\n{args.tasks:,} no-op tasks, 2 workers, cpus=2, median of {args.repeat} "
           "interleaved repeats:")
-    for label, _ in chosen:
+    for label, _, _ in chosen:
         print(report(label, measured[label], args.tasks))
 
 
@@ -253,6 +274,9 @@ def main() -> None:
     ap.add_argument("--prefetch", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1, 100, 1000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--image", type=lambda s: s.split(","), default=None,
+                    help="worker images to deploy, comma-separated, interleaved in every "
+                         "repeat ('.' = the one built from this checkout)")
     ap.add_argument("--single", action="store_true", help="also the single process-pool")
     ap.add_argument("--profile", action="store_true", help="cProfile one worker, no Docker")
     args = ap.parse_args()
