@@ -593,6 +593,8 @@ class DockerRuntime:
                     removed["images"] += 1
         except docker.errors.DockerException as e:
             raise RunError(f"cleanup of {label} incomplete: {str(e).splitlines()[0][:200]}") from e
+        except RunError as e:
+            raise RunError(f"cleanup of {label} incomplete: {e}") from e
         return removed
 
 
@@ -677,9 +679,26 @@ def _remove_network(net: Any) -> int:
         except docker.errors.NotFound:
             return 0
         except docker.errors.APIError as e:
-            if "active endpoints" not in str(e) or time.monotonic() > deadline:
+            if "active endpoints" not in str(e):
                 raise
+            if time.monotonic() > deadline:
+                if _attached(net):
+                    raise
+                raise RunError(
+                    f"network {net.name} still has active endpoints by the engine's count, "
+                    "though no container is attached to it (dockerd kept endpoints of removed "
+                    "containers); it can be removed once dockerd restarts: then run "
+                    "`topo clean`") from e
             time.sleep(0.25)
+
+
+def _attached(net: Any) -> bool:
+    """Whether the engine says any container is on ``net`` (True when it cannot say)."""
+    try:
+        net.reload()
+        return bool(net.attrs.get("Containers"))
+    except docker.errors.DockerException:
+        return True
 
 
 # Run inside a container by ``exec`` when its processes are not visible from here (a remote
