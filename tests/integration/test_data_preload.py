@@ -58,7 +58,10 @@ def test_every_worker_of_both_topologies_reads_the_data(runtime: DockerRuntime, 
     # The third expectation is wrong on purpose: tasks 2, 5, 8 and 11 must fail, showing
     # that the tasks really compare what they read (12 tasks, 3 files: ids with id % 3 == 2).
     expect = ["alpha", "beta", "not gamma"]
-    sc = _with(scenario(workers=2, cpus=1.0), "datatask:read", 12, {"expect": expect}, data)
+    # Each task holds its worker 50 ms after the read (asleep): a read alone takes well under
+    # a scheduler slice, and one pool worker once ran all 12 before the other took any.
+    sc = _with(scenario(workers=2, cpus=1.0), "datatask:read", 12,
+               {"expect": expect, "hold": 0.05}, data)
     for r in _compare(runtime, tmp_path, sc):
         assert r.status == "ok", (r.topology, r.error)
         lg = ledger.build_ledger(r.task_count, r.records, r.retried)

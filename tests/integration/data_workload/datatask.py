@@ -7,6 +7,7 @@ in its container): the run folder is the host folder the harness mounts at TOPO_
 
 import os
 import socket
+import time
 
 _run_dir = os.environ.get("TOPO_RUN_DIR")
 if _run_dir:
@@ -14,11 +15,14 @@ if _run_dir:
         pass
 
 
-def read(task_id: int, data_dir: str, expect: list) -> None:
-    """Read file ``in-<task_id % n>.txt``; fail unless it holds ``expect[task_id % n]``."""
+def read(task_id: int, data_dir: str, expect: list, hold: float = 0.0) -> None:
+    """Read file ``in-<task_id % n>.txt``; fail unless it holds ``expect[task_id % n]``.
+    ``hold``: seconds to sleep after the read, off the CPU, so that a worker holding a task
+    leaves the next ones to the others."""
     i = task_id % len(expect)
     with open(os.path.join(data_dir, f"in-{i}.txt"), encoding="utf-8") as f:
         got = f.read()
+    time.sleep(hold)
     if got != expect[i]:
         raise ValueError(f"in-{i}.txt holds {got!r}, expected {expect[i]!r}")
 
