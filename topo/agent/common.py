@@ -238,9 +238,16 @@ def core_reader() -> Callable[[], int]:
 
 
 def _core_from_proc(stat: str = "/proc/thread-self/stat") -> int:
-    with open(stat, "rb") as f:
-        data = f.read()
-    return int(data[data.rfind(b")") + 2:].split()[36])  # field 39; the split starts at 3
+    return int(read_stat(stat)[1][36])  # field 39, "processor"
+
+
+def read_stat(path: str) -> tuple[bytes, list[bytes]]:
+    """A /proc stat file (of a process or a thread): its name, which lies between the first
+    "(" and the last ")" and may hold either, and its fields from the 3rd (state) on."""
+    with open(path, "rb") as f:
+        stat = f.read()
+    end = stat.rfind(b")")
+    return stat[stat.find(b"(") + 1:end], stat[end + 2:].split()
 
 
 def failed(events: Events, worker: str, task_id: int, err: str, t: float | None = None) -> None:

@@ -32,7 +32,7 @@ import os
 import threading
 import time
 
-from topo.agent.common import Events
+from topo.agent.common import Events, read_stat
 from topo.agent.protocol import Proc, Procs
 
 TELEMETRY_HZ = 2.0
@@ -75,9 +75,8 @@ def _boot_time(proc: str) -> float | None:
 
 def _one_thread(path: str) -> tuple[float | None, int | None]:
     """(CPU seconds, start time in clock ticks since boot) of one thread."""
-    try:  # utime, stime and starttime: the 14th, 15th and 22nd fields, after "(comm)"
-        with open(f"{path}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+    try:  # utime, stime and starttime: the 14th, 15th and 22nd fields
+        fields = read_stat(f"{path}/stat")[1]
         ticks, started = int(fields[11]) + int(fields[12]), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None, None  # ended while being read
@@ -105,9 +104,7 @@ def children(pid: int, proc: str = "/proc") -> list[tuple[int, str]]:
         if not d.isdigit():
             continue
         try:
-            with open(f"{proc}/{d}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rfind(b")") + 2:].split()  # from the 3rd field, state
+            fields = read_stat(f"{proc}/{d}/stat")[1]  # from the 3rd field, state
             if int(fields[1]) == pid:
                 out.append((int(d), fields[0].decode("ascii", "replace")))
         except (OSError, ValueError, IndexError):
@@ -120,15 +117,11 @@ def _one_process(pid: int, proc: str, with_memory_maps: bool) -> Proc | None:
     maps, memory_full_info()'s uss and pss) give for ``pid``, read as psutil reads them."""
     path = f"{proc}/{pid}"
     try:
-        with open(f"{path}/stat", "rb") as f:
-            stat = f.read()
+        comm, fields = read_stat(f"{path}/stat")  # fields from the 3rd, state
         with open(f"{path}/statm", "rb") as f:
             rss = int(f.read().split()[1]) * _PAGE
-        # the name lies between the first "(" and the last ")": it may hold either
-        end = stat.rfind(b")")
-        fields = stat[end + 2:].split()  # from the 3rd field, state
         ppid, cpu = int(fields[1]), int(fields[11]) / _HZ + int(fields[12]) / _HZ
-        name = _long_name(path, os.fsdecode(stat[stat.find(b"(") + 1:end]))
+        name = _long_name(path, os.fsdecode(comm))
     except (OSError, ValueError, IndexError):
         return None  # ended while being read, or not ours to read
     uss, pss = _smaps(path) if with_memory_maps else (None, None)
