@@ -56,6 +56,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the checkout's topo first on the path)
@@ -169,18 +170,26 @@ def _deploy_once(rt: DockerRuntime, sc: Scenario, image: str, memory_mib: int,
 def _engine_cpu() -> float:
     """CPU seconds (user + system, with their ended children) of the engine's processes
     here: dockerd, containerd and every containerd shim (one per container, alive while it
-    is, with runc as its child)."""
+    is, with runc as its child); NaN if none is found here. A reexec (the DNS set-up in a
+    container's namespace), iptables or runc is a child that has ended by now: its CPU is in
+    the parent's children times."""
+    total = _cpu_of(lambda name: name in ("dockerd", "containerd")
+                    or name.startswith("containerd-shim"), children=True)
+    return float("nan") if total is None else total
+
+
+def _cpu_of(chosen: Callable[[str], bool], children: bool) -> float | None:
+    """CPU seconds (user + system, and with ``children`` their ended children's) of every
+    process here whose name is ``chosen``; None if there is none."""
     import psutil
 
-    total = 0.0
+    total, found = 0.0, False
     for proc in psutil.process_iter(["name", "cpu_times"]):
-        name, t = proc.info["name"] or "", proc.info["cpu_times"]
-        if t is not None and (name in ("dockerd", "containerd")
-                              or name.startswith("containerd-shim")):
-            # a reexec (the DNS set-up in a container's namespace), iptables or runc is a
-            # child that has ended by now: its CPU is in the parent's children times
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
+        t = proc.info["cpu_times"]
+        if t is not None and chosen(proc.info["name"] or ""):
+            found = True
+            total += t.user + t.system + (t.children_user + t.children_system if children else 0.0)
+    return total if found else None
 
 
 def _bare_once(rt: DockerRuntime, containers: int, image: str, cpus: float,
@@ -200,9 +209,10 @@ def _bare_once(rt: DockerRuntime, containers: int, image: str, cpus: float,
     api.create_network(name, driver="bridge", internal=True, labels=labels,
                        check_duplicate=True)
 
+    host = api.create_host_config(network_mode=name, nano_cpus=int(cpus * 1e9),
+                                  mem_limit=memory, memswap_limit=memory)
+
     def one(i: int) -> str:
-        host = api.create_host_config(network_mode=name, nano_cpus=int(cpus * 1e9),
-                                      mem_limit=memory, memswap_limit=memory)
         cid = api.create_container(image, ["sleep", "600"], name=f"{name}-{i}",
                                    labels=labels, host_config=host)["Id"]
         api.start(cid)
@@ -362,13 +372,7 @@ def import_cost_mode(share: int, rounds: int, image: str | None) -> None:
 
 def _dockerd_cpu() -> float | None:
     """CPU seconds of the local dockerd (user + system), None if it is not found here."""
-    import psutil
-
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        if proc.info["name"] == "dockerd" and proc.info["cpu_times"] is not None:
-            t = proc.cpu_times()
-            return t.user + t.system
-    return None
+    return _cpu_of(lambda name: name == "dockerd", children=False)
 
 
 def states_mode(workers: int, rounds: int, looks: int) -> None:
