@@ -547,7 +547,7 @@ class Driven:
             self.worker.serve(self.worker.step_reliable, self.worker.rejoin)
         except (Killed, redis.ConnectionError, redis.TimeoutError, resp.ConnectionError,
                 resp.TimeoutError):
-            pass  # died, or gave up on Redis at start (as main() does: exit 1)
+            pass  # died, or gave up on Redis (as main() does after RECONNECT_WAIT: exit 1)
         except BaseException as exc:  # a bug in the worker: the test reports it
             self.crash = exc
         finally:

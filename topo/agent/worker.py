@@ -11,9 +11,12 @@ failed record. A restarted worker first gives back what it held before it died.
 
 ``simple`` (at-most-once): BRPOP; a task taken by a worker that dies is lost.
 
-A Redis outage (Redis killed, maybe restarted empty) does not end the worker: it writes one
-``error`` line per outage, reconnects (waiting for Redis as at start), registers again and
-carries on with whatever the queue then holds. The heartbeat thread keeps running across it.
+A Redis outage (Redis killed, maybe restarted empty, or the network cut) does not end the
+worker, whenever it comes: it writes one ``error`` line per outage, reconnects (waiting for
+Redis as at start), registers again and carries on with whatever the queue then holds. The
+heartbeat thread keeps running across it. That holds from the first connection on: an
+outage while the worker registers is one like any other (it gives up only after
+``RECONNECT_WAIT``, exit 1).
 
 Usage: ``python3 -m topo.agent.worker`` with ``TOPO_CONFIG`` set.
 """
@@ -53,10 +56,9 @@ class Worker:
         self.cfg = cfg
         self.events = events
         self.connect = connect
-        self.client = connect()
         self.name = cfg.container
         self.worker = f"{self.name}/{os.getpid()}"
-        self.run_task = bind_task(cfg)
+        self.run_task = bind_task(cfg)  # the team's imports, before Redis is reached
         self.lines = TaskLines(self.worker)
         self.prefetch = cfg.prefetch or 1
         self.max_attempts = cfg.max_attempts
@@ -68,8 +70,17 @@ class Worker:
         self._done: list[bytes] = []  # recorded, but not acknowledged yet
         self._flushed = time.monotonic()
         me = f"{self.worker}/{os.urandom(4).hex()}"
-        self.queue = reliable.ReliableQueue(self.client, self.name, me, self.max_attempts,
-                                            HEARTBEAT_TTL_MS)
+        # The queue's own connection is a second one: Redis may be lost between the two.
+        deadline = time.monotonic() + RECONNECT_WAIT
+        while True:
+            self.client = connect()
+            try:
+                self.queue = reliable.ReliableQueue(self.client, self.name, me,
+                                                    self.max_attempts, HEARTBEAT_TTL_MS)
+                break
+            except (resp.ConnectionError, resp.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
 
     def execute(self, raw: bytes) -> None:
         # Written (to the kernel) before the next task is marked started: the reaper takes a
@@ -125,9 +136,16 @@ class Worker:
         died. One script: a connection lost during it moves all of it or nothing."""
         self.requeued(self.queue.rejoin(self._done), self.name)
 
-    def begin_reliable(self) -> None:
+    def register(self) -> None:
         self.rejoin()
         self.record_dead_letters()  # the poison task this worker died of, at the cap
+
+    def begin_reliable(self) -> None:
+        """Register; an outage meanwhile costs an error line and a reconnect, as later."""
+        try:
+            self.register()
+        except (resp.ConnectionError, resp.TimeoutError) as exc:
+            self.reconnect(exc, self.register)
 
     def run_reliable(self) -> None:
         self.begin_reliable()
