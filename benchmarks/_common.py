@@ -13,6 +13,8 @@ from topo import engine as run  # noqa: E402
 from topo.model import RunResult, Scenario  # noqa: E402
 from topo.runtime.docker import DockerRuntime  # noqa: E402
 
+__all__ = ["ROOT", "DockerRuntime", "measure"]
+
 
 def measure(sc: Scenario, runtime: DockerRuntime) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="topo-bench-") as out:

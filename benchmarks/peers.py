@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import DockerRuntime  # type: ignore[attr-defined]  # noqa: I001  (puts the repository on sys.path)
+from _common import DockerRuntime  # noqa: I001  (puts the repository on sys.path)
 
 from topo import cleanup, engine as run
 from topo.agent.protocol import PoolKind, QueueKind

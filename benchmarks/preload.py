@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import sys
+from typing import Callable
 
 from _common import ROOT, DockerRuntime, measure
 
@@ -22,7 +23,7 @@ from topo.analysis import figures as figures_of
 from topo.model import RunFigures, Scenario
 
 MIB = 2**20
-FIGURES = (
+FIGURES: tuple[tuple[str, Callable[[RunFigures], float | None]], ...] = (
     ("workers' PSS (MiB)", lambda f: f.pss_sum / MIB if f.pss_sum is not None else None),
     ("workers' summed RSS (MiB)", lambda f: f.rss_sum / MIB if f.rss_sum is not None else None),
     ("start-up to ready (s)", lambda f: f.startup_ready),

@@ -61,8 +61,8 @@ def main() -> None:
     base = [f.throughput for f in clean["no"] if f.throughput]
     for setting in SETTINGS:
         killed = [figures_of.run_figures(r) for r in runs[setting] if r.fault is not None]
-        rates = [f.throughput for f in clean[setting] if f.throughput]
-        ratio = rates.ratio_of(base, rates)
+        tput = [f.throughput for f in clean[setting] if f.throughput]
+        ratio = rates.ratio_of(base, tput)
         cost = "—" if ratio is None else (
             f"{ratio.value:.3f}" + (f" (95% CI {ratio.ci_low:.3f}–{ratio.ci_high:.3f})"
                                     if ratio.ci_low is not None else ""))
@@ -70,7 +70,7 @@ def main() -> None:
               f" failed {spread([f.ledger.failed for f in killed])},"
               f" duplicated {spread([f.ledger.duplicated for f in killed])},"
               f" completed {spread([f.ledger.completed for f in killed])};"
-              f" no fault: throughput {spread([round(r, 1) for r in rates])} tasks/s,"
+              f" no fault: throughput {spread([round(r, 1) for r in tput])} tasks/s,"
               f" vs appendonly no {cost}")
 
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from _common import DockerRuntime
 
@@ -22,10 +23,12 @@ from topo import wheels
 from topo.model import Resources, Scenario, SingleSpec, Workload
 from topo.runtime.docker import BASE_IMAGE
 
+T = TypeVar("T")
+
 NO_INDEX = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": "/dev/null"}
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     t0 = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - t0

@@ -383,8 +383,8 @@ def states_mode(workers: int, rounds: int, looks: int) -> None:
     run_id = run.new_run_id()
     name = f"topo-{run_id}-m0"
     p = planning.plan(sc, "multi", run_id, name, image, "pw-" + run_id)
-    label = {"label": f"{planning.DEPLOYMENT}={name}"}
-    ways = {
+    label: dict[str, str | list[str] | bool] = {"label": f"{planning.DEPLOYMENT}={name}"}
+    ways: dict[str, Callable[[Deployment], object]] = {
         "states() (sparse + events)": lambda d: runtime.states(d),
         "list + inspect each": lambda d: runtime.client.containers.list(all=True, filters=label),
     }

@@ -74,7 +74,7 @@ def _rate(r: Any) -> float:
     span = max(ends) - r.t_available
     n = sum(1 for s in r.samples if s.container in names and s.running
             and r.t_available <= s.t <= max(ends))
-    return n / len(names) / max(span, 1e-9)
+    return float(n / len(names) / max(span, 1e-9))
 
 
 def _s(x: float | None) -> str:
