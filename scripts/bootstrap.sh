@@ -51,15 +51,7 @@ if ! engine_ok; then
     log "starting dockerd (log: /var/log/topo-dockerd.log)"
     # Swarm's agent pulls a task's image before each start unless told to use the node's
     # own: topo's images are local, and nothing here may reach a registry.
-    # dockerd outlives this script, so it keeps nothing the caller opened: a lock taken with
-    # flock around this script would stay held, a pipe the caller reads would never end.
-    (
-      for fd in /proc/$BASHPID/fd/*; do
-        n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"
-      done
-      export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
-      exec nohup dockerd
-    ) </dev/null >/var/log/topo-dockerd.log 2>&1 &
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nohup dockerd >/var/log/topo-dockerd.log 2>&1 &
     echo $! > "$PIDFILE"
   fi
   for _ in $(seq 1 60); do engine_ok && break; sleep 1; done
