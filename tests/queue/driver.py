@@ -43,6 +43,12 @@ MAX_ATTEMPTS = 3
 TAKE_WAIT = 0.001  # seconds a worker blocks on an empty queue
 
 
+def is_take(args: tuple[Any, ...]) -> bool:
+    """A worker's pending round trip takes tasks (the take script, or a blocking wait)."""
+    return args[0] == "BLMOVE" or (args[0] in ("EVALSHA", "EVAL")
+                                   and args[1] in (reliable.TAKE.sha, reliable.TAKE.source))
+
+
 class Killed(BaseException):
     """The worker process died here (not an Exception: nothing in the worker catches it)."""
 

@@ -15,17 +15,12 @@ import redis
 
 from topo.agent import reliable as rq
 
-from .driver import DIE_AFTER, LOSE_REPLY, NEW, OLD, Protocol, World
+from .driver import DIE_AFTER, LOSE_REPLY, NEW, OLD, Protocol, World, is_take
 
 PROTOCOLS = [
     pytest.param(NEW, id="current"),
     pytest.param(OLD, id="before", marks=pytest.mark.xfail(strict=True, reason="the defect")),
 ]
-
-
-def _is_take(args: tuple) -> bool:
-    return args[0] == "BLMOVE" or (args[0] in ("EVALSHA", "EVAL")
-                                   and args[1] in (rq.TAKE.sha, rq.TAKE.source))
 
 
 def _run_until(world: World, name: str, done: Callable[[], bool], limit: int = 100) -> None:
@@ -57,7 +52,7 @@ def test_an_outage_during_rejoin_loses_no_task(protocol: Protocol, redis_server:
     for k in range(1, 8):
         world = World(protocol, redis_server, admin, tasks=2)
         world.start("a")
-        _run_until(world, "a", lambda: _is_take(world.workers["a"].pending))
+        _run_until(world, "a", lambda: is_take(world.workers["a"].pending))
         world.step("a", LOSE_REPLY)
         for _ in range(k - 1):
             world.step("a")
@@ -78,14 +73,14 @@ def test_a_reaper_leaves_alone_a_worker_that_restarted(protocol: Protocol, redis
     for k in range(0, 16):
         world = World(protocol, redis_server, admin, tasks=20)
         world.start("a")
-        _run_until(world, "a", lambda: _is_take(world.workers["a"].pending))
+        _run_until(world, "a", lambda: is_take(world.workers["a"].pending))
         world.step("a", DIE_AFTER)
         admin.delete(rq.heartbeat("a"))
         world.start("b")
         for _ in range(k):
             world.step("b")
         world.start("a")
-        _run_until(world, "a", lambda: _is_take(world.workers["a"].pending))
+        _run_until(world, "a", lambda: is_take(world.workers["a"].pending))
         world.step("a")  # a holds a task now, and beats
         (task,) = _held(world, "a")
         for _ in range(30):

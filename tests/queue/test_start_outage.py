@@ -22,14 +22,9 @@ from topo.agent import resp
 from topo.agent.protocol import AgentConfig
 from topo.agent.worker import Worker
 
-from .driver import LOSE_REPLY, LOSE_REQUEST, NEW, World
+from .driver import LOSE_REPLY, LOSE_REQUEST, NEW, World, is_take
 
 TASKS = 3
-
-
-def _is_take(args: tuple[Any, ...]) -> bool:
-    return args[0] == "BLMOVE" or (args[0] in ("EVALSHA", "EVAL")
-                                   and args[1] in (rq.TAKE.sha, rq.TAKE.source))
 
 
 def _start_trips(redis_server: int, admin: redis.Redis) -> list[tuple[Any, ...]]:
@@ -37,7 +32,7 @@ def _start_trips(redis_server: int, admin: redis.Redis) -> list[tuple[Any, ...]]
     world = World(NEW, redis_server, admin, tasks=TASKS)
     a = world.start("a")
     trips = []
-    while not _is_take(a.pending):
+    while not is_take(a.pending):
         trips.append(a.pending)
         world.step("a")
     world.close()
