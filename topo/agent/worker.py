@@ -70,17 +70,14 @@ class Worker:
         self._done: list[bytes] = []  # recorded, but not acknowledged yet
         self._flushed = time.monotonic()
         me = f"{self.worker}/{os.urandom(4).hex()}"
-        # The queue's own connection is a second one: Redis may be lost between the two.
-        deadline = time.monotonic() + RECONNECT_WAIT
-        while True:
-            self.client = connect()
-            try:
-                self.queue = reliable.ReliableQueue(self.client, self.name, me,
-                                                    self.max_attempts, HEARTBEAT_TTL_MS)
-                break
-            except (resp.ConnectionError, resp.TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
+        self.until_through(lambda: self.open_queue(me))
+
+    def open_queue(self, me: str) -> None:
+        """Connect, then open the queue's own connection: a second one, so Redis may be
+        lost between the two."""
+        self.client = self.connect()
+        self.queue = reliable.ReliableQueue(self.client, self.name, me, self.max_attempts,
+                                            HEARTBEAT_TTL_MS)
 
     def execute(self, raw: bytes) -> None:
         # Written (to the kernel) before the next task is marked started: the reaper takes a
@@ -211,18 +208,27 @@ class Worker:
         self.events.emit(Error(
             container=self.name, t=time.time(), worker=self.worker, recoverable=True,
             error=f"redis unreachable, reconnecting: {type(exc).__name__}: {exc}"[:500]))
+
+        def again() -> None:
+            self.client = self.connect()  # waits for Redis; raises after a minute
+            self.queue.use(self.client)
+            register()
+
+        self.until_through(again)
+        self.events.emit(Reconnect(container=self.name, worker=self.worker, t=time.time()))
+
+    @staticmethod
+    def until_through(attempt: Callable[[], None]) -> None:
+        """Run ``attempt`` (it connects first) until Redis stays for all of it; lost
+        again during it, it starts over (no second error line), for ``RECONNECT_WAIT``."""
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             try:
-                self.client = self.connect()  # waits for Redis; raises after a minute
-                self.queue.use(self.client)
-                register()
+                attempt()
+                return
             except (resp.ConnectionError, resp.TimeoutError):
                 if time.monotonic() > deadline:
                     raise
-                continue  # gone again already: wait once more, no second line
-            self.events.emit(Reconnect(container=self.name, worker=self.worker, t=time.time()))
-            return
 
 
 def main() -> None:
